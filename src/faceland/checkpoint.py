@@ -1,0 +1,83 @@
+"""Saving and loading trained landmark models (safetensors weights + JSON model card).
+
+A saved model is two files side by side: ``NAME.safetensors`` (weights only, loaded safely) and
+``NAME.json`` (the model config that rebuilds the architecture, the scheme, the crop enlargement
+and the model card: data, split, box source, epochs, hardware, results).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from faceland.models import LandmarkModel, create_model
+
+__all__ = ["save_model", "load_model", "default_model_path", "weights_hash", "DEFAULT_MODEL"]
+
+DEFAULT_MODEL = "faceland-300w-mnv2-integral-128"
+
+
+def default_model_path() -> Path:
+    """Path of the shipped default model's ``.safetensors`` (inside the installed package)."""
+    return Path(__file__).parent / "weights" / f"{DEFAULT_MODEL}.safetensors"
+
+
+def save_model(model: LandmarkModel, path: str | Path, card: dict | None = None) -> Path:
+    """Write ``path`` (``.safetensors``) and its ``.json`` card; returns the weights path."""
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+    meta = {"config": model.config, **(card or {})}
+    meta["weights_sha256"] = weights_hash(path)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def weights_hash(path: str | Path) -> str:
+    """SHA-256 of a weights file (first 16 hex digits), for protocol cards."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
+    """Load a saved model in eval mode.
+
+    Args:
+        path: a ``.safetensors`` file (its ``.json`` must lie beside it), the name of a model in
+            the package's ``weights/`` folder, ``"default"`` or ``None`` (the shipped default).
+
+    Returns:
+        ``(model, card)``: the model and its JSON card.
+
+    Raises:
+        FileNotFoundError: no such weights file or card (the message names the path).
+        ValueError: the weights do not match the architecture in the card.
+    """
+    if path is None or str(path) == "default":
+        p = default_model_path()
+    else:
+        p = Path(path)
+        if not p.exists() and not p.suffix:
+            cand = Path(__file__).parent / "weights" / f"{p}.safetensors"
+            p = cand if cand.exists() else p.with_suffix(".safetensors")
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such model weights file")
+    card_path = p.with_suffix(".json")
+    if not card_path.exists():
+        raise FileNotFoundError(f"{card_path}: model card (architecture config) missing")
+    card = json.loads(card_path.read_text())
+    cfg = dict(card["config"])
+    cfg.pop("pretrained", None)
+    model = create_model(cfg.pop("name"), pretrained=False, **cfg)
+    try:
+        model.load_state_dict(load_file(str(p)))
+    except RuntimeError as e:
+        raise ValueError(f"{p}: weights do not match the architecture in {card_path}: "
+                         f"{str(e).splitlines()[0]}") from None
+    model.config = card["config"]
+    card["_path"] = str(p)
+    card.setdefault("name", p.stem)
+    return model.eval(), card

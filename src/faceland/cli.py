@@ -1,0 +1,203 @@
+"""The ``faceland`` command: predict, evaluate, train, models.
+
+Errors in the user's input (missing file, corrupt image, bad config) print one line
+``faceland: error: <file>: <problem>`` and exit with status 2; in a directory run a bad image is
+reported and skipped, and the exit status is 1 if any image failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class UserError(Exception):
+    """An error caused by the command's input, reported in one line."""
+
+
+def _images(paths: list[str]) -> list[Path]:
+    from faceland.data.formats import IMAGE_SUFFIXES
+
+    out: list[Path] = []
+    for s in paths:
+        p = Path(s)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file()
+                           and q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                print(f"faceland: warning: {p}: no image files in directory", file=sys.stderr)
+            out += found
+        else:
+            out.append(p)  # missing / non-image files are reported when read
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from faceland.data.formats import FormatError
+    from faceland.inference import FaceLandmarker, result_json
+    from faceland.visualize import draw_faces, save_image
+
+    images = _images(args.paths)
+    if not images:
+        raise UserError("no input images")
+    lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    stems: dict[str, int] = {}
+    for path in images:
+        try:
+            img, faces = lm.predict_file(path)
+        except FormatError as e:
+            print(f"faceland: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = path.stem
+        stems[stem] = stems.get(stem, 0) + 1
+        if stems[stem] > 1:  # same file name in two folders: keep both results
+            stem = f"{stem}_{stems[stem]}"
+        (out / f"{stem}.json").write_text(json.dumps(result_json(path, img, faces)) + "\n")
+        if not args.no_overlay:
+            save_image(out / f"{stem}.png", draw_faces(img, faces))
+        print(f"{path}: {len(faces)} face(s) -> {out / (stem + '.json')}")
+    if failed:
+        print(f"faceland: {failed} of {len(images)} image(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from faceland.data.datasets import load_300w, load_imm, load_pts_folder
+    from faceland.evaluation import evaluate_records, write_result
+    from faceland.inference import FaceLandmarker
+    from faceland.metrics import plot_ced
+    from faceland.schemes import get_scheme
+
+    root = Path(args.root)
+    if not root.exists():
+        raise UserError(f"{root}: data set folder not found")
+    if args.dataset == "300w":
+        recs, scheme = load_300w(root, args.split), get_scheme("68")
+    elif args.dataset == "imm":
+        recs, scheme = load_imm(root), get_scheme("58")
+    elif args.dataset == "pts":
+        recs, scheme = load_pts_folder(root, None), None
+        if not recs:
+            raise UserError(f"{root}: no image with a .pts file beside it")
+        scheme = get_scheme(str(len(recs[0].points)))
+    else:  # argparse restricts the choices
+        raise UserError(f"unknown dataset {args.dataset}")
+    lm = FaceLandmarker(args.model, detector="default" if args.boxes == "detector" else None,
+                        flip_test=args.flip_test)
+    res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
+    res["protocol"].update({"dataset": args.dataset, "root": str(root),
+                            "split": args.split if args.dataset == "300w" else None})
+    norm = "iod" if scheme.iod_pair else "box"
+    line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
+    if "nme_ipd" in res:
+        line += f" | NME (IPD) {res['nme_ipd']:.3f} %"
+    line += (f" | FR@0.1 {res['fr']:.2f} % | AUC@0.1 {res['auc']:.4f} | images "
+             f"{res['n_images']}" + (f" (missed {res['n_missed']})" if res["n_missed"] else ""))
+    print(line)
+    stem = f"{args.dataset}-{args.split}-{args.boxes}"
+    json_path = Path(args.json) if args.json else Path("results") / f"{stem}.json"
+    write_result(res, json_path)
+    ced = Path(args.ced) if args.ced else json_path.with_suffix(".png")
+    per = [v / 100 if v is not None else float("inf") for v in res["per_image"].values()]
+    plot_ced({res["protocol"]["model"] or "model": per}, ced,
+             title=f"{args.dataset} {args.split}, {args.boxes} boxes")
+    print(f"wrote {json_path} and {ced}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from faceland.training import load_config, train
+
+    try:
+        cfg = load_config(args.config)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        raise UserError(str(e)) from None
+    for kv in args.set or []:
+        key, _, val = kv.partition("=")
+        if not hasattr(cfg, key):
+            raise UserError(f"--set {kv}: unknown config key {key!r}")
+        import yaml
+
+        setattr(cfg, key, yaml.safe_load(val))
+    path = train(cfg)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from faceland.checkpoint import DEFAULT_MODEL, default_model_path
+    from faceland.models import list_models
+
+    print("architectures:", ", ".join(list_models()))
+    for p in sorted(default_model_path().parent.glob("*.safetensors")):
+        mark = " (default)" if p.stem == DEFAULT_MODEL else ""
+        print(f"weights: {p.stem}{mark}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="faceland", description="2D facial landmark detection.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="landmarks for images: DIR/<stem>.json + overlay .png")
+    p.add_argument("paths", nargs="+", help="image files or directories")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--model", default=None, help="weights (.safetensors) or name; default model")
+    p.add_argument("--detector", default="default", help="face detector (default: res10_ssd)")
+    p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--no-overlay", action="store_true", help="write JSON only")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="NME / FR / AUC on a benchmark split")
+    p.add_argument("--dataset", choices=["300w", "imm", "pts"], default="300w",
+                   help="300w (splits), imm, or pts (any folder of images with .pts)")
+    p.add_argument("--root", required=True, help="data set folder")
+    p.add_argument("--split", default="common",
+                   help="300w: train | common | challenge | full | private")
+    p.add_argument("--boxes", choices=["gt", "detector"], default="gt",
+                   help="crop from the gt landmark box or from the face detector")
+    p.add_argument("--model", default=None, help="weights (.safetensors) or name; default model")
+    p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--json", default=None, help="result JSON (default results/<set>.json)")
+    p.add_argument("--ced", default=None, help="CED plot PNG (default: beside the JSON)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train from a YAML config (resumes from last.ckpt)")
+    p.add_argument("config", help="YAML config, see configs/")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="list architectures and shipped weights")
+    p.set_defaults(func=cmd_models)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="faceland: %(levelname)s: %(message)s")
+    from faceland.data.formats import FormatError
+
+    try:
+        return args.func(args)
+    except (UserError, FormatError, FileNotFoundError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"faceland: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("faceland: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

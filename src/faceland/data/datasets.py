@@ -1,0 +1,173 @@
+"""Datasets: annotated face records for the standard benchmarks, and the crop dataset for models.
+
+A :class:`FaceRecord` is one annotated face: an image path, ``(K, 2)`` landmarks (pixels, 0-based
+pixel centres, image frame) and optionally a detector box in the same frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from faceland.data.formats import IMAGE_SUFFIXES, FormatError, read_asf, read_pts
+
+__all__ = [
+    "FaceRecord",
+    "W300_SPLITS",
+    "W300_EXPECTED",
+    "load_300w",
+    "load_pts_folder",
+    "load_imm",
+    "split_train_val",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FaceRecord:
+    """One annotated face.
+
+    Attributes:
+        image: path of the image file.
+        points: ``(K, 2)`` float64, pixels, 0-based pixel centres, image frame.
+        detector_box: optional ``[x0, y0, x1, y1]`` face-detector box, same frame.
+        key: identifier, e.g. the image path relative to the data set root.
+    """
+
+    image: Path
+    points: np.ndarray
+    detector_box: np.ndarray | None = None
+    key: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+#: Standard 300W splits -> folders relative to the 300W root (iBUG layout).
+W300_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("afw", "helen/trainset", "lfpw/trainset"),
+    "common": ("helen/testset", "lfpw/testset"),
+    "challenge": ("ibug",),
+    "full": ("helen/testset", "lfpw/testset", "ibug"),
+    "private": ("300W/01_Indoor", "300W/02_Outdoor"),
+}
+#: Official image counts of each split.
+W300_EXPECTED = {"train": 3148, "common": 554, "challenge": 135, "full": 689, "private": 600}
+
+
+def load_pts_folder(folder: str | Path, num_points: int | None = 68,
+                    root: str | Path | None = None) -> list[FaceRecord]:
+    """Every image in ``folder`` (recursively) that has a ``.pts`` file beside it.
+
+    Args:
+        folder: directory to scan.
+        num_points: expected K per ``.pts`` (a file with another count raises).
+        root: keys are paths relative to this (default: ``folder``).
+
+    Raises:
+        FormatError: a ``.pts`` file is malformed or has the wrong point count.
+    """
+    folder = Path(folder)
+    root = Path(root) if root is not None else folder
+    out = []
+    for img in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        pts = img.with_suffix(".pts")
+        if pts.exists():
+            out.append(FaceRecord(img, read_pts(pts, num_points),
+                                  key=img.relative_to(root).as_posix()))
+    return out
+
+
+def load_300w(root: str | Path, split: str, strict: bool = False) -> list[FaceRecord]:
+    """Load a standard 300W split from an iBUG-layout folder.
+
+    Args:
+        root: folder holding ``afw/``, ``helen/``, ``lfpw/``, ``ibug/`` (and optionally
+            ``detector_boxes.json`` with 0-based pixel-edge ``[x0, y0, x1, y1]`` boxes, converted to
+            faceland's pixel-centre frame by subtracting 0.5).
+        split: ``train``, ``common``, ``challenge``, ``full`` or ``private``.
+        strict: raise instead of warning when fewer images than the official count are found.
+
+    Returns:
+        Records sorted by key.
+
+    Raises:
+        KeyError: unknown split.
+        FileNotFoundError: no image of the split is present (the message gives the counts).
+    """
+    if split not in W300_SPLITS:
+        raise KeyError(f"unknown 300W split {split!r}; known: {sorted(W300_SPLITS)}")
+    root = Path(root)
+    boxes = {}
+    bfile = root / "detector_boxes.json"
+    if bfile.exists():
+        boxes = json.loads(bfile.read_text())
+    records: list[FaceRecord] = []
+    per_folder = {}
+    for sub in W300_SPLITS[split]:
+        d = root / sub
+        found = load_pts_folder(d, 68, root) if d.is_dir() else []
+        per_folder[sub] = len(found)
+        records += found
+    for r in records:
+        if r.key in boxes:
+            r.detector_box = np.asarray(boxes[r.key], dtype=np.float64) - 0.5
+    expected = W300_EXPECTED[split]
+    counts = ", ".join(f"{k}: {v}" for k, v in per_folder.items())
+    if not records:
+        raise FileNotFoundError(
+            f"300W split '{split}': no images found under {root} ({counts}; official {expected})"
+        )
+    if len(records) < expected:
+        msg = (f"300W split '{split}': found {len(records)} of {expected} official images "
+               f"under {root} ({counts})")
+        if strict:
+            raise FileNotFoundError(msg)
+        log.warning(msg)
+    return records
+
+
+def load_imm(root: str | Path) -> list[FaceRecord]:
+    """IMM face database: every ``*.asf`` with its image (58 points, 640 x 480 frame).
+
+    The person id (``NN`` of ``NN-Vx.jpg``) is stored in ``meta["person"]`` so that splits can be
+    made by person.
+    """
+    root = Path(root)
+    out = []
+    for asf in sorted(root.glob("*.asf")):
+        img = asf.with_suffix(".jpg")
+        if not img.exists():
+            continue
+        out.append(FaceRecord(img, read_asf(asf), key=img.name,
+                              meta={"person": asf.stem.split("-")[0]}))
+    if not out:
+        raise FileNotFoundError(f"IMM: no .asf/.jpg pairs under {root}")
+    return out
+
+
+def split_train_val(records: Sequence[FaceRecord], val_fraction: float = 0.1, seed: int = 0,
+                    group=None) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    """Deterministic split of training records into train and validation parts.
+
+    Args:
+        records: the records.
+        val_fraction: share of records (or groups) that go to validation.
+        seed: random seed of the shuffle.
+        group: optional function record -> group id; a group never straddles the split
+            (e.g. one identity of YouTube Faces, one person of IMM).
+    """
+    group = group or (lambda r: r.key)
+    ids = sorted({group(r) for r in records})
+    random.Random(seed).shuffle(ids)
+    n_val = max(1, round(len(ids) * val_fraction))
+    val_ids = set(ids[:n_val])
+    train = [r for r in records if group(r) not in val_ids]
+    val = [r for r in records if group(r) in val_ids]
+    return train, val
+

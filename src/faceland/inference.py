@@ -1,0 +1,183 @@
+"""Landmarks on real images: detector + crop + model + mapping back, in one facade.
+
+>>> from faceland import FaceLandmarker
+>>> faces = FaceLandmarker().predict(image_rgb)   # list of Face, landmarks in image pixels
+
+Every coordinate returned here is in **image pixels, 0-based pixel centres** (the centre of the
+top-left pixel is ``(0, 0)``), in the frame of the image as displayed (EXIF rotation applied when
+the image was read with :func:`faceland.read_image`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from faceland.checkpoint import load_model
+from faceland.data.crops import image_to_tensor
+from faceland.data.formats import read_image
+from faceland.detectors import Detection, FaceDetector, create_detector
+from faceland.geometry import apply_affine, crop_affine, invert_affine, normalized_to_crop, \
+    warp_crop
+from faceland.models import LandmarkModel
+
+__all__ = ["Face", "FaceLandmarker", "result_json"]
+
+
+@dataclass
+class Face:
+    """One face in an image.
+
+    Attributes:
+        box: ``[x0, y0, x1, y1]`` face box as given or detected (pixels, 0-based pixel centres).
+        score: detector confidence (1.0 for user-supplied boxes).
+        landmarks: ``(K, 2)`` float64 ``(x, y)`` in image pixels, 0-based pixel centres.
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: ``{"box": [4 floats], "score": float, "landmarks": [[x, y], ...]}``."""
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(self.score, 4),
+                "landmarks": [[round(float(x), 3), round(float(y), 3)] for x, y in self.landmarks]}
+
+
+class FaceLandmarker:
+    """Face detection + landmark localisation.
+
+    Args:
+        model: a :class:`~faceland.models.LandmarkModel`, a path to saved weights, a model name
+            in the package's ``weights/`` folder, or ``None`` / ``"default"`` for the shipped
+            default model.
+        detector: a :class:`~faceland.detectors.FaceDetector`, a detector name, or ``None`` to
+            require boxes in every call.
+        device: torch device string.
+        flip_test: average the prediction with that of the mirrored crop (test-time augmentation).
+        enlarge: crop enlargement (default: the model card's).
+
+    Raises:
+        FileNotFoundError: model weights not found.
+    """
+
+    def __init__(self, model: LandmarkModel | str | Path | None = None,
+                 detector: FaceDetector | str | None = "default", device: str = "cpu",
+                 flip_test: bool = False, enlarge: float | None = None) -> None:
+        if isinstance(model, LandmarkModel):
+            self.model, self.card = model.eval(), {"config": getattr(model, "config", {})}
+        else:
+            self.model, self.card = load_model(model)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.input_size = int(self.model.input_size)
+        self.enlarge = float(enlarge or self.card.get("enlarge", 1.25))
+        self.flip_test = flip_test
+        self._flip_perm: list[int] | None = None
+        if flip_test:
+            from faceland.schemes import get_scheme
+
+            self._flip_perm = list(get_scheme(self.card.get("scheme", "68")).flip_permutation)
+        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an ``(H, W, 3)`` uint8 RGB image (empty list when there is none).
+
+        Raises:
+            RuntimeError: the landmarker was built without a detector.
+        """
+        if self.detector is None:
+            raise RuntimeError("no face detector configured: pass boxes, or detector='default'")
+        return self.detector.detect(image)
+
+    @torch.no_grad()
+    def landmarks_from_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | np.ndarray,
+                             box_type: str = "landmark") -> np.ndarray:
+        """Landmarks for given boxes.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+            boxes: ``(F, 4)`` ``[x0, y0, x1, y1]`` (pixels, 0-based pixel centres).
+            box_type: ``"landmark"``: the boxes are landmark boxes (e.g. from ground truth);
+                ``"detector"``: they are face-detector boxes, converted with the detector's
+                calibration.
+
+        Returns:
+            ``(F, K, 2)`` float64 landmarks, image pixels, 0-based pixel centres.
+
+        Raises:
+            ValueError: bad image array or box shape.
+        """
+        _check_image(image)
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(b) == 0:
+            return np.zeros((0, self.model.num_points, 2))
+        if box_type == "detector":
+            if self.detector is None:
+                raise ValueError("box_type='detector' needs a detector for its box calibration")
+            b = np.stack([self.detector.to_landmark_box(x) for x in b])
+        elif box_type != "landmark":
+            raise ValueError(f"box_type must be 'landmark' or 'detector', not {box_type!r}")
+        n = self.input_size
+        affines = [crop_affine(x, n, self.enlarge) for x in b]
+        crops = np.stack([warp_crop(image, a, n) for a in affines])
+        x = image_to_tensor(crops).to(self.device)
+        coords = self.model.predict(x).float().cpu().numpy()
+        if self.flip_test:
+            flipped = self.model.predict(torch.flip(x, dims=[3])).float().cpu().numpy()
+            flipped = flipped[:, self._flip_perm]
+            flipped[..., 0] = 1.0 - flipped[..., 0]  # mirror in normalised coordinates
+            coords = (coords + flipped) / 2
+        pts = normalized_to_crop(coords, n)
+        return np.stack([apply_affine(p, invert_affine(a)) for p, a in zip(pts, affines,
+                                                                             strict=True)])
+
+    def predict(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | None = None,
+                box_type: str = "detector") -> list[Face]:
+        """Detect faces (unless ``boxes`` are given) and localise their landmarks.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB (as returned by :func:`faceland.read_image`).
+            boxes: optional ``(F, 4)`` boxes; by default interpreted like the detector's boxes.
+            box_type: see :meth:`landmarks_from_boxes`.
+
+        Returns:
+            One :class:`Face` per face (empty list when no face is found).
+        """
+        _check_image(image)
+        if boxes is None:
+            dets = self.detect(image)
+            box_type = "detector"
+        else:
+            dets = [Detection(np.asarray(b, dtype=np.float64), 1.0) for b in boxes]
+        pts = self.landmarks_from_boxes(image, [d.box for d in dets], box_type)
+        return [Face(d.box, d.score, p) for d, p in zip(dets, pts, strict=True)]
+
+    def predict_file(self, path: str | Path) -> tuple[np.ndarray, list[Face]]:
+        """Read an image file (EXIF rotation applied) and return ``(image, faces)``.
+
+        Raises:
+            faceland.data.formats.FormatError: missing, unreadable or corrupt image.
+        """
+        img = read_image(path)
+        return img, self.predict(img)
+
+
+def result_json(path: str | Path, image: np.ndarray, faces: Sequence[Face]) -> dict:
+    """The per-image JSON written by ``faceland predict``: ``{"image": str, "width": int,
+    "height": int, "faces": [{"box", "score", "landmarks"}]}`` (image pixels, 0-based pixel
+    centres)."""
+    return {"image": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "faces": [f.to_dict() for f in faces]}
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
+            or image.dtype != np.uint8:
+        desc = f"{type(image).__name__} {getattr(image, 'shape', '')} " \
+               f"{getattr(image, 'dtype', '')}"
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {desc}")

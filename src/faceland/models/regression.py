@@ -1,0 +1,115 @@
+"""Coordinate-regression models.
+
+* ``regression``: CNN backbone -> global average pool -> linear layer -> ``(K, 2)`` (the course
+  baseline "ResNet coordinate regression", seed 005).
+* ``integral``: CNN backbone -> top-down feature fusion (FPN-style) to stride 4 -> one heatmap
+  per landmark -> soft-argmax (Sun et al., ECCV 2018). Trained with a loss on coordinates, so it
+  needs no heatmap codec and is sub-pixel by construction. faceland's default model.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceland.codecs import soft_argmax
+from faceland.losses import l1_loss, wing_loss
+from faceland.models.backbones import create_backbone
+from faceland.models.base import LandmarkModel, register_model
+
+__all__ = ["CoordinateRegression", "IntegralRegression"]
+
+
+def _coord_loss(kind: str, pred: torch.Tensor, target: torch.Tensor, size: int) -> torch.Tensor:
+    if kind == "l1":
+        return l1_loss(pred, target)
+    if kind == "wing":
+        # omega/epsilon in pixels of a 256-px crop (the paper's setting), scaled to normalised.
+        return wing_loss(pred, target, omega=10.0, epsilon=2.0, scale=256.0) / 256.0
+    raise ValueError(f"unknown loss {kind!r} (expected 'l1' or 'wing')")
+
+
+class CoordinateRegression(LandmarkModel):
+    """Global-pool regression head on a CNN backbone.
+
+    Args:
+        backbone: backbone name (see :func:`faceland.models.backbones.create_backbone`).
+        num_points: K.
+        input_size: N.
+        pretrained: ImageNet weights for the backbone.
+        loss: ``"l1"`` or ``"wing"``.
+    """
+
+    def __init__(self, backbone: str = "resnet18", num_points: int = 68, input_size: int = 128,
+                 pretrained: bool = False, loss: str = "l1") -> None:
+        super().__init__()
+        self.num_points, self.input_size, self.loss_kind = num_points, input_size, loss
+        self.backbone = create_backbone(backbone, pretrained, levels=1)
+        self.fc = nn.Linear(self.backbone.channels[-1], num_points * 2)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.constant_(self.fc.bias, 0.5)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.backbone(self.normalize(x))[-1]
+        out = self.fc(F.adaptive_avg_pool2d(f, 1).flatten(1))
+        return {"coords": out.view(-1, self.num_points, 2)}
+
+    def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        return _coord_loss(self.loss_kind, out["coords"], target, self.input_size)
+
+
+class IntegralRegression(LandmarkModel):
+    """Soft-argmax heatmap head on a multi-level CNN backbone.
+
+    Levels of strides 4..32 are projected to ``width`` channels, fused top-down (upsample + add,
+    as in FPN) and refined by two 3x3 convolutions at stride 4; a 1x1 convolution gives K logit
+    maps of ``N/4 x N/4`` whose soft-argmax are the landmarks.
+
+    Args:
+        backbone: backbone name.
+        num_points: K.
+        input_size: N (a multiple of 32).
+        pretrained: ImageNet weights for the backbone.
+        width: channels of the fused features.
+        loss: ``"l1"`` or ``"wing"`` on coordinates.
+    """
+
+    def __init__(self, backbone: str = "mobilenet_v2", num_points: int = 68,
+                 input_size: int = 128, pretrained: bool = False, width: int = 64,
+                 loss: str = "l1") -> None:
+        super().__init__()
+        if input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
+        self.num_points, self.input_size, self.loss_kind = num_points, input_size, loss
+        self.backbone = create_backbone(backbone, pretrained, levels=4)
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in self.backbone.channels)
+        self.refine = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        self.heatmap = nn.Conv2d(width, num_points, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.backbone(self.normalize(x))
+        y = self.lateral[-1](feats[-1])
+        for lat, f in zip(reversed(self.lateral[:-1]), reversed(feats[:-1]), strict=True):
+            y = F.interpolate(y, size=f.shape[-2:], mode="bilinear", align_corners=False) + lat(f)
+        logits = self.heatmap(self.refine(y))
+        coords, probs = soft_argmax(logits)
+        return {"coords": coords, "heatmaps": probs}
+
+    def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        return _coord_loss(self.loss_kind, out["coords"], target, self.input_size)
+
+
+@register_model("regression")
+def _regression(**kw) -> CoordinateRegression:
+    return CoordinateRegression(**kw)
+
+
+@register_model("integral")
+def _integral(**kw) -> IntegralRegression:
+    return IntegralRegression(**kw)

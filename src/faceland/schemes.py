@@ -1,0 +1,126 @@
+"""Landmark schemes (markups) as data: point count, flip permutation and NME normalisation.
+
+Every index in this module is 0-based. A scheme does not fix a coordinate frame; faceland's
+internal convention for coordinates is documented in :mod:`faceland.geometry`.
+
+Sources: iBUG 300-W 68-point markup (Sagonas et al., 300 Faces In-the-Wild Challenge, 2013);
+WFLW 98 points (Wu et al., "Look at Boundary", CVPR 2018); COFW 29 points (Burgos-Artizzu et al.,
+ICCV 2013); AFLW 19 points (Zhu et al., CVPR 2016 protocol); IMM 58 points (Nordstrom et al.,
+"The IMM Face Database", 2004). Flip pairs are those used by MMPose / HRNet for the public sets;
+the IMM pairs were derived from the ``.asf`` contour paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["LandmarkScheme", "SCHEMES", "get_scheme"]
+
+
+def _perm_from_pairs(n: int, pairs: list[tuple[int, int]]) -> tuple[int, ...]:
+    perm = list(range(n))
+    for a, b in pairs:
+        if perm[a] != a or perm[b] != b:
+            raise ValueError(f"index used twice in flip pairs: ({a}, {b})")
+        perm[a], perm[b] = b, a
+    return tuple(perm)
+
+
+@dataclass(frozen=True)
+class LandmarkScheme:
+    """A landmark markup.
+
+    Attributes:
+        name: short identifier (``"68"``, ``"98"``, ``"29"``, ``"19"``, ``"58"``).
+        num_points: K, the number of landmarks.
+        flip_pairs: pairs ``(i, j)`` of 0-based indices that swap under a horizontal flip.
+        iod_pair: 0-based indices of the outer eye corners (inter-ocular normalisation), or
+            ``None`` where the protocol uses the box size (AFLW).
+        ipd_groups: two tuples of 0-based indices whose means are the pupil centres
+            (inter-pupil normalisation), or ``None``.
+        description: a human-readable name of the markup.
+    """
+
+    name: str
+    num_points: int
+    flip_pairs: tuple[tuple[int, int], ...]
+    iod_pair: tuple[int, int] | None
+    ipd_groups: tuple[tuple[int, ...], tuple[int, ...]] | None
+    description: str = ""
+    flip_permutation: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        perm = _perm_from_pairs(self.num_points, list(self.flip_pairs))
+        object.__setattr__(self, "flip_permutation", perm)
+
+    def flip(self, points: np.ndarray, width: float) -> np.ndarray:
+        """Mirror landmarks horizontally and swap left/right indices.
+
+        Args:
+            points: ``(K, 2)`` or ``(N, K, 2)`` array, pixels, 0-based pixel-centre coordinates.
+            width: image (or crop) width W in pixels; x becomes ``W - 1 - x``.
+
+        Returns:
+            Array of the same shape: the landmarks of the mirrored image.
+
+        Raises:
+            ValueError: if the point count is not K.
+        """
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.shape[-2:] != (self.num_points, 2):
+            raise ValueError(
+                f"scheme {self.name} expects (..., {self.num_points}, 2) points, got {pts.shape}"
+            )
+        out = pts[..., list(self.flip_permutation), :].copy()
+        out[..., 0] = width - 1 - out[..., 0]
+        return out
+
+
+_P68 = [
+    (0, 16), (1, 15), (2, 14), (3, 13), (4, 12), (5, 11), (6, 10), (7, 9),
+    (17, 26), (18, 25), (19, 24), (20, 23), (21, 22),
+    (31, 35), (32, 34),
+    (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),
+    (48, 54), (49, 53), (50, 52), (58, 56), (59, 55), (60, 64), (61, 63), (67, 65),
+]
+_P98 = [(i, 32 - i) for i in range(16)] + [
+    (33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48), (41, 47),
+    (55, 59), (56, 58),
+    (60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74), (67, 73),
+    (76, 82), (77, 81), (78, 80), (87, 83), (86, 84), (88, 92), (89, 91), (95, 93), (96, 97),
+]
+_P29 = [(0, 1), (2, 3), (4, 6), (5, 7), (8, 9), (10, 11), (12, 14), (13, 15), (16, 17), (18, 19),
+        (22, 23)]
+_P19 = [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)]
+# IMM 58 (from the .asf paths): jaw 0-12, eye rings 13-20 / 21-28, brows 29-33 / 34-38,
+# mouth 39-46, nose 47-57.
+_P58 = [(i, 12 - i) for i in range(6)] + [(13 + i, 21 + i) for i in range(8)] + [
+    (29 + i, 34 + i) for i in range(5)
+] + [(39, 43), (40, 42), (44, 46), (47, 57), (48, 56), (49, 55), (50, 54), (51, 53)]
+
+SCHEMES: dict[str, LandmarkScheme] = {
+    s.name: s
+    for s in [
+        LandmarkScheme("68", 68, tuple(_P68), (36, 45),
+                       (tuple(range(36, 42)), tuple(range(42, 48))), "iBUG 300-W 68 points"),
+        LandmarkScheme("98", 98, tuple(_P98), (60, 72), ((96,), (97,)), "WFLW 98 points"),
+        LandmarkScheme("29", 29, tuple(_P29), (8, 9), ((16,), (17,)), "COFW 29 points"),
+        LandmarkScheme("19", 19, tuple(_P19), None, None, "AFLW 19 points (box normalisation)"),
+        LandmarkScheme("58", 58, tuple(_P58), (21, 13),
+                       (tuple(range(21, 29)), tuple(range(13, 21))), "IMM 58 points"),
+    ]
+}
+
+
+def get_scheme(name: str | int) -> LandmarkScheme:
+    """Return the scheme called ``name`` (``"68"``, ``98``, ...).
+
+    Raises:
+        KeyError: with the list of known schemes, if ``name`` is unknown.
+    """
+    key = str(name)
+    if key not in SCHEMES:
+        raise KeyError(f"unknown landmark scheme {name!r}; known: {sorted(SCHEMES)}")
+    return SCHEMES[key]

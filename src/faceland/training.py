@@ -1,0 +1,237 @@
+"""Training with PyTorch Lightning: typed YAML configs, checkpoints, resume, progress, logs.
+
+``faceland train CONFIG`` reads a YAML file into :class:`TrainConfig` (unknown keys are an error),
+trains on a training split with model selection on a validation split carved out of it, writes
+Lightning checkpoints to ``out_dir/checkpoints`` (``last.ckpt`` every epoch: a killed run resumes
+from it when started again with the same command) and finally exports the best checkpoint as
+``out_dir/model.safetensors`` + ``model.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from faceland.checkpoint import save_model
+from faceland.data.crops import CropDataset
+from faceland.data.datasets import FaceRecord, load_300w, load_imm, split_train_val
+from faceland.metrics import nme
+from faceland.models import LandmarkModel, create_model
+from faceland.schemes import get_scheme
+from faceland.transforms import AugmentConfig, TrainAugment
+
+__all__ = ["TrainConfig", "LandmarkModule", "load_config", "train"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """A training run. Every field can be set in the YAML file; unknown keys raise.
+
+    Attributes:
+        model: registered model name; ``model_args``: its keyword arguments.
+        dataset: ``"300w"`` or ``"imm"``; ``root``: its folder; ``split``: training split.
+        val_fraction: share of the training split held out for model selection.
+        input_size: N; ``enlarge``: crop side = max(box w, h) * enlarge.
+        epochs, batch_size, lr, weight_decay: optimisation; ``optimizer``: adam | adamw | rmsprop.
+        schedule: ``cosine`` (with linear warm-up of ``warmup_epochs``) or ``step``
+            (multiply by ``gamma`` at each of ``milestones``, epochs).
+        augment: :class:`~faceland.transforms.AugmentConfig` fields.
+        num_workers: data-loading processes; ``threads``: torch CPU threads.
+        out_dir: where checkpoints, logs and the exported model go.
+        max_time_minutes: stop (and export) after this wall time; 0 = no limit.
+        limit_train_batches: fraction or count of batches per epoch (smoke runs).
+        seed: random seed.
+    """
+
+    model: str = "integral"
+    model_args: dict = field(default_factory=dict)
+    dataset: str = "300w"
+    root: str = "../shared/data/300w"
+    split: str = "train"
+    scheme: str = "68"
+    val_fraction: float = 0.1
+    input_size: int = 128
+    enlarge: float = 1.25
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    warmup_epochs: int = 2
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    augment: dict = field(default_factory=dict)
+    num_workers: int = 1
+    threads: int = 2
+    out_dir: str = "runs/default"
+    max_time_minutes: float = 0.0
+    limit_train_batches: float = 1.0
+    seed: int = 0
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML training config.
+
+    Raises:
+        FileNotFoundError: missing file.
+        ValueError: unknown keys (typos fail loudly) or a value of the wrong type.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such config file")
+    raw = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{p}: a config must be a YAML mapping")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{p}: unknown config keys {unknown}; known: {sorted(known)}")
+    aug_known = {f.name for f in dataclasses.fields(AugmentConfig)}
+    bad_aug = sorted(set(raw.get("augment", {})) - aug_known)
+    if bad_aug:
+        raise ValueError(f"{p}: unknown augment keys {bad_aug}; known: {sorted(aug_known)}")
+    return TrainConfig(**raw)
+
+
+def _records(cfg: TrainConfig) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    if cfg.dataset == "300w":
+        recs = load_300w(cfg.root, cfg.split)
+        group = None
+    elif cfg.dataset == "imm":
+        recs = load_imm(cfg.root)
+        group = lambda r: r.meta["person"]  # noqa: E731
+    else:
+        raise ValueError(f"unknown dataset {cfg.dataset!r} (expected '300w' or 'imm')")
+    return split_train_val(recs, cfg.val_fraction, cfg.seed, group)
+
+
+class LandmarkModule(pl.LightningModule):
+    """Lightning wrapper: loss from the model, validation NME (IOD, percent) per epoch."""
+
+    def __init__(self, model: LandmarkModel, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.scheme = get_scheme(cfg.scheme)
+        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.model(batch["image"])
+        loss = self.model.loss(out, batch["target"])
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        coords = self.model(batch["image"])["coords"]
+        self._val.append((coords.float().cpu().numpy(), batch["target"].cpu().numpy()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        pred = np.concatenate([p for p, _ in self._val])
+        gt = np.concatenate([g for _, g in self._val])
+        self._val.clear()
+        # NME is invariant to the crop's similarity transform: normalised crop coords suffice.
+        e = nme(pred, gt, self.scheme, "iod" if self.scheme.iod_pair else "box")
+        self.log("val_nme", float(e.mean() * 100), prog_bar=True)
+
+    def configure_optimizers(self):
+        cfg = self.cfg
+        params = self.model.parameters()
+        if cfg.optimizer == "adam":
+            opt = torch.optim.Adam(params, cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "rmsprop":
+            opt = torch.optim.RMSprop(params, cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+        steps = max(1, self.trainer.estimated_stepping_batches)
+        per_epoch = max(1, steps // max(1, cfg.epochs))
+        warm = cfg.warmup_epochs * per_epoch
+        if cfg.schedule == "cosine":
+            def f(s: int) -> float:
+                if s < warm:
+                    return (s + 1) / warm
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, steps - warm))))
+        elif cfg.schedule == "step":
+            def f(s: int) -> float:
+                w = (s + 1) / warm if s < warm else 1.0
+                return w * cfg.gamma ** sum(s >= m * per_epoch for m in cfg.milestones)
+        else:
+            raise ValueError(f"unknown schedule {cfg.schedule!r}")
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) a training run; returns the exported ``model.safetensors`` path."""
+    pl.seed_everything(cfg.seed, workers=True)
+    torch.set_num_threads(cfg.threads)
+    scheme = get_scheme(cfg.scheme)
+    train_recs, val_recs = _records(cfg)
+    log.info("train %d / val %d faces", len(train_recs), len(val_recs))
+    aug = TrainAugment(AugmentConfig(**cfg.augment), seed=cfg.seed)
+    ds_train = CropDataset(train_recs, scheme, cfg.input_size, cfg.enlarge, aug)
+    ds_val = CropDataset(val_recs, scheme, cfg.input_size, cfg.enlarge, None)
+    persistent = cfg.num_workers > 0
+    dl_train = DataLoader(ds_train, cfg.batch_size, shuffle=True, drop_last=True,
+                          num_workers=cfg.num_workers, persistent_workers=persistent)
+    dl_val = DataLoader(ds_val, 64, num_workers=cfg.num_workers, persistent_workers=persistent)
+    model = create_model(cfg.model, num_points=scheme.num_points, input_size=cfg.input_size,
+                         **cfg.model_args)
+    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
+    module = LandmarkModule(model, cfg)
+    out = Path(cfg.out_dir)
+    ckpt_dir = out / "checkpoints"
+    best_cb = pl.callbacks.ModelCheckpoint(ckpt_dir, "best-{epoch:03d}-{val_nme:.3f}",
+                                           monitor="val_nme", mode="min", save_top_k=1,
+                                           save_last=True)
+    trainer = pl.Trainer(
+        max_epochs=cfg.epochs, accelerator="auto", devices="auto",
+        default_root_dir=str(out), callbacks=[best_cb, pl.callbacks.LearningRateMonitor()],
+        logger=pl.loggers.CSVLogger(str(out), name="logs"),
+        max_time={"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None,
+        limit_train_batches=cfg.limit_train_batches, log_every_n_steps=10,
+        enable_progress_bar=True,
+    )
+    last = ckpt_dir / "last.ckpt"
+    t0 = time.time()
+    trainer.fit(module, dl_train, dl_val, ckpt_path=str(last) if last.exists() else None)
+    wall = time.time() - t0
+    best = best_cb.best_model_path or str(last)
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    card = {
+        "scheme": cfg.scheme,
+        "input_size": cfg.input_size,
+        "enlarge": cfg.enlarge,
+        "box_source": "gt (tight 68-point landmark box, square, enlarged)",
+        "training": {
+            **dataclasses.asdict(cfg),
+            "n_train": len(train_recs), "n_val": len(val_recs),
+            "best_checkpoint": Path(best).name,
+            "best_val_nme_iod_percent": float(best_cb.best_model_score)
+            if best_cb.best_model_score is not None else None,
+            "epochs_done": trainer.current_epoch,
+            "wall_minutes_this_invocation": round(wall / 60, 1),
+            "hardware": f"{platform.processor() or platform.machine()}, "
+                        f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
+        },
+    }
+    return save_model(model.eval(), out / "model", card)

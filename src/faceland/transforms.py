@@ -1,0 +1,79 @@
+"""Training augmentation for face crops.
+
+Geometry (rotation, scale, translation, horizontal flip with point-index swap) is drawn as a
+:class:`~faceland.geometry.CropParams` and folded into the single affine warp that cuts the crop,
+so the image is interpolated once and the landmarks are mapped exactly. Photometric
+augmentation (colour jitter, Gaussian blur, random erasing) is done on the crop with
+albumentations.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import albumentations as A
+import numpy as np
+
+from faceland.geometry import CropParams
+
+__all__ = ["AugmentConfig", "TrainAugment"]
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation strengths (probabilities in ``[0, 1]``).
+
+    Attributes:
+        rotation: maximum absolute rotation, degrees (uniform).
+        scale: ``(min, max)`` multiplier of the crop side (uniform).
+        shift: maximum translation of the crop centre as a fraction of its side (uniform per axis).
+        flip: probability of a horizontal flip (with left/right point swap).
+        color_jitter: probability of brightness/contrast/saturation/hue jitter.
+        blur: probability of a Gaussian blur.
+        erase: probability of erasing 1-3 random rectangles (occlusion).
+        grayscale: probability of converting to grey.
+    """
+
+    rotation: float = 30.0
+    scale: tuple[float, float] = (0.9, 1.15)
+    shift: float = 0.05
+    flip: float = 0.5
+    color_jitter: float = 0.8
+    blur: float = 0.2
+    erase: float = 0.3
+    grayscale: float = 0.05
+
+
+class TrainAugment:
+    """Draws crop geometry and applies photometric augmentation.
+
+    Args:
+        config: augmentation strengths.
+        seed: optional seed of the geometric draws (photometric ones use numpy's global state).
+    """
+
+    def __init__(self, config: AugmentConfig | None = None, seed: int | None = None) -> None:
+        self.config = c = config or AugmentConfig()
+        self.rng = random.Random(seed)
+        self.photometric = A.Compose([
+            A.ColorJitter(0.3, 0.3, 0.3, 0.05, p=c.color_jitter),
+            A.GaussianBlur(blur_limit=(3, 5), p=c.blur),
+            A.ToGray(p=c.grayscale),
+            A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.3),
+                            hole_width_range=(0.1, 0.3), fill="random", p=c.erase),
+        ])
+
+    def sample_geometry(self) -> CropParams:
+        """Random :class:`CropParams` (rotation, scale, shift, flip)."""
+        c, r = self.config, self.rng
+        return CropParams(
+            rotation=r.uniform(-c.rotation, c.rotation),
+            scale=r.uniform(*c.scale),
+            shift=(r.uniform(-c.shift, c.shift), r.uniform(-c.shift, c.shift)),
+            flip=r.random() < c.flip,
+        )
+
+    def photometric_(self, crop: np.ndarray) -> np.ndarray:
+        """Colour jitter, blur, grey and erasing on an ``(N, N, 3)`` uint8 RGB crop."""
+        return self.photometric(image=crop)["image"]
