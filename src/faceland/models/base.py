@@ -7,9 +7,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["LandmarkModel", "register_model", "create_model", "list_models", "MODEL_REGISTRY"]
+__all__ = ["LandmarkModel", "register_model", "create_model", "list_models", "MODEL_REGISTRY",
+           "SMOKE_KWARGS"]
 
 MODEL_REGISTRY: dict[str, Callable[..., LandmarkModel]] = {}
+#: Small keyword arguments per model for fast forward/backward tests (tiny input, no download).
+SMOKE_KWARGS: dict[str, dict] = {}
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -54,13 +57,19 @@ class LandmarkModel(nn.Module):
         return self(x)["coords"]
 
 
-def register_model(name: str) -> Callable:
-    """Decorator: register a model factory under ``name``."""
+def register_model(name: str, smoke: dict | None = None) -> Callable:
+    """Decorator: register a model factory under ``name``.
+
+    Every factory accepts ``num_points``, ``input_size`` and ``pretrained`` keyword arguments.
+    ``smoke`` gives small keyword arguments (tiny input, small widths) with which the test suite
+    runs forward and backward on every registered model.
+    """
 
     def deco(fn: Callable[..., LandmarkModel]) -> Callable[..., LandmarkModel]:
         if name in MODEL_REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         MODEL_REGISTRY[name] = fn
+        SMOKE_KWARGS[name] = dict(smoke or {})
         return fn
 
     return deco

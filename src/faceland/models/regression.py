@@ -105,11 +105,11 @@ class IntegralRegression(LandmarkModel):
         return _coord_loss(self.loss_kind, out["coords"], target, self.input_size)
 
 
-@register_model("regression")
+@register_model("regression", smoke={"backbone": "resnet18", "input_size": 64})
 def _regression(**kw) -> CoordinateRegression:
     return CoordinateRegression(**kw)
 
 
-@register_model("integral")
+@register_model("integral", smoke={"backbone": "mobilenet_v2", "input_size": 64})
 def _integral(**kw) -> IntegralRegression:
     return IntegralRegression(**kw)

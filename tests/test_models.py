@@ -1,0 +1,123 @@
+"""Every registered model: forward shape, gradients, save/load round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from faceland.checkpoint import load_model, save_model
+from faceland.models import LandmarkModel, create_model, list_models
+
+# Small, offline configurations per model family (no pretrained weights, 64-px input).
+SMALL = {
+    "integral": {"backbone": "mobilenet_v2"},
+    "regression": {"backbone": "resnet18"},
+}
+INPUT = 64
+
+
+def _small(name: str, **kw) -> LandmarkModel:
+    return create_model(name, input_size=INPUT, pretrained=False, **{**SMALL.get(name, {}), **kw})
+
+
+def test_registry_lists_the_known_models() -> None:
+    assert {"integral", "regression"} <= set(list_models())
+    assert list_models() == sorted(list_models())
+    with pytest.raises(KeyError, match="registered"):
+        create_model("no-such-model")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_shape_and_range(name: str) -> None:
+    torch.manual_seed(0)
+    model = _small(name).eval()
+    assert model.num_points == 68 and model.input_size == INPUT
+    assert model.config["name"] == name
+    x = torch.rand(2, 3, INPUT, INPUT)
+    out = model(x)
+    assert out["coords"].shape == (2, 68, 2)
+    assert torch.isfinite(out["coords"]).all()
+    assert model.predict(x).shape == (2, 68, 2)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("loss", ["l1", "wing"])
+def test_loss_backward_reaches_every_parameter(name: str, loss: str) -> None:
+    torch.manual_seed(0)
+    model = _small(name, loss=loss).train()
+    x = torch.rand(2, 3, INPUT, INPUT)
+    target = torch.rand(2, 68, 2) * 0.6 + 0.2
+    value = model.loss(model(x), target)
+    assert value.ndim == 0 and float(value.detach()) > 0
+    value.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient reaches: {missing[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert sum(float(p.grad.abs().sum()) for p in model.parameters()) > 0
+
+
+def test_unknown_loss_raises() -> None:
+    model = _small("regression", loss="l2")
+    out = model(torch.rand(1, 3, INPUT, INPUT))
+    with pytest.raises(ValueError, match="unknown loss"):
+        model.loss(out, torch.rand(1, 68, 2))
+
+
+def test_integral_rejects_input_not_multiple_of_32() -> None:
+    with pytest.raises(ValueError, match="multiple of 32"):
+        create_model("integral", input_size=100, backbone="mobilenet_v2")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_save_load_round_trip(name: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = _small(name)
+    # move BatchNorm statistics and weights away from their defaults so the test is meaningful
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(4, 3, INPUT, INPUT))
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 1e-3)
+    model.eval()
+    x = torch.rand(2, 3, INPUT, INPUT)
+    with torch.no_grad():
+        expected = model(x)["coords"]
+    path = save_model(model, tmp_path / "m", card={"data": "test"})
+    assert path == tmp_path / "m.safetensors" and path.exists()
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["config"]["name"] == name and card["data"] == "test"
+    assert len(card["weights_sha256"]) == 16
+
+    loaded, card2 = load_model(path)
+    assert not loaded.training
+    assert type(loaded) is type(model) and card2["config"] == card["config"]
+    with torch.no_grad():
+        got = loaded(x)["coords"]
+    assert torch.equal(got, expected)
+    fresh = _small(name).eval()
+    with torch.no_grad():
+        assert not torch.equal(fresh(x)["coords"], expected)  # the weights really were loaded
+
+
+def test_load_model_missing_path_names_it(tmp_path) -> None:
+    missing = tmp_path / "nowhere" / "model.safetensors"
+    with pytest.raises(FileNotFoundError) as e:
+        load_model(missing)
+    assert str(missing) in str(e.value)
+
+
+def test_load_model_missing_card_and_mismatched_weights(tmp_path) -> None:
+    model = _small("regression")
+    path = save_model(model, tmp_path / "r.safetensors")
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card_path.unlink()
+    with pytest.raises(FileNotFoundError) as e:
+        load_model(path)
+    assert str(card_path) in str(e.value)
+    card["config"]["num_points"] = 98  # the weights have a 68-point head
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="do not match"):
+        load_model(path)
