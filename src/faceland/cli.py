@@ -13,11 +13,16 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["main"]
 
 
 class UserError(Exception):
     """An error caused by the command's input, reported in one line."""
+
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 def _images(paths: list[str]) -> list[Path]:
@@ -28,9 +33,10 @@ def _images(paths: list[str]) -> list[Path]:
         p = Path(s)
         if p.is_dir():
             found = sorted(q for q in p.rglob("*") if q.is_file()
-                           and q.suffix.lower() in IMAGE_SUFFIXES)
+                           and q.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
             if not found:
-                print(f"faceland: warning: {p}: no image files in directory", file=sys.stderr)
+                print(f"faceland: warning: {p}: no image or video files in directory",
+                      file=sys.stderr)
             out += found
         else:
             out.append(p)  # missing / non-image files are reported when read
@@ -51,16 +57,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = 0
     stems: dict[str, int] = {}
     for path in images:
+        stem = path.stem
+        stems[stem] = stems.get(stem, 0) + 1
+        if stems[stem] > 1:  # same file name in two folders: keep both results
+            stem = f"{stem}_{stems[stem]}"
         try:
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                n = _predict_video(lm, path, out, stem, args)
+                print(f"{path}: {n} frame(s) -> {out / (stem + '.json')}")
+                continue
             img, faces = lm.predict_file(path)
         except FormatError as e:
             print(f"faceland: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        stem = path.stem
-        stems[stem] = stems.get(stem, 0) + 1
-        if stems[stem] > 1:  # same file name in two folders: keep both results
-            stem = f"{stem}_{stems[stem]}"
         (out / f"{stem}.json").write_text(json.dumps(result_json(path, img, faces)) + "\n")
         if not args.no_overlay:
             save_image(out / f"{stem}.png", draw_faces(img, faces))
@@ -68,6 +78,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"faceland: {failed} of {len(images)} image(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _predict_video(lm, path: Path, out: Path, stem: str, args: argparse.Namespace) -> int:
+    """Video: ``<stem>.json`` with one entry per processed frame, overlay ``<stem>.mp4``."""
+    import cv2
+
+    from faceland.visualize import draw_faces
+
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    cap.release()
+    frames, writer = [], None
+    try:
+        for i, frame, faces in lm.predict_video(path, every=args.every):
+            frames.append({"frame": i, "faces": [f.to_dict() for f in faces]})
+            if not args.no_overlay:
+                if writer is None:
+                    h, w = frame.shape[:2]
+                    writer = cv2.VideoWriter(str(out / f"{stem}.mp4"),
+                                             cv2.VideoWriter_fourcc(*"mp4v"), fps / args.every,
+                                             (w, h))
+                writer.write(np.ascontiguousarray(draw_faces(frame, faces)[..., ::-1]))
+    finally:
+        if writer is not None:
+            writer.release()
+    h, w = (frame.shape[:2]) if frames else (0, 0)
+    doc = {"video": str(path), "width": int(w), "height": int(h), "fps": fps,
+           "every": args.every, "frames": frames}
+    (out / f"{stem}.json").write_text(json.dumps(doc) + "\n")
+    return len(frames)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -149,13 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="landmarks for images: DIR/<stem>.json + overlay .png")
-    p.add_argument("paths", nargs="+", help="image files or directories")
+    p = sub.add_parser("predict", help="landmarks for images and videos: DIR/<stem>.json + overlay")
+    p.add_argument("paths", nargs="+", help="image or video files, or directories")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--model", default=None, help="weights (.safetensors) or name; default model")
     p.add_argument("--detector", default="default", help="face detector (default: res10_ssd)")
     p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
     p.add_argument("--no-overlay", action="store_true", help="write JSON only")
+    p.add_argument("--every", type=int, default=1, help="videos: process every N-th frame")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="NME / FR / AUC on a benchmark split")

@@ -10,7 +10,7 @@ the image was read with :func:`faceland.read_image`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +21,13 @@ from faceland.checkpoint import load_model
 from faceland.data.crops import image_to_tensor
 from faceland.data.formats import read_image
 from faceland.detectors import Detection, FaceDetector, create_detector
-from faceland.geometry import apply_affine, crop_affine, invert_affine, normalized_to_crop, \
-    warp_crop
+from faceland.geometry import (
+    apply_affine,
+    crop_affine,
+    invert_affine,
+    normalized_to_crop,
+    warp_crop,
+)
 from faceland.models import LandmarkModel
 
 __all__ = ["Face", "FaceLandmarker", "result_json"]
@@ -165,6 +170,44 @@ class FaceLandmarker:
         """
         img = read_image(path)
         return img, self.predict(img)
+
+
+    def predict_video(self, path: str | Path, every: int = 1
+                      ) -> Iterator[tuple[int, np.ndarray, list[Face]]]:
+        """Landmarks on the frames of a video file (decoded with OpenCV).
+
+        Args:
+            path: a video file OpenCV can decode (mp4, avi, mov, mkv, ...).
+            every: process every ``every``-th frame.
+
+        Yields:
+            ``(frame_index, frame, faces)``: the 0-based frame index, the ``(H, W, 3)`` uint8 RGB
+            frame and its faces (image pixels, 0-based pixel centres).
+
+        Raises:
+            faceland.data.formats.FormatError: missing file or not a decodable video.
+        """
+        import cv2
+
+        from faceland.data.formats import FormatError
+
+        p = Path(path)
+        if not p.exists():
+            raise FormatError(f"{p}: no such file")
+        cap = cv2.VideoCapture(str(p))
+        try:
+            ok, frame = cap.read()
+            if not ok:
+                raise FormatError(f"{p}: not a readable video")
+            i = 0
+            while ok:
+                if i % every == 0:
+                    rgb = np.ascontiguousarray(frame[..., ::-1])
+                    yield i, rgb, self.predict(rgb)
+                ok, frame = cap.read()
+                i += 1
+        finally:
+            cap.release()
 
 
 def result_json(path: str | Path, image: np.ndarray, faces: Sequence[Face]) -> dict:

