@@ -173,6 +173,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from faceland.checkpoint import load_model
+    from faceland.export import export_onnx
+
+    model, card = load_model(args.model)
+    path = export_onnx(model, args.out, card)
+    print(f"wrote {path} (+ {path.with_suffix('.json').name})")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from faceland.checkpoint import DEFAULT_MODEL, default_model_path
     from faceland.models import list_models
@@ -192,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="landmarks for images and videos: DIR/<stem>.json + overlay")
     p.add_argument("paths", nargs="+", help="image or video files, or directories")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--model", default=None, help="weights (.safetensors) or name; default model")
+    p.add_argument("--model", default=None,
+                   help="weights (.safetensors), exported .onnx (ONNX Runtime), or name; default model")
     p.add_argument("--detector", default="default", help="face detector (default: res10_ssd)")
     p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
     p.add_argument("--no-overlay", action="store_true", help="write JSON only")
@@ -217,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML config, see configs/")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a model to ONNX (use it with --model FILE.onnx)")
+    p.add_argument("--model", default=None, help="weights (.safetensors) or name; default model")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list architectures and shipped weights")
     p.set_defaults(func=cmd_models)

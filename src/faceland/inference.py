@@ -10,6 +10,7 @@ the image was read with :func:`faceland.read_image`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +58,10 @@ class FaceLandmarker:
     """Face detection + landmark localisation.
 
     Args:
-        model: a :class:`~faceland.models.LandmarkModel`, a path to saved weights, a model name
-            in the package's ``weights/`` folder, or ``None`` / ``"default"`` for the shipped
-            default model.
+        model: a :class:`~faceland.models.LandmarkModel`, a path to saved weights
+            (``.safetensors``), an exported ``.onnx`` file (run with ONNX Runtime; its card JSON
+            beside it gives scheme and crop enlargement), a model name in the package's
+            ``weights/`` folder, or ``None`` / ``"default"`` for the shipped default model.
         detector: a :class:`~faceland.detectors.FaceDetector`, a detector name, or ``None`` to
             require boxes in every call.
         device: torch device string.
@@ -75,6 +77,13 @@ class FaceLandmarker:
                  flip_test: bool = False, enlarge: float | None = None) -> None:
         if isinstance(model, LandmarkModel):
             self.model, self.card = model.eval(), {"config": getattr(model, "config", {})}
+        elif model is not None and str(model).endswith(".onnx"):
+            from faceland.export import OnnxLandmarkModel
+
+            self.model = OnnxLandmarkModel(model)
+            card_path = Path(model).with_suffix(".json")
+            self.card = json.loads(card_path.read_text()) if card_path.exists() else {}
+            self.card["_path"] = str(model)
         else:
             self.model, self.card = load_model(model)
         self.device = torch.device(device)
