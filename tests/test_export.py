@@ -31,13 +31,20 @@ def test_default_model_onnx_parity_on_real_faces(tmp_path, data_root) -> None:
         assert np.abs(a - b).max() <= 1e-3, r.image
 
 
+#: Models that cannot be exported, with the reason (checked: they must keep failing).
+NOT_EXPORTABLE = {
+    "iact": "torchvision::deform_conv2d has no ONNX symbolic",
+}
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_exports(tmp_path, name) -> None:
     model = create_model(name, **SMOKE_KWARGS[name]).eval()
-    try:
-        path = export_onnx(model, tmp_path / f"{name}.onnx")
-    except Exception as e:  # an exporter gap is a known limitation, reported as xfail
-        pytest.xfail(f"{name}: ONNX export not supported: {type(e).__name__}: {e}")
+    if name in NOT_EXPORTABLE:
+        with pytest.raises(Exception, match="deform_conv2d"):
+            export_onnx(model, tmp_path / f"{name}.onnx")
+        return
+    path = export_onnx(model, tmp_path / f"{name}.onnx")
     n = model.input_size
     x = torch.rand(3, 3, n, n)
     ort = OnnxLandmarkModel(path)

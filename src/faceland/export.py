@@ -76,9 +76,11 @@ class OnnxLandmarkModel:
         if threads:
             so.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
-        shape = self.session.get_inputs()[0].shape
-        self.input_size = int(shape[-1])
-        self.num_points = int(self.session.get_outputs()[0].shape[1])
+        self.input_size = int(self.session.get_inputs()[0].shape[-1])
+        k = self.session.get_outputs()[0].shape[1]
+        if not isinstance(k, int):  # symbolic in the graph: ask the model
+            k = self.predict(torch.zeros(1, 3, self.input_size, self.input_size)).shape[1]
+        self.num_points = int(k)
         self.path = p
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
