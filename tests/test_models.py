@@ -8,18 +8,23 @@ import pytest
 import torch
 
 from faceland.checkpoint import load_model, save_model
-from faceland.models import LandmarkModel, create_model, list_models
+from faceland.models import SMOKE_KWARGS, LandmarkModel, create_model, list_models
 
-# Small, offline configurations per model family (no pretrained weights, 64-px input).
-SMALL = {
-    "integral": {"backbone": "mobilenet_v2"},
-    "regression": {"backbone": "resnet18"},
-}
-INPUT = 64
+#: Coordinate-regression models, whose loss is selectable between L1 and Wing.
+COORD_MODELS = ["integral", "regression"]
 
 
 def _small(name: str, **kw) -> LandmarkModel:
-    return create_model(name, input_size=INPUT, pretrained=False, **{**SMALL.get(name, {}), **kw})
+    """The registry's small offline configuration (no pretrained weights, tiny input)."""
+    return create_model(name, **{"pretrained": False, **SMOKE_KWARGS[name], **kw})
+
+
+def _input(model: LandmarkModel, batch: int = 2) -> torch.Tensor:
+    return torch.rand(batch, 3, model.input_size, model.input_size)
+
+
+def _target(model: LandmarkModel, batch: int = 2) -> torch.Tensor:
+    return torch.rand(batch, model.num_points, 2) * 0.6 + 0.2
 
 
 def test_registry_lists_the_known_models() -> None:
@@ -33,36 +38,43 @@ def test_registry_lists_the_known_models() -> None:
 def test_forward_shape_and_range(name: str) -> None:
     torch.manual_seed(0)
     model = _small(name).eval()
-    assert model.num_points == 68 and model.input_size == INPUT
+    k = model.num_points
     assert model.config["name"] == name
-    x = torch.rand(2, 3, INPUT, INPUT)
+    x = _input(model)
     out = model(x)
-    assert out["coords"].shape == (2, 68, 2)
+    assert out["coords"].shape == (2, k, 2)
     assert torch.isfinite(out["coords"]).all()
-    assert model.predict(x).shape == (2, 68, 2)
+    assert model.predict(x).shape == (2, k, 2)
 
 
-@pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("loss", ["l1", "wing"])
-def test_loss_backward_reaches_every_parameter(name: str, loss: str) -> None:
-    torch.manual_seed(0)
-    model = _small(name, loss=loss).train()
-    x = torch.rand(2, 3, INPUT, INPUT)
-    target = torch.rand(2, 68, 2) * 0.6 + 0.2
-    value = model.loss(model(x), target)
+def _backward_reaches_every_parameter(model: LandmarkModel) -> None:
+    value = model.loss(model(_input(model)), _target(model))
     assert value.ndim == 0 and float(value.detach()) > 0
     value.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"no gradient reaches: {missing[:5]}"
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-    assert sum(float(p.grad.abs().sum()) for p in model.parameters()) > 0
+    assert sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None) > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_loss_backward_reaches_every_parameter(name: str) -> None:
+    torch.manual_seed(0)
+    _backward_reaches_every_parameter(_small(name).train())
+
+
+@pytest.mark.parametrize("name", COORD_MODELS)
+@pytest.mark.parametrize("loss", ["l1", "wing"])
+def test_coordinate_losses(name: str, loss: str) -> None:
+    torch.manual_seed(0)
+    _backward_reaches_every_parameter(_small(name, loss=loss).train())
 
 
 def test_unknown_loss_raises() -> None:
     model = _small("regression", loss="l2")
-    out = model(torch.rand(1, 3, INPUT, INPUT))
+    out = model(_input(model, 1))
     with pytest.raises(ValueError, match="unknown loss"):
-        model.loss(out, torch.rand(1, 68, 2))
+        model.loss(out, _target(model, 1))
 
 
 def test_integral_rejects_input_not_multiple_of_32() -> None:
@@ -77,11 +89,11 @@ def test_save_load_round_trip(name: str, tmp_path) -> None:
     # move BatchNorm statistics and weights away from their defaults so the test is meaningful
     model.train()
     with torch.no_grad():
-        model(torch.rand(4, 3, INPUT, INPUT))
+        model(_input(model, 4))
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 1e-3)
     model.eval()
-    x = torch.rand(2, 3, INPUT, INPUT)
+    x = _input(model)
     with torch.no_grad():
         expected = model(x)["coords"]
     path = save_model(model, tmp_path / "m", card={"data": "test"})

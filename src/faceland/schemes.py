@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["LandmarkScheme", "SCHEMES", "get_scheme"]
+__all__ = ["LandmarkScheme", "SCHEMES", "get_scheme", "IMM_NOSE_TIP"]
 
 
 def _perm_from_pairs(n: int, pairs: list[tuple[int, int]]) -> tuple[int, ...]:
@@ -41,6 +41,10 @@ class LandmarkScheme:
         ipd_groups: two tuples of 0-based indices whose means are the pupil centres
             (inter-pupil normalisation), or ``None``.
         description: a human-readable name of the markup.
+        parent: for a subset scheme, the name of the scheme the annotation files use (records
+            then carry the parent's points, e.g. the crop box comes from all of them); ``None``
+            for a full markup.
+        indices: for a subset scheme, the parent's 0-based indices it keeps, in order.
     """
 
     name: str
@@ -49,11 +53,26 @@ class LandmarkScheme:
     iod_pair: tuple[int, int] | None
     ipd_groups: tuple[tuple[int, ...], tuple[int, ...]] | None
     description: str = ""
+    parent: str | None = None
+    indices: tuple[int, ...] | None = None
     flip_permutation: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         perm = _perm_from_pairs(self.num_points, list(self.flip_pairs))
         object.__setattr__(self, "flip_permutation", perm)
+        if (self.parent is None) != (self.indices is None) or (
+                self.indices is not None and len(self.indices) != self.num_points):
+            raise ValueError(f"scheme {self.name}: parent and indices ({self.num_points}) go "
+                             f"together")
+
+    def select(self, points: np.ndarray) -> np.ndarray:
+        """Points of the parent markup ``(..., K_parent, 2)`` -> this scheme's ``(..., K, 2)``.
+
+        A full markup (no parent) returns its input unchanged.
+        """
+        if self.indices is None:
+            return points
+        return points[..., list(self.indices), :]
 
     def flip(self, points: np.ndarray, width: float) -> np.ndarray:
         """Mirror landmarks horizontally and swap left/right indices.
@@ -96,6 +115,10 @@ _P29 = [(0, 1), (2, 3), (4, 6), (5, 7), (8, 9), (10, 11), (12, 14), (13, 15), (1
 _P19 = [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)]
 # IMM 58 (from the .asf paths): jaw 0-12, eye rings 13-20 / 21-28, brows 29-33 / 34-38,
 # mouth 39-46, nose 47-57.
+#: The IMM nose tip: point 52 (0-based), the middle of the 11-point nose path 47-57 (the lowest
+#: central point of the nose in a frontal face), self-symmetric under the flip. It is the
+#: "nose tip keypoint" of the CS194-26 exercise (index -6 of the 58 points).
+IMM_NOSE_TIP = 52
 _P58 = [(i, 12 - i) for i in range(6)] + [(13 + i, 21 + i) for i in range(8)] + [
     (29 + i, 34 + i) for i in range(5)
 ] + [(39, 43), (40, 42), (44, 46), (47, 57), (48, 56), (49, 55), (50, 54), (51, 53)]
@@ -110,6 +133,8 @@ SCHEMES: dict[str, LandmarkScheme] = {
         LandmarkScheme("19", 19, tuple(_P19), None, None, "AFLW 19 points (box normalisation)"),
         LandmarkScheme("58", 58, tuple(_P58), (21, 13),
                        (tuple(range(21, 29)), tuple(range(13, 21))), "IMM 58 points"),
+        LandmarkScheme("1", 1, (), None, None, "IMM nose tip (point 52 of the IMM 58)",
+                       parent="58", indices=(IMM_NOSE_TIP,)),
     ]
 }
 

@@ -47,8 +47,13 @@ class TrainConfig:
         val_fraction: share of the training split held out for model selection.
         input_size: N; ``enlarge``: crop side = max(box w, h) * enlarge.
         epochs, batch_size, lr, weight_decay: optimisation; ``optimizer``: adam | adamw | rmsprop.
-        schedule: ``cosine`` (with linear warm-up of ``warmup_epochs``) or ``step``
-            (multiply by ``gamma`` at each of ``milestones``, epochs).
+        schedule: ``cosine`` (with linear warm-up of ``warmup_epochs``; with ``max_time_minutes``
+            set, the cosine runs over the epochs or the wall-time budget, whichever ends first,
+            so that a time-limited CPU run still anneals) or ``step`` (multiply by ``gamma`` at
+            each of ``milestones``; ``gamma`` may be a list with one factor per milestone).
+        milestone_unit: ``epoch`` (default) or ``step``: the unit of ``milestones``.
+        warmup_steps: linear warm-up length in optimizer steps; when > 0 it replaces
+            ``warmup_epochs`` (seed 001: 2000 steps).
         augment: :class:`~faceland.transforms.AugmentConfig` fields.
         num_workers: data-loading processes; ``threads``: torch CPU threads.
         out_dir: where checkpoints, logs and the exported model go.
@@ -75,7 +80,9 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: int = 2
     milestones: list[int] = field(default_factory=list)
-    gamma: float = 0.1
+    gamma: float | list[float] = 0.1
+    milestone_unit: str = "epoch"
+    warmup_steps: int = 0
     augment: dict = field(default_factory=dict)
     num_workers: int = 1
     threads: int = 2
@@ -151,8 +158,17 @@ class LandmarkModule(pl.LightningModule):
         gt = np.concatenate([g for _, g in self._val])
         self._val.clear()
         # NME is invariant to the crop's similarity transform: normalised crop coords suffice.
-        e = nme(pred, gt, self.scheme, "iod" if self.scheme.iod_pair else "box")
+        # A one-point scheme (IMM nose tip) has no face size: normalise by the crop side.
+        box = np.tile([0.0, 0.0, 1.0, 1.0], (len(gt), 1)) if self.scheme.num_points == 1 else None
+        e = nme(pred, gt, self.scheme, "iod" if self.scheme.iod_pair else "box", box)
         self.log("val_nme", float(e.mean() * 100), prog_bar=True)
+
+    def _elapsed_minutes(self) -> float:
+        """Training wall time so far, including the time before a resume (Lightning's Timer)."""
+        for cb in self.trainer.callbacks:
+            if isinstance(cb, pl.callbacks.Timer):
+                return (cb.time_elapsed("train") or 0.0) / 60
+        return 0.0
 
     def configure_optimizers(self):
         cfg = self.cfg
@@ -167,16 +183,27 @@ class LandmarkModule(pl.LightningModule):
             raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
         steps = max(1, self.trainer.estimated_stepping_batches)
         per_epoch = max(1, steps // max(1, cfg.epochs))
-        warm = cfg.warmup_epochs * per_epoch
+        warm = cfg.warmup_steps or cfg.warmup_epochs * per_epoch
         if cfg.schedule == "cosine":
             def f(s: int) -> float:
                 if s < warm:
                     return (s + 1) / warm
-                return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, steps - warm))))
+                progress = (s - warm) / max(1, steps - warm)
+                if cfg.max_time_minutes:  # anneal by the wall-time budget if it ends first
+                    progress = max(progress, self._elapsed_minutes() / cfg.max_time_minutes)
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         elif cfg.schedule == "step":
+            if cfg.milestone_unit not in ("epoch", "step"):
+                raise ValueError(f"unknown milestone_unit {cfg.milestone_unit!r} (epoch or step)")
+            unit = per_epoch if cfg.milestone_unit == "epoch" else 1
+            gammas = cfg.gamma if isinstance(cfg.gamma, list) else [cfg.gamma] * len(cfg.milestones)
+            if len(gammas) != len(cfg.milestones):
+                raise ValueError(f"gamma: {len(gammas)} factors for {len(cfg.milestones)} milestones")
+
             def f(s: int) -> float:
                 w = (s + 1) / warm if s < warm else 1.0
-                return w * cfg.gamma ** sum(s >= m * per_epoch for m in cfg.milestones)
+                return w * math.prod(g for g, m in zip(gammas, cfg.milestones, strict=True)
+                                     if s >= m * unit)
         else:
             raise ValueError(f"unknown schedule {cfg.schedule!r}")
         sched = torch.optim.lr_scheduler.LambdaLR(opt, f)

@@ -18,7 +18,7 @@ from faceland.geometry import (
     landmark_box,
     warp_crop,
 )
-from faceland.schemes import LandmarkScheme
+from faceland.schemes import LandmarkScheme, get_scheme
 from faceland.transforms import TrainAugment
 
 __all__ = ["CropDataset", "image_to_tensor"]
@@ -42,7 +42,10 @@ class CropDataset(Dataset):
 
     Args:
         records: annotated faces (points in pixels, 0-based pixel centres, image frame).
-        scheme: the landmark scheme (its flip permutation is applied with flips).
+        scheme: the landmark scheme (its flip permutation is applied with flips). For a subset
+            scheme (``scheme.parent``, e.g. ``"1"``, the IMM nose tip) the records carry the
+            parent's points: the box and the flip use all of them, the target keeps
+            ``scheme.indices``.
         input_size: N.
         enlarge: crop side = ``max(box w, h) * enlarge``.
         augment: training augmentation, or ``None`` for the fixed evaluation crop.
@@ -57,6 +60,8 @@ class CropDataset(Dataset):
             raise ValueError(f"box_source must be 'gt' or 'detector', not {box_source!r}")
         self.records = list(records)
         self.scheme = scheme
+        self._flip_perm = list(get_scheme(scheme.parent).flip_permutation if scheme.parent
+                               else scheme.flip_permutation)
         self.input_size = input_size
         self.enlarge = enlarge
         self.augment = augment
@@ -91,7 +96,8 @@ class CropDataset(Dataset):
         pts = apply_affine(r.points, a)
         if params.flip:
             # The affine already mirrored x; only the indices still need swapping.
-            pts = pts[list(self.scheme.flip_permutation)]
+            pts = pts[self._flip_perm]
+        pts = self.scheme.select(pts)
         if self.augment:
             crop = self.augment.photometric_(crop)
         return {

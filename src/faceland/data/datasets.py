@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceland.data.formats import IMAGE_SUFFIXES, FormatError, read_asf, read_pts
+from faceland.data.formats import IMAGE_SUFFIXES, read_asf, read_pts
 
 __all__ = [
     "FaceRecord",

@@ -1,7 +1,8 @@
 """RePFormer: refinement pyramid transformer for facial landmark regression.
 
-Li et al., "RePFormer: Refinement Pyramid Transformer for Robust Facial Landmark Detection",
-IJCAI 2022 (course seed 002). Equation numbers below refer to that paper:
+J. Li, H. Jin, S. Liao, L. Shao, P.-A. Heng, "RePFormer: Refinement Pyramid Transformer for Robust
+Facial Landmark Detection", arXiv:2207.03917, 2022 (course seed 002). Equation numbers below
+refer to that paper as cited in the seed brief:
 
 * **Pyramid memories** (eqs. 3-4): backbone levels ``z_i`` (projected to width ``d``) are turned
   into memories top-down by cross-scale attention. For level ``i`` the query is
@@ -158,7 +159,7 @@ class LandmarkDecoderLayer(nn.Module):
 
 
 class RePFormer(LandmarkModel):
-    """Refinement pyramid transformer (RePFormer, IJCAI 2022) with PTH / DLR ablation switches.
+    """Refinement pyramid transformer (RePFormer, arXiv:2207.03917) with PTH / DLR ablation switches.
 
     Input ``(B, 3, N, N)`` RGB in ``[0, 1]``. ``forward`` returns
 
@@ -224,7 +225,7 @@ class RePFormer(LandmarkModel):
         self.memory_layers = nn.ModuleList(
             CrossScaleAttention(dim, heads, ff_dim, dropout) for _ in used)
         self.num_stages = levels + 1
-        self.query_pos = nn.Parameter(torch.randn(num_points, dim) * 0.02)
+        self.query_pos = nn.Parameter(torch.randn(num_points, dim))  # N(0, 1) as DETR
         self.decoder = nn.ModuleList(
             LandmarkDecoderLayer(dim, heads, ff_dim, dropout) for _ in range(self.num_stages))
         self.heads = nn.ModuleList(_ffn(dim, dim, 2) for _ in range(self.num_stages))

@@ -1,0 +1,115 @@
+"""Parameter counts and FLOPs per face of every registered model and every config in configs/.
+
+    python scripts/model_stats.py [--configs configs] [--models NAME ...] [--smoke]
+
+One row per (model, configuration): ``defaults`` is the factory's own defaults (the paper-scale
+setting where a model follows a paper), each ``configs/*.yaml`` naming the model gives a row with
+its ``input_size`` and ``model_args`` (built with ``pretrained=False``: nothing is downloaded),
+``--smoke`` adds the test-suite's tiny setting.
+
+FLOPs: :class:`torch.utils.flop_counter.FlopCounterMode` on a batch of one ``N x N`` face, two
+FLOPs per multiply-add (halve them for the "MACs" many papers call FLOPs); convolutions, matrix
+products and attention are counted, element-wise operations, normalisation and heatmap decoding
+are not. torchvision's ``deform_conv2d`` is invisible to the counter, so each
+``DeformConv2d`` adds the FLOPs of the ordinary convolution of the same shape (its bilinear
+sampling is not counted). The forward runs in eval mode with autograd on, so that
+``nn.MultiheadAttention`` takes its counted (non-fused) path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from faceland.models import SMOKE_KWARGS, create_model, list_models  # noqa: E402
+from faceland.training import load_config  # noqa: E402
+
+
+def _deform_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of the torchvision ``DeformConv2d`` layers (as plain convolutions)."""
+    try:
+        from torchvision.ops import DeformConv2d
+    except ImportError:  # pragma: no cover
+        return 0
+    total = 0
+
+    def hook(mod: torch.nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = mod.weight.shape[-2:]
+        total += 2 * out.numel() * (mod.weight.shape[1] * kh * kw)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, DeformConv2d)]
+    if handles:
+        with torch.no_grad():
+            model(x)
+    for h in handles:
+        h.remove()
+    return total
+
+
+def stats(name: str, **kwargs) -> tuple[float, float]:
+    """``(params in millions, GFLOPs per face)`` of ``create_model(name, **kwargs)``."""
+    model = create_model(name, **kwargs).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    x = torch.rand(1, 3, model.input_size, model.input_size)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x)
+    flops = counter.get_total_flops() + _deform_flops(model, x)
+    return params, flops / 1e9
+
+
+def rows(config_dir: Path, names: list[str], smoke: bool = False,
+         verbose: bool = False) -> list[tuple[str, str, int, str, str]]:
+    """Table rows ``(model, config, input, params M, GFLOPs)``; errors are reported in the row."""
+    configs: dict[str, list[tuple[str, dict]]] = {}
+    for path in sorted(config_dir.glob("*.yaml")):
+        cfg = load_config(path)
+        kw = {**cfg.model_args, "input_size": cfg.input_size, "pretrained": False}
+        configs.setdefault(cfg.model, []).append((path.name, kw))
+    out = []
+    for name in names:
+        settings = [("defaults", {"pretrained": False})]
+        if smoke:
+            settings.append(("smoke", {**SMOKE_KWARGS.get(name, {}), "pretrained": False}))
+        settings += configs.get(name, [])
+        for label, kw in settings:
+            try:
+                p, g = stats(name, num_points=68, **kw)
+                n = create_model(name, num_points=68, **kw).input_size
+                out.append((name, label, n, f"{p:.2f}", f"{g:.2f}"))
+            except Exception as e:  # noqa: BLE001 - report and go on with the other models
+                out.append((name, label, kw.get("input_size", 0), "error", f"{type(e).__name__}: {e}"))
+            if verbose:
+                print(*out[-1], sep=" | ", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", default=str(Path(__file__).resolve().parents[1] / "configs"))
+    ap.add_argument("--models", nargs="*", default=None, help="default: every registered model")
+    ap.add_argument("--smoke", action="store_true", help="also the tiny test settings")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("-v", "--verbose", action="store_true", help="print rows as they come")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    table = rows(Path(args.configs), args.models or list_models(), args.smoke, args.verbose)
+    head = ("model", "config", "input", "params (M)", "GFLOPs / face")
+    widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(5)]
+    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
+    print(line)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in table:
+        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) + " |")
+
+
+if __name__ == "__main__":
+    main()

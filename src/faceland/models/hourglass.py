@@ -1,0 +1,283 @@
+"""Stacked hourglass heatmap regression (seed 001).
+
+Newell, Yang & Deng, "Stacked Hourglass Networks for Human Pose Estimation", ECCV 2016, with seed
+001's changes for facial landmarks:
+
+* a **CoordConv** first layer (Liu et al., "An Intriguing Failing of Convolutional Neural Networks
+  and the CoordConv Solution", NeurIPS 2018): two channels holding the normalised x and y of each
+  input pixel are concatenated to the image before the stem convolution;
+* an attention block before each upsampling layer of every hourglass: **Coordinate Attention**
+  (Hou, Zhou & Feng, "Coordinate Attention for Efficient Mobile Network Design", CVPR 2021) or
+  **Squeeze-and-Excitation** (Hu, Shen & Sun, "Squeeze-and-Excitation Networks", CVPR 2018);
+* "Gaussian with offset" targets (7 x 7, ``sigma = 1.75``, heatmaps at 1/4 of the input) decoded
+  with a sub-pixel fit, and the weighted heatmap MSE (foreground weight 10);
+* defaults: 2 stacks, hourglass depth 4 (four 2x down-samplings), 128 channels.
+
+Intermediate supervision: every stack predicts heatmaps and the loss is summed over the stacks;
+the last stack's heatmaps are the output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceland.codecs import DECODERS, GaussianHeatmap, HeatmapCodec, RandomizedRoundingHeatmap
+from faceland.losses import adaptive_wing_loss, mse_loss, weighted_mse_loss
+from faceland.models.base import LandmarkModel, register_model
+
+__all__ = ["Residual", "SqueezeExcitation", "CoordinateAttention", "Hourglass",
+           "StackedHourglass", "add_coord_channels"]
+
+ATTENTIONS = ("ca", "se", "none")
+CODECS = ("offset_gaussian", "gaussian", "randomized_rounding")
+LOSSES = ("weighted_mse", "mse", "awing")
+
+
+def add_coord_channels(x: torch.Tensor) -> torch.Tensor:
+    """CoordConv input: ``(B, C, H, W)`` -> ``(B, C + 2, H, W)``.
+
+    The two extra channels are the pixel-centre coordinates scaled to ``[-1, 1]``:
+    ``2 (j + 0.5) / W - 1`` (x, channel ``C``) and ``2 (i + 0.5) / H - 1`` (y, channel ``C + 1``).
+    """
+    b, _, h, w = x.shape
+    xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) * (2.0 / w) - 1
+    ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) * (2.0 / h) - 1
+    gx = xs.view(1, 1, 1, w).expand(b, 1, h, w)
+    gy = ys.view(1, 1, h, 1).expand(b, 1, h, w)
+    return torch.cat([x, gx, gy], dim=1)
+
+
+class Residual(nn.Module):
+    """Newell's pre-activation bottleneck: BN-ReLU-1x1 (c/2), BN-ReLU-3x3 (c/2), BN-ReLU-1x1 (c),
+    plus the input (through a 1x1 convolution when the channel count changes).
+
+    Shapes: ``(B, c_in, H, W)`` -> ``(B, c_out, H, W)``.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        mid = max(1, c_out // 2)
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(c_in), nn.ReLU(inplace=True), nn.Conv2d(c_in, mid, 1),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, mid, 3, padding=1),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, c_out, 1),
+        )
+        self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.skip(x)
+
+
+class SqueezeExcitation(nn.Module):
+    """Squeeze-and-Excitation (Hu et al., CVPR 2018, Fig. 2 / eqs. 2-4): global average pool,
+    FC ``c -> c/r``, ReLU, FC ``c/r -> c``, sigmoid, channel-wise rescaling.
+
+    Shapes: ``(B, c, H, W)`` -> same. ``reduction`` r (default 16); the bottleneck has at least 4
+    channels.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        mid = max(4, channels // reduction)
+        self.fc = nn.Sequential(nn.Conv2d(channels, mid, 1), nn.ReLU(inplace=True),
+                                nn.Conv2d(mid, channels, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(F.adaptive_avg_pool2d(x, 1))
+
+
+class CoordinateAttention(nn.Module):
+    """Coordinate Attention (Hou et al., CVPR 2021, Sec. 3.2, Fig. 2(c)).
+
+    Direction-aware pooling: ``z_h = mean over W`` ``(B, c, H, 1)`` and ``z_w = mean over H``
+    ``(B, c, 1, W)``; both are concatenated along the spatial axis, transformed by a shared 1x1
+    convolution to ``mid = max(8, c // r)`` channels + BN + h-swish (eq. 4), split back, and two
+    1x1 convolutions + sigmoid give the attention ``g_h (B, c, H, 1)`` and ``g_w (B, c, 1, W)``
+    (eq. 5); the output is ``x * g_h * g_w`` (eq. 6). ``reduction`` r defaults to 32 (the paper's).
+
+    Shapes: ``(B, c, H, W)`` -> same.
+    """
+
+    def __init__(self, channels: int, reduction: int = 32) -> None:
+        super().__init__()
+        mid = max(8, channels // reduction)
+        self.conv1 = nn.Conv2d(channels, mid, 1)
+        self.bn = nn.BatchNorm2d(mid)
+        self.act = nn.Hardswish(inplace=True)
+        self.conv_h = nn.Conv2d(mid, channels, 1)
+        self.conv_w = nn.Conv2d(mid, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        zh = x.mean(dim=3, keepdim=True)  # (B, c, H, 1)
+        zw = x.mean(dim=2, keepdim=True).transpose(2, 3)  # (B, c, W, 1)
+        y = self.act(self.bn(self.conv1(torch.cat([zh, zw], dim=2))))
+        yh, yw = torch.split(y, [h, w], dim=2)
+        gh = torch.sigmoid(self.conv_h(yh))
+        gw = torch.sigmoid(self.conv_w(yw.transpose(2, 3)))
+        return x * gh * gw
+
+
+def _attention(kind: str, channels: int) -> nn.Module:
+    if kind == "ca":
+        return CoordinateAttention(channels)
+    if kind == "se":
+        return SqueezeExcitation(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown attention {kind!r}; expected one of {ATTENTIONS}")
+
+
+class Hourglass(nn.Module):
+    """One hourglass of ``depth`` levels (recursive, Newell et al. Fig. 3).
+
+    ``out = up1(x) + upsample(att(low3(inner(low1(maxpool(x))))))`` where ``up1``, ``low1``,
+    ``low3`` are :class:`Residual` blocks, ``inner`` is the next hourglass level (a residual at the
+    bottom), ``att`` the attention block placed **before each upsampling** (seed 001) and the
+    upsampling is nearest-neighbour 2x. Shapes: ``(B, c, H, W)`` -> same (H, W divisible by
+    ``2**depth``).
+    """
+
+    def __init__(self, depth: int, channels: int, attention: str = "ca") -> None:
+        super().__init__()
+        self.up1 = Residual(channels, channels)
+        self.low1 = Residual(channels, channels)
+        self.inner = (Hourglass(depth - 1, channels, attention) if depth > 1
+                      else Residual(channels, channels))
+        self.low3 = Residual(channels, channels)
+        self.att = _attention(attention, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = self.att(self.low3(self.inner(self.low1(F.max_pool2d(x, 2)))))
+        return self.up1(x) + F.interpolate(low, size=x.shape[-2:], mode="nearest")
+
+
+class StackedHourglass(LandmarkModel):
+    """Stacked hourglass with CoordConv and attention; heatmaps at 1/4 of the input.
+
+    Layout: [CoordConv] 7x7 stride-2 convolution (c/2) + BN + ReLU, Residual(c/2 -> c), 2x2 max
+    pool, Residual(c -> c), Residual(c -> c) (Newell's stem, widths scaled to ``channels``); then
+    ``stacks`` x [Hourglass(depth) -> Residual -> 1x1 conv + BN + ReLU -> 1x1 conv to K heatmaps];
+    between stacks the features and the heatmaps (each through a 1x1 convolution) are added to
+    the stack's input (Newell et al. Fig. 4).
+
+    Forward returns:
+
+    * ``"coords"``: ``(B, K, 2)`` normalised crop coordinates decoded (no gradient) from the last
+      stack's heatmaps with the codec's sub-pixel decoder;
+    * ``"heatmaps"``: ``(B, K, N/4, N/4)`` last stack's heatmaps (target scale: peak 1);
+    * ``"stack_heatmaps"``: ``(S, B, K, N/4, N/4)`` every stack's heatmaps (for the loss).
+
+    :meth:`loss` encodes the ``(B, K, 2)`` normalised targets with the codec and sums the heatmap
+    loss over the stacks (intermediate supervision).
+
+    Args:
+        num_points: K.
+        input_size: N, a multiple of ``4 * 2**depth``.
+        pretrained: must be False (no ImageNet weights exist for this architecture).
+        stacks: number of hourglasses S (seed 001: 2).
+        depth: down-samplings per hourglass (seed 001: 4).
+        channels: feature width c (seed 001: 128).
+        attention: ``"ca"`` (Coordinate Attention, default), ``"se"`` or ``"none"``.
+        coordconv: concatenate coordinate channels before the stem convolution.
+        codec: ``"offset_gaussian"`` (default; decoder ``"subpixel"``), ``"gaussian"`` (plain,
+            decoder ``"argmax_shift"``) or ``"randomized_rounding"`` (decoder ``"local_mean"``).
+        sigma: Gaussian sigma in heatmap pixels (seed 001: 1.75; randomized rounding: as given).
+        kernel_size: Gaussian support (seed 001: 7).
+        loss: ``"weighted_mse"`` (default; w = 10, threshold 0.2, 3x3 dilation), ``"mse"`` or
+            ``"awing"`` (Adaptive Wing with the weighted loss map).
+        decoder: override the codec's decoder (one of :data:`faceland.codecs.DECODERS`).
+
+    Raises:
+        ValueError: bad input size, unknown attention / codec / loss / decoder, pretrained=True.
+    """
+
+    def __init__(self, num_points: int = 68, input_size: int = 256, pretrained: bool = False,
+                 stacks: int = 2, depth: int = 4, channels: int = 128, attention: str = "ca",
+                 coordconv: bool = True, codec: str = "offset_gaussian", sigma: float = 1.75,
+                 kernel_size: int = 7, loss: str = "weighted_mse",
+                 decoder: str | None = None) -> None:
+        super().__init__()
+        if pretrained:
+            raise ValueError("hourglass has no pretrained weights; use pretrained=False")
+        if stacks < 1 or depth < 1 or channels < 2:
+            raise ValueError(f"need stacks >= 1, depth >= 1, channels >= 2; got {stacks}, "
+                             f"{depth}, {channels}")
+        if input_size % (4 * 2 ** depth):
+            raise ValueError(f"input_size must be a multiple of 4 * 2**depth = {4 * 2 ** depth}, "
+                             f"got {input_size}")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {attention!r}; expected one of {ATTENTIONS}")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+        if decoder is not None and decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
+        self.num_points, self.input_size = num_points, input_size
+        self.stacks, self.loss_kind, self.coordconv = stacks, loss, coordconv
+        self.codec = _make_codec(codec, input_size // 4, sigma, kernel_size, decoder)
+        c = channels
+        half = max(1, c // 2)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3 + (2 if coordconv else 0), half, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(half), nn.ReLU(inplace=True),
+            Residual(half, c), nn.MaxPool2d(2), Residual(c, c), Residual(c, c),
+        )
+        self.hourglasses = nn.ModuleList(Hourglass(depth, c, attention) for _ in range(stacks))
+        self.features = nn.ModuleList(
+            nn.Sequential(Residual(c, c), nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c),
+                          nn.ReLU(inplace=True))
+            for _ in range(stacks))
+        self.heads = nn.ModuleList(nn.Conv2d(c, num_points, 1) for _ in range(stacks))
+        self.merge_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(stacks - 1))
+        self.merge_heatmaps = nn.ModuleList(nn.Conv2d(num_points, c, 1) for _ in range(stacks - 1))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.normalize(x)
+        if self.coordconv:
+            x = add_coord_channels(x)
+        y = self.stem(x)
+        outs = []
+        for i in range(self.stacks):
+            f = self.features[i](self.hourglasses[i](y))
+            hm = self.heads[i](f)
+            outs.append(hm)
+            if i < self.stacks - 1:
+                y = y + self.merge_features[i](f) + self.merge_heatmaps[i](hm)
+        with torch.no_grad():
+            coords, _ = self.codec.decode(outs[-1].detach().float())
+        return {"coords": coords, "heatmaps": outs[-1], "stack_heatmaps": torch.stack(outs)}
+
+    def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """Heatmap loss summed over stacks; ``target`` ``(B, K, 2)`` normalised coordinates."""
+        stack_hm = out["stack_heatmaps"]
+        with torch.no_grad():
+            t = self.codec.encode(target.float()).to(stack_hm.dtype)
+        total = stack_hm.new_zeros(())
+        for hm in stack_hm:
+            if self.loss_kind == "weighted_mse":
+                total = total + weighted_mse_loss(hm, t)
+            elif self.loss_kind == "mse":
+                total = total + mse_loss(hm, t)
+            else:
+                total = total + adaptive_wing_loss(hm, t, weighted=True)
+        return total
+
+
+def _make_codec(kind: str, size: int, sigma: float, kernel_size: int,
+                decoder: str | None) -> HeatmapCodec:
+    if kind == "offset_gaussian":
+        return GaussianHeatmap(size, sigma, kernel_size, offset=True, decoder=decoder or "subpixel")
+    if kind == "gaussian":
+        return GaussianHeatmap(size, sigma, kernel_size, offset=False,
+                               decoder=decoder or "argmax_shift")
+    if kind == "randomized_rounding":
+        return RandomizedRoundingHeatmap(size, sigma, kernel_size=kernel_size,
+                                         decoder=decoder or "local_mean")
+    raise ValueError(f"unknown codec {kind!r}; expected one of {CODECS}")
+
+
+@register_model("hourglass", smoke={"input_size": 64, "stacks": 2, "depth": 2, "channels": 16})
+def _hourglass(**kw) -> StackedHourglass:
+    return StackedHourglass(**kw)

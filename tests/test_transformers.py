@@ -1,0 +1,303 @@
+"""Transformer landmark models: token regression (seed 000), RePFormer (seed 002), IACT (seed 003)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+import torch
+
+from faceland.models import SMOKE_KWARGS, create_model
+from faceland.models.base import MODEL_REGISTRY
+from faceland.models.iact import IACT, DeformableProjection, DeformableSpatialAttention
+from faceland.models.repformer import RePFormer, aggregate_queries, pixel_centres, sine_encoding
+from faceland.models.token_regression import TokenRegression, backbone_at_strides, patch_tokens
+from faceland.training import load_config
+
+NAMES = ["token_regression", "repformer", "iact"]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _smoke(name: str, **kw):
+    return create_model(name, **{**SMOKE_KWARGS[name], **kw})
+
+
+def _check_all_grads(model: torch.nn.Module) -> None:
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient reaches: {missing[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert sum(float(p.grad.abs().sum()) for p in model.parameters()) > 0
+
+
+# ------------------------------------------------------------------------------------ all three
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_shapes(name: str) -> None:
+    torch.manual_seed(0)
+    model = _smoke(name).eval()
+    assert model.input_size == 64 and model.num_points == 68
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+    assert out["coords"].shape == (2, 68, 2) and torch.isfinite(out["coords"]).all()
+    if name == "repformer":
+        assert len(out["stages"]) == model.num_stages == 4
+        assert all(s.shape == (2, 68, 2) for s in out["stages"])
+        assert out["stages"][-1] is out["coords"]
+    if name == "iact":
+        assert out["heatmaps"].shape == (2, 68, 16, 16)  # N / 4
+        assert out["scores"].shape == (2, 68)
+        assert ((out["coords"] >= 0) & (out["coords"] <= 1)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_reaches_every_parameter(name: str) -> None:
+    torch.manual_seed(0)
+    # channels_last, as faceland.training runs the models
+    model = _smoke(name).to(memory_format=torch.channels_last).train()
+    x = torch.rand(2, 3, 64, 64).to(memory_format=torch.channels_last)
+    value = model.loss(model(x), torch.rand(2, 68, 2) * 0.6 + 0.2)
+    assert value.ndim == 0 and float(value.detach()) > 0
+    value.backward()
+    _check_all_grads(model)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_loss_raises(name: str) -> None:
+    with pytest.raises(ValueError, match="unknown loss"):
+        _smoke(name, loss="l7")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("token_regression_*.yaml"))
+                         + sorted(CONFIGS.glob("repformer_*.yaml"))
+                         + sorted(CONFIGS.glob("iact_*.yaml")), ids=lambda p: p.name)
+def test_configs_load_and_match_the_factory(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.model in NAMES
+    cls = {"token_regression": TokenRegression, "repformer": RePFormer, "iact": IACT}[cfg.model]
+    inspect.signature(cls).bind(num_points=68, input_size=cfg.input_size, **cfg.model_args)
+    assert cfg.optimizer in ("adam", "adamw", "rmsprop") and cfg.schedule in ("cosine", "step")
+
+
+def test_configs_exist_for_every_model() -> None:
+    for name in NAMES:
+        assert len(list(CONFIGS.glob(f"{name}_*.yaml"))) >= 2, name
+        assert name in MODEL_REGISTRY
+
+
+# ------------------------------------------------------------------------------ token regression
+
+
+def test_patch_tokens_layout() -> None:
+    f = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    t = patch_tokens(f)
+    assert t.shape == (2, 2, 3, 12)
+    # token (i=1, j=2) of image 1: pixels (2,4), (2,5), (3,4), (3,5), all channels each
+    expect = torch.stack([f[1, :, 2, 4], f[1, :, 2, 5], f[1, :, 3, 4], f[1, :, 3, 5]]).reshape(-1)
+    assert torch.equal(t[1, 1, 2], expect)
+    with pytest.raises(ValueError, match="2x2"):
+        patch_tokens(torch.zeros(1, 1, 3, 4))
+
+
+def test_token_count_at_224_is_441_with_resnet101() -> None:
+    # the seed's 441 tokens x 512: strides 4/8/16 -> 28^2, 14^2, 7^2 patch grids, the stride-4
+    # grid max-reduced to 14^2: 196 + 196 + 49
+    assert TokenRegression.token_counts(224) == [196, 196, 49]
+    m = TokenRegression(backbone="resnet101", input_size=224, pretrained=False)
+    assert m.num_tokens == 441 and m.pos_embed.shape == (1, 441, 512)
+    assert m.backbone.channels == [256, 512, 1024] and m.backbone.reductions == [4, 8, 16]
+    # the count does not depend on the backbone's channels: a real forward with ResNet-18
+    small = TokenRegression(backbone="resnet18", input_size=224, dim=32, num_layers=1, heads=2,
+                            ff_dim=64).eval()
+    with torch.no_grad():
+        assert small.tokens(torch.rand(1, 3, 224, 224)).shape == (1, 441, 32)
+
+
+def test_tokens_are_concatenated_finest_level_first() -> None:
+    torch.manual_seed(0)
+    m = _smoke("token_regression").eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        feats = m.backbone(m.normalize(x))
+        t0 = m.token_ffn[0](patch_tokens(feats[0]))  # (1, 8, 8, d): already at reduce_to = 8
+        t1 = m.token_ffn[1](patch_tokens(feats[1]))
+        tokens = m.tokens(x)
+    assert m.grids == [8, 4, 2]
+    assert torch.allclose(tokens[:, :64], t0.flatten(1, 2))
+    assert torch.allclose(tokens[:, 64:80], t1.flatten(1, 2))
+    assert tokens.shape == (1, 84, 64)
+
+
+def test_token_regression_reduction_merges_2x2_token_blocks() -> None:
+    torch.manual_seed(0)
+    m = TokenRegression(backbone="resnet18", num_points=8, input_size=64, dim=16, num_layers=1,
+                        heads=2, ff_dim=32, reduce_to=4).eval()
+    assert m.grids == [4, 4, 2] and m.num_tokens == 36
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        t0 = m.token_ffn[0](patch_tokens(m.backbone(m.normalize(x))[0]))  # (1, 8, 8, 16)
+        merged = t0.reshape(1, 4, 2, 4, 2, 16).amax(dim=(2, 4)).reshape(1, 16, 16)
+        assert torch.allclose(m.tokens(x)[:, :16], merged)
+
+
+def test_token_regression_errors() -> None:
+    with pytest.raises(ValueError, match="landmarks"):
+        TokenRegression(backbone="resnet18", input_size=64, dim=16, heads=2, ff_dim=16)  # 36 < 68
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TokenRegression(backbone="resnet18", input_size=100)
+    with pytest.raises(ValueError, match="contiguous"):
+        backbone_at_strides("resnet18", False, (4, 16))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_backbone_at_strides_removes_the_deep_stages(name: str) -> None:
+    bb = backbone_at_strides(name, False, (4, 8, 16))
+    assert bb.reductions == [4, 8, 16]
+    feats = bb(torch.rand(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == bb.channels
+    assert [f.shape[-1] for f in feats] == [16, 8, 4]
+    sum(f.sum() for f in feats).backward()
+    assert all(p.grad is not None for p in bb.parameters())
+
+
+# ------------------------------------------------------------------------------------ RePFormer
+
+
+def test_aggregation_is_differentiable_wrt_landmarks() -> None:
+    torch.manual_seed(0)
+    centres = pixel_centres(3, 4, dtype=torch.float64)
+    memory = torch.randn(2, 12, 5, dtype=torch.float64)
+    lm = torch.rand(2, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p: aggregate_queries(memory, centres, p, 20.0), (lm,))
+    q = aggregate_queries(memory, centres, lm, 1000.0)
+    q.sum().backward()
+    assert lm.grad is not None and lm.grad.abs().sum() > 0
+
+
+def test_aggregation_tends_to_the_nearest_memory_pixel() -> None:
+    torch.manual_seed(0)
+    h, w = 4, 5
+    centres = pixel_centres(h, w)
+    assert torch.allclose(centres[w + 2], torch.tensor([2.5 / w, 1.5 / h]))  # row 1, column 2
+    memory = torch.randn(1, h * w, 8)
+    lm = torch.rand(1, 6, 2) * 0.9 + 0.05
+    nearest = (lm.unsqueeze(2) - centres).pow(2).sum(-1).argmin(-1)  # (1, 6)
+    expect = memory[0, nearest[0]].unsqueeze(0)
+    errs = [float((aggregate_queries(memory, centres, lm, tau) - expect).abs().max())
+            for tau in (10.0, 1e3, 1e5)]
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 1e-3
+    # tau -> 0: the plain mean of the memory
+    flat = aggregate_queries(memory, centres, lm, 0.0)
+    assert torch.allclose(flat, memory.mean(1, keepdim=True).expand(1, 6, 8), atol=1e-6)
+
+
+def test_sine_encoding_shape_and_errors() -> None:
+    e = sine_encoding(torch.rand(2, 7, 2), 16)
+    assert e.shape == (2, 7, 16) and e.abs().max() <= 1
+    with pytest.raises(ValueError, match="multiple of 4"):
+        sine_encoding(torch.rand(3, 2), 6)
+
+
+@pytest.mark.parametrize("pth", [True, False])
+@pytest.mark.parametrize("dlr", [True, False])
+def test_repformer_ablation_variants(pth: bool, dlr: bool) -> None:
+    torch.manual_seed(0)
+    model = _smoke("repformer", pth=pth, dlr=dlr, backbone="mobilenet_v2").train()
+    assert len(model.proj) == (3 if pth else 1)
+    out = model(torch.rand(2, 3, 64, 64))
+    assert len(out["stages"]) == 4
+    if dlr:  # refinement stages start as the identity (zero-initialised residual heads)
+        assert torch.allclose(out["stages"][1], out["stages"][0])
+    model.loss(out, torch.rand(2, 68, 2)).backward()
+    _check_all_grads(model)
+
+
+def test_repformer_loss_is_the_mean_over_stages() -> None:
+    model = _smoke("repformer", backbone="mobilenet_v2")
+    target = torch.zeros(1, 68, 2)
+    stages = [torch.full((1, 68, 2), v) for v in (0.1, 0.2, 0.3, 0.6)]
+    value = model.loss({"coords": stages[-1], "stages": stages}, target)
+    assert value.item() == pytest.approx(0.3)
+
+
+def test_repformer_later_stages_fit_better() -> None:
+    # Overfit a tiny model on two synthetic images (bright squares at the landmarks).
+    torch.manual_seed(0)
+    k = 8
+    model = RePFormer(backbone="mobilenet_v2", num_points=k, input_size=64, dim=32, heads=2,
+                      ff_dim=64, dropout=0.0).train()
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(2, k, 2, generator=gen) * 0.6 + 0.2
+    x = torch.zeros(2, 3, 64, 64)
+    for b in range(2):
+        for u, v in (target[b] * 64).long().tolist():
+            x[b, :, v - 2:v + 2, u - 2:u + 2] = 1.0
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(60):
+        loss = model.loss(model(x), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():  # train mode: BatchNorm uses this batch's statistics, as when fitting
+        stages = model(x)["stages"]
+    errs = [float((s - target).abs().mean()) for s in stages]
+    assert all(e < errs[0] for e in errs[1:]), errs
+    assert errs[-1] < 0.7 * errs[0], errs
+
+
+def test_repformer_rejects_bad_input_size() -> None:
+    with pytest.raises(ValueError, match="multiple of 32"):
+        RePFormer(input_size=100)
+
+
+# ----------------------------------------------------------------------------------------- IACT
+
+
+def test_deformable_attention_shape_and_offset_gradients() -> None:
+    torch.manual_seed(0)
+    attn = DeformableSpatialAttention(16, heads=2, kv_stride=2)
+    x = torch.randn(2, 16, 8, 8)
+    y = attn(x)
+    assert y.shape == (2, 16, 8, 8)
+    (y * torch.randn_like(y)).sum().backward()
+    for proj in (attn.q, attn.k, attn.v):
+        assert proj.offset.weight.grad is not None and proj.offset.weight.grad.abs().sum() > 0
+        assert proj.offset.bias.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="divide"):
+        DeformableSpatialAttention(10, heads=3)
+
+
+def test_deformable_projection_starts_as_a_plain_convolution() -> None:
+    torch.manual_seed(0)
+    p = DeformableProjection(4, 6, 3, stride=2)
+    x = torch.randn(1, 4, 9, 9)
+    y = p(x)
+    assert y.shape == (1, 6, 5, 5)
+    ref = torch.nn.functional.conv2d(x, p.conv.weight, p.conv.bias, stride=2, padding=1)
+    assert torch.allclose(y, ref, atol=1e-5)
+
+
+def test_iact_loss_uses_randomized_rounding_targets() -> None:
+    torch.manual_seed(0)
+    model = _smoke("iact").eval()
+    target = torch.rand(1, 68, 2) * 0.6 + 0.2
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64))
+        torch.manual_seed(1)
+        hm = model.codec.encode(target)
+        assert hm.shape == out["heatmaps"].shape and hm.max() == 1
+        torch.manual_seed(1)
+        perfect = model.loss({**out, "heatmaps": hm}, target)
+        assert float(perfect) == 0.0
+        assert float(model.loss(out, target)) > 0
+
+
+def test_iact_errors() -> None:
+    with pytest.raises(ValueError, match="multiple of 32"):
+        IACT(input_size=100)
+    with pytest.raises(ValueError, match="pretrained"):
+        IACT(input_size=64, pretrained=True)
+    with pytest.raises(ValueError, match="decoder"):
+        IACT(input_size=64, decoder="nope")
