@@ -274,10 +274,12 @@ class HeatmapCodec:
 
     @property
     def width(self) -> int:
+        """W, heatmap columns."""
         return self.size[0]
 
     @property
     def height(self) -> int:
+        """H, heatmap rows."""
         return self.size[1]
 
     def _pixel_coords(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,

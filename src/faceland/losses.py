@@ -141,8 +141,10 @@ def adaptive_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 
     r = theta / epsilon
     a = omega * e * r ** (e - 1) / (epsilon * (1 + r ** e))
     c = theta * a - omega * torch.log1p(r ** e)
-    inner = omega * torch.log1p((d / epsilon).clamp_max(r) ** e)
-    loss = torch.where(d < theta, inner, a * d - c)
+    small = d < theta
+    # the unselected branch gets a harmless constant input (no overflow, no gradient)
+    inner = omega * torch.log1p((torch.where(small, d, torch.zeros_like(d)) / epsilon) ** e)
+    loss = torch.where(small, inner, a * d - c)
     if weighted:
         loss = loss * (w * loss_weight_map(target, threshold, dilation) + 1)
     return loss.mean()
@@ -151,10 +153,10 @@ def adaptive_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 
 def smooth_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 14.0,
                      theta1: float = 0.05, theta2: float = 0.5, alpha: float = 2.1,
                      epsilon: float = 1.0) -> torch.Tensor:
-    """Smooth Wing loss (IACT's coordinate loss): quadratic, then Adaptive-Wing log, then linear.
+    """Smooth Wing loss (IACT's): quadratic, then Adaptive-Wing log, then linear, per element.
 
-    With ``x = pred - target`` (per coordinate, in the caller's units -- the constants assume
-    the same units as ``theta1``/``theta2``) and ``r = |x|``::
+    With ``x = pred - target`` per element -- coordinates, or heatmap values as in faceland's
+    ``iact`` model; ``theta1``/``theta2`` are in the same units as ``x`` -- and ``r = |x|``::
 
         L(r) = a r^2                                  r < theta1
                omega * ln(1 + (r / epsilon)^alpha) - C1  theta1 <= r < theta2
@@ -175,7 +177,7 @@ def smooth_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 14
     constant gradient ``A`` for large errors (robust to outliers).
 
     Args:
-        pred, target: equal shapes, e.g. ``(B, K, 2)``.
+        pred, target: equal shapes, e.g. ``(B, K, 2)`` coordinates or ``(B, K, H, W)`` heatmaps.
         omega, theta1, theta2, alpha, epsilon: constants, ``0 < theta1 < theta2``, ``alpha > 1``,
             ``omega, epsilon > 0``.
 
@@ -202,6 +204,9 @@ def smooth_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 14
     big_a = dg(theta2)
     c2 = theta2 * big_a - g(theta2) + c1
     r = (pred - target).abs()
-    mid = omega * torch.log1p((r.clamp(theta1, theta2) / epsilon) ** alpha) - c1
-    loss = torch.where(r < theta1, a * r * r, torch.where(r < theta2, mid, big_a * r - c2))
+    in_mid = (r >= theta1) & (r < theta2)
+    # the log piece sees r only where it is used (elsewhere a constant: no overflow, no gradient)
+    rm = torch.where(in_mid, r, torch.full_like(r, theta1))
+    mid = omega * torch.log1p((rm / epsilon) ** alpha) - c1
+    loss = torch.where(r < theta1, a * r * r, torch.where(in_mid, mid, big_a * r - c2))
     return loss.mean()

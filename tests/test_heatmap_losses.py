@@ -1,0 +1,136 @@
+"""Heatmap losses (MSE, weighted MSE, Adaptive Wing) and the Smooth Wing coordinate loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from faceland.losses import (
+    adaptive_wing_loss,
+    loss_weight_map,
+    mse_loss,
+    smooth_wing_loss,
+    weighted_mse_loss,
+)
+
+
+def _value_and_grad(fn, x: float, target: float = 0.0, **kw) -> tuple[float, float]:
+    p = torch.tensor([x], dtype=torch.float64, requires_grad=True)
+    loss = fn(p, torch.tensor([target], dtype=torch.float64), **kw)
+    loss.backward()
+    return float(loss.detach()), float(p.grad[0])
+
+
+def test_mse_loss() -> None:
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    target = torch.zeros(2, 2)
+    assert float(mse_loss(pred, target)) == pytest.approx((1 + 4 + 9 + 16) / 4)
+    with pytest.raises(ValueError, match="differ"):
+        mse_loss(pred, torch.zeros(4))
+
+
+def test_weight_map_dilation_and_threshold_hand_case() -> None:
+    t = torch.zeros(1, 2, 5, 5)
+    t[0, 0, 2, 2] = 1.0
+    t[0, 1, 0, 0] = 0.2  # exactly the threshold: foreground
+    t[0, 1, 4, 4] = 0.19  # below: background
+    m = loss_weight_map(t, threshold=0.2, dilation=3)
+    expected0 = torch.zeros(5, 5)
+    expected0[1:4, 1:4] = 1
+    torch.testing.assert_close(m[0, 0], expected0)
+    expected1 = torch.zeros(5, 5)
+    expected1[0:2, 0:2] = 1  # dilation cut by the border
+    torch.testing.assert_close(m[0, 1], expected1)
+    torch.testing.assert_close(loss_weight_map(t, 0.2, dilation=1)[0, 0], (t[0, 0] >= 0.2).float())
+    with pytest.raises(ValueError, match="odd"):
+        loss_weight_map(t, dilation=2)
+
+
+def test_weighted_mse_hand_case() -> None:
+    t = torch.zeros(1, 1, 5, 5)
+    t[0, 0, 2, 2] = 1.0
+    p = torch.zeros(1, 1, 5, 5)
+    # centre error 1 inside the mask: weight 10 + 1
+    assert float(weighted_mse_loss(p, t)) == pytest.approx(11 / 25)
+    p[0, 0, 1, 1] = 0.5  # inside the dilated mask though the target is 0 there: weight 11
+    p[0, 0, 4, 4] = 0.5  # background: weight 1
+    assert float(weighted_mse_loss(p, t)) == pytest.approx((11 + 0.25 * 11 + 0.25) / 25)
+    assert float(weighted_mse_loss(p, t, w=0.0)) == pytest.approx(float(mse_loss(p, t)))
+    assert float(weighted_mse_loss(t, t)) == 0.0
+
+
+@pytest.mark.parametrize("y", [0.0, 0.3, 1.0])
+def test_adaptive_wing_formula_and_continuity_at_theta(y: float) -> None:
+    omega, theta, eps, alpha = 14.0, 0.5, 1.0, 2.1
+    a = alpha - y
+    d = 0.2
+    v, _ = _value_and_grad(adaptive_wing_loss, y + d, y)
+    assert v == pytest.approx(omega * math.log1p((d / eps) ** a), rel=1e-9)
+    h = 1e-7
+    (vl, gl), (vr, gr) = (_value_and_grad(adaptive_wing_loss, y + theta + s, y) for s in (-h, h))
+    assert vl == pytest.approx(vr, abs=1e-5) and gl == pytest.approx(gr, rel=1e-5)
+    big_a = omega * a * (theta / eps) ** (a - 1) / (eps * (1 + (theta / eps) ** a))
+    assert gr == pytest.approx(big_a, rel=1e-6)
+    assert _value_and_grad(adaptive_wing_loss, y, y) == (0.0, 0.0)
+
+
+def test_adaptive_wing_weighted_map_and_shapes() -> None:
+    torch.manual_seed(0)
+    t = torch.zeros(2, 3, 8, 8)
+    t[:, :, 4, 4] = 1.0
+    p = t * 0.8 + torch.rand(2, 3, 8, 8) * 0.2  # |p - t| < theta everywhere: the log branch
+    plain = adaptive_wing_loss(p, t)
+    weighted = adaptive_wing_loss(p, t, weighted=True)
+    m = loss_weight_map(t)
+    assert float(weighted) > float(plain) > 0
+    d = (t - p).abs()
+    per = 14 * torch.log1p(d ** (2.1 - t))  # all |d| < theta here
+    assert float(weighted) == pytest.approx(float((per * (10 * m + 1)).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="differ"):
+        adaptive_wing_loss(p, t[:, :2])
+
+
+@pytest.mark.parametrize("theta", [0.05, 0.5])
+def test_smooth_wing_value_and_gradient_are_continuous(theta: float) -> None:
+    for h in (1e-6, 1e-8):
+        (vl, gl), (vr, gr) = (_value_and_grad(smooth_wing_loss, theta + s) for s in (-h, h))
+        assert vr == pytest.approx(vl, abs=30 * h)  # slope <= 11.2: a jump would exceed it
+        assert gr == pytest.approx(gl, rel=1e-4)
+    # derivative from autograd matches the finite difference across the joint
+    h = 1e-5
+    (v1, _), (v2, _), (_, g) = (_value_and_grad(smooth_wing_loss, theta + s) for s in (-h, h, 0))
+    assert (v2 - v1) / (2 * h) == pytest.approx(g, rel=1e-4)
+
+
+def test_smooth_wing_pieces_zero_symmetry_and_monotonicity() -> None:
+    omega, t1, t2, alpha, eps = 14.0, 0.05, 0.5, 2.1, 1.0
+
+    def dg(r: float) -> float:
+        return omega * alpha * r ** (alpha - 1) / (eps ** alpha + r ** alpha)
+
+    assert _value_and_grad(smooth_wing_loss, 0.0) == (0.0, 0.0)
+    v, g = _value_and_grad(smooth_wing_loss, 0.02)
+    a = dg(t1) / (2 * t1)
+    assert v == pytest.approx(a * 0.02 ** 2, rel=1e-9) and g == pytest.approx(2 * a * 0.02)
+    _, g_far = _value_and_grad(smooth_wing_loss, 3.0)
+    assert g_far == pytest.approx(dg(t2), rel=1e-9)  # linear tail, slope A = g'(theta2)
+    xs = torch.linspace(-2, 2, 401, dtype=torch.float64)
+    per = torch.stack([smooth_wing_loss(x.view(1), torch.zeros(1, dtype=torch.float64)) for x in xs])
+    torch.testing.assert_close(per, per.flip(0))  # even
+    assert bool((per[201:].diff() > 0).all())  # increasing in |x|
+    # shifted arguments: a function of pred - target only
+    p, q = torch.rand(3, 5, 2, dtype=torch.float64), torch.rand(3, 5, 2, dtype=torch.float64)
+    torch.testing.assert_close(smooth_wing_loss(p, q), smooth_wing_loss(p - q, torch.zeros_like(q)))
+    torch.testing.assert_close(smooth_wing_loss(p, q), smooth_wing_loss(q, p))
+
+
+def test_smooth_wing_rejects_bad_constants_and_shapes() -> None:
+    x = torch.zeros(2, 3, 2)
+    with pytest.raises(ValueError, match="theta1 < theta2"):
+        smooth_wing_loss(x, x, theta1=0.5, theta2=0.05)
+    with pytest.raises(ValueError, match="alpha"):
+        smooth_wing_loss(x, x, alpha=1.0)
+    with pytest.raises(ValueError, match="differ"):
+        smooth_wing_loss(x, x[:, :2])
