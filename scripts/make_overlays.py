@@ -40,7 +40,7 @@ def main() -> None:
     args = ap.parse_args()
     lm = FaceLandmarker()
     astro = read_image(REPO / "assets" / "astronaut.jpg")
-    save_image(args.out / "astronaut.png", draw_faces(astro, lm.predict(astro)))
+    save_image(args.out / "astronaut.jpg", draw_faces(astro, lm.predict(astro)))
     recs = load_300w(Path(args.data) / "300w", "common")
     group = collage([read_image(r.image) for r in recs[3::90][:6]])
     faces = lm.predict(group)

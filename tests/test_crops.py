@@ -49,8 +49,8 @@ def test_evaluation_crop_is_deterministic_and_cached(records) -> None:
     assert 0 in ds._cache
 
 
-def test_detector_box_source(records) -> None:
-    ds = CropDataset(records[:2], S68, N, box_source="detector")
+def test_record_box_source(records) -> None:
+    ds = CropDataset(records[:2], S68, N, box_source="record")
     for i in range(2):
         assert np.abs(_to_image_frame(ds[i]) - records[i].points).max() < 1e-4
     with pytest.raises(ValueError):

@@ -183,9 +183,11 @@ def test_read_coco_keypoints_bbox_and_errors(tmp_path) -> None:
                  ' "annotations": [{"image_id": 1, "keypoints": [1, 2, 2, 3, 4, 0],'
                  ' "bbox": [1, 2, 5, 6]}]}')
     (r,) = read_coco_keypoints(f)
-    np.testing.assert_array_equal(r["points"], [[1, 2], [3, 4]])
+    # v = 0 means "not labelled": NaN, never a point at (3, 4) or (0, 0)
+    np.testing.assert_array_equal(r["points"], [[1, 2], [np.nan, np.nan]])
     np.testing.assert_array_equal(r["visible"], [True, False])
-    np.testing.assert_array_equal(r["box"], [1, 2, 6, 8])
+    # COCO boxes are in pixel-edge coordinates: -0.5 into faceland's pixel-centre frame
+    np.testing.assert_array_equal(r["box"], [0.5, 1.5, 5.5, 7.5])
     f.write_text('{"images": []}')
     with pytest.raises(FormatError) as e:
         read_coco_keypoints(f)
@@ -338,3 +340,28 @@ def test_read_image_real_300w_jpeg(data_root) -> None:
     assert max(img.shape[:2]) <= 448
     ref = cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(img, ref)
+
+
+#: EXIF orientation -> how the stored pixels are shown, in the words of the EXIF spec
+#: (np.rot90 k=1 turns counter-clockwise, k=-1 clockwise).
+_DISPLAY = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirror horizontal
+    3: lambda a: np.rot90(a, 2),  # rotate 180
+    4: lambda a: a[::-1],  # mirror vertical
+    5: lambda a: np.rot90(a[:, ::-1], 1),  # mirror horizontal, rotate 270 CW
+    6: lambda a: np.rot90(a, -1),  # rotate 90 CW
+    7: lambda a: np.rot90(a[:, ::-1], -1),  # mirror horizontal, rotate 90 CW
+    8: lambda a: np.rot90(a, 1),  # rotate 270 CW
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation(tmp_path, orientation: int) -> None:
+    img = _noise_image(24, 40)
+    jpg = _jpeg_bytes(img, 100)
+    plain, rotated = tmp_path / "p.jpg", tmp_path / "r.jpg"
+    plain.write_bytes(jpg)
+    rotated.write_bytes(jpg[:2] + exif_app1(orientation, "MM") + jpg[2:])
+    stored = read_image(plain)
+    np.testing.assert_array_equal(read_image(rotated), _DISPLAY[orientation](stored))

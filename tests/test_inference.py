@@ -101,8 +101,13 @@ def test_user_boxes_and_flip_test(face_records) -> None:
     r = face_records[0]
     img = read_image(r.image)
     lm = FaceLandmarker(flip_test=True)
-    p = lm.landmarks_from_boxes(img, [landmark_box(r.points)], "landmark")[0]
+    box = [landmark_box(r.points)]
+    p = lm.landmarks_from_boxes(img, box, "landmark")[0]
     assert _iod_nme(p, r.points) < 0.08
+    plain = FaceLandmarker(detector=None).landmarks_from_boxes(img, box, "landmark")[0]
+    # A mirror off by one crop pixel would shift every x the same way; TTA noise does not.
+    assert abs(float((p - plain)[:, 0].mean())) < 0.5
+    assert np.abs(p - plain).mean() < 2.0
     assert lm.predict(img, boxes=np.zeros((0, 4))) == []
 
 
@@ -140,9 +145,9 @@ def test_cli_directory_with_bad_files_processes_the_rest(tmp_path, capsys, data_
     d.mkdir()
     ok, jpg = cv2.imencode(".jpg", bgr)
     (d / "good.jpg").write_bytes(jpg.tobytes())
-    (d / "truncated.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])
+    (d / "cut_jpeg.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])
     ok, png = cv2.imencode(".png", bgr)
-    (d / "truncated.png").write_bytes(png.tobytes()[: len(png) // 2])
+    (d / "cut_png.png").write_bytes(png.tobytes()[: len(png) // 2])
     (d / "notes.jpg").write_text("not an image")
     cv2.imwrite(str(d / "gray.png"), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
     cv2.imwrite(str(d / "rgba.png"), cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))
@@ -152,9 +157,9 @@ def test_cli_directory_with_bad_files_processes_the_rest(tmp_path, capsys, data_
     rc = _run_predict([d], out)
     err = capsys.readouterr().err
     assert rc == 1
-    for bad in ("truncated.jpg", "truncated.png", "notes.jpg"):
+    for bad in ("cut_jpeg.jpg", "cut_png.png", "notes.jpg"):
         assert bad in err
-        assert not (out / f"{Path(bad).stem}.json").exists() or bad.endswith(".png")
+        assert not (out / f"{Path(bad).stem}.json").exists()
     ref = _nearest(json.loads((out / "good.json").read_text())["faces"], pts)
     assert _iod_nme(ref, pts) < 0.08
     for name in ("gray", "rgba", "deep"):
@@ -216,3 +221,16 @@ def test_cli_predict_not_a_video(tmp_path, capsys) -> None:
     bad.write_bytes(b"\x00" * 100)
     assert main(["predict", str(bad), "--out", str(tmp_path / "o")]) == 1
     assert "broken.mp4: not a readable video" in capsys.readouterr().err
+
+
+def test_cli_rejects_every_zero_and_corrupt_weights(tmp_path, capsys) -> None:
+    assert main(["predict", str(ASSETS / "astronaut.jpg"), "--out", str(tmp_path),
+                 "--every", "0"]) == 2
+    assert "--every must be >= 1" in capsys.readouterr().err
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    bad.with_suffix(".json").write_text('{"config": {"name": "integral"}}')
+    assert main(["predict", str(ASSETS / "astronaut.jpg"), "--out", str(tmp_path),
+                 "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.safetensors" in err and "Traceback" not in err

@@ -118,3 +118,26 @@ def test_iod_requires_a_scheme_with_eye_corners() -> None:
     assert nme(g + 1, g, s19, "box")[0] > 0
     with pytest.raises(ValueError, match="unknown normalisation"):
         nme(g + 1, g, s19, "diag")
+
+
+def test_non_finite_predictions_are_failures_and_bad_input_raises() -> None:
+    from faceland.metrics import auc, failure_rate, nme
+    from faceland.schemes import get_scheme
+
+    s68 = get_scheme("68")
+    gt = np.zeros((2, 68, 2))
+    gt[:, :, 0] = np.arange(68)
+    gt[:, :, 1] = np.arange(68) % 7
+    pred = gt.copy()
+    pred[0, 3] = np.nan  # one bad point in image 0
+    e = nme(pred, gt, s68)
+    assert np.isinf(e[0]) and e[1] == 0
+    assert failure_rate(e) == 0.5 and auc(e) == 0.5
+    with pytest.raises(ValueError, match="non-finite"):
+        nme(gt, pred, s68)
+    with pytest.raises(ValueError, match="empty"):
+        nme(np.zeros((0, 68, 2)), np.zeros((0, 68, 2)), s68)
+    with pytest.raises(ValueError):
+        auc([])
+    with pytest.raises(ValueError, match="NaN"):
+        failure_rate([0.01, np.nan])

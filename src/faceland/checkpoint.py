@@ -11,8 +11,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from faceland.errors import FormatError
 from faceland.models import LandmarkModel, create_model
 
 __all__ = ["save_model", "load_model", "default_model_path", "weights_hash", "DEFAULT_MODEL"]
@@ -54,6 +56,7 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
 
     Raises:
         FileNotFoundError: no such weights file or card (the message names the path).
+        faceland.errors.FormatError: a corrupt weights file or card.
         ValueError: the weights do not match the architecture in the card.
     """
     if path is None or str(path) == "default":
@@ -68,12 +71,19 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
     card_path = p.with_suffix(".json")
     if not card_path.exists():
         raise FileNotFoundError(f"{card_path}: model card (architecture config) missing")
-    card = json.loads(card_path.read_text())
-    cfg = dict(card["config"])
+    try:
+        card = json.loads(card_path.read_text())
+        cfg = dict(card["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"{card_path}: not a faceland model card ({e})") from None
     cfg.pop("pretrained", None)
     model = create_model(cfg.pop("name"), pretrained=False, **cfg)
     try:
-        model.load_state_dict(load_file(str(p)))
+        state = load_file(str(p))
+    except SafetensorError as e:
+        raise FormatError(f"{p}: not a readable safetensors file ({e})") from None
+    try:
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise ValueError(f"{p}: weights do not match the architecture in {card_path}: "
                          f"{str(e).splitlines()[0]}") from None

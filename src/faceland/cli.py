@@ -136,7 +136,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
     res["protocol"].update({"dataset": args.dataset, "root": str(root),
                             "split": args.split if args.dataset == "300w" else None})
-    norm = "iod" if scheme.iod_pair else "box"
+    norm = scheme.default_norm
     line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
     if "nme_ipd" in res:
         line += f" | NME (IPD) {res['nme_ipd']:.3f} %"
@@ -161,13 +161,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
     except (FileNotFoundError, ValueError, TypeError) as e:
         raise UserError(str(e)) from None
+    import yaml
+
+    from faceland.training import check_config
+
     for kv in args.set or []:
         key, _, val = kv.partition("=")
         if not hasattr(cfg, key):
             raise UserError(f"--set {kv}: unknown config key {key!r}")
-        import yaml
-
         setattr(cfg, key, yaml.safe_load(val))
+    check_config(cfg, "--set")
     path = train(cfg)
     print(f"wrote {path}")
     return 0
@@ -243,13 +246,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="faceland: %(levelname)s: %(message)s")
-    from faceland.data.formats import FormatError
+    from faceland.errors import FormatError, UnknownNameError
 
+    if getattr(args, "every", 1) < 1:
+        print("faceland: error: --every must be >= 1", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
-    except (UserError, FormatError, FileNotFoundError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"faceland: error: {msg}", file=sys.stderr)
+    except (UserError, FormatError, FileNotFoundError, ImportError, ValueError,
+            UnknownNameError) as e:
+        print(f"faceland: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("faceland: interrupted", file=sys.stderr)

@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceland.errors import UnknownNameError
+
 __all__ = ["Detection", "FaceDetector", "Res10SSDDetector", "BoxCalibration", "create_detector"]
 
 
@@ -135,4 +137,4 @@ def create_detector(name: str = "default", **kwargs) -> FaceDetector:
     """
     if name in ("default", "res10_ssd"):
         return Res10SSDDetector(**kwargs)
-    raise KeyError(f"unknown face detector {name!r}; available: ['res10_ssd']")
+    raise UnknownNameError(f"unknown face detector {name!r}; available: ['res10_ssd']")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 import faceland
 from faceland.checkpoint import weights_hash
 from faceland.data.datasets import FaceRecord
-from faceland.data.formats import read_image
+from faceland.data.formats import FormatError, read_image
 from faceland.geometry import landmark_box
 from faceland.inference import FaceLandmarker
 from faceland.metrics import auc, failure_rate, nme
@@ -64,20 +65,28 @@ def evaluate_records(landmarker: FaceLandmarker, records: Sequence[FaceRecord],
 
     Returns:
         A JSON-ready dict: ``nme_iod``, ``nme_ipd`` (percent), ``fr`` (percent), ``auc``
-        (fraction), ``n_images``, ``n_missed``, ``per_image`` (key -> IOD NME percent or null),
-        ``protocol`` (the card).
+        (fraction), ``n_images`` (evaluated), ``n_missed`` (detector misses), ``n_skipped`` and
+        ``skipped`` (unreadable images, reported on stderr and left out), ``per_image`` (key ->
+        IOD NME percent or null), ``protocol`` (the card).
 
     Raises:
-        ValueError: unknown box source, or model and scheme point counts differ.
+        ValueError: unknown box source, model and scheme point counts differ, or no image could
+            be read.
     """
     if boxes not in ("gt", "detector"):
         raise ValueError(f"boxes must be 'gt' or 'detector', not {boxes!r}")
     if landmarker.model.num_points != scheme.num_points:
         raise ValueError(f"model predicts {landmarker.model.num_points} points but the data set "
                          f"uses the {scheme.num_points}-point scheme {scheme.name}")
-    preds, gts = [], []
+    preds, gts, used, skipped = [], [], [], []
     for i, r in enumerate(records):
-        img = read_image(r.image)
+        try:
+            img = read_image(r.image)
+        except FormatError as e:  # reported and skipped, never silently
+            print(f"faceland: error: {e} (skipped)", file=sys.stderr)
+            skipped.append(str(r.image))
+            continue
+        used.append(r)
         box = landmark_box(r.points)
         if boxes == "detector":
             box = _match(landmarker, img, box)
@@ -88,8 +97,11 @@ def evaluate_records(landmarker: FaceLandmarker, records: Sequence[FaceRecord],
         gts.append(r.points)
         if progress and (i + 1) % 100 == 0:
             print(f"  {i + 1}/{len(records)} images", flush=True)
+    if not used:
+        raise ValueError("no readable image to evaluate")
+    records = used
     pred, gt = np.stack(preds), np.stack(gts)
-    norm = "iod" if scheme.iod_pair else "box"
+    norm = scheme.default_norm
     e_iod = nme(pred, gt, scheme, norm)
     found = np.isfinite(e_iod)
     result = {
@@ -104,6 +116,8 @@ def evaluate_records(landmarker: FaceLandmarker, records: Sequence[FaceRecord],
         "auc": auc(e_iod, threshold),
         "n_images": len(records),
         "n_missed": int((~found).sum()),
+        "n_skipped": len(skipped),
+        "skipped": skipped,
         "per_image": {r.key or str(r.image): (round(float(e) * 100, 4) if np.isfinite(e) else None)
                       for r, e in zip(records, e_iod, strict=True)},
         "protocol": {

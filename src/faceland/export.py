@@ -67,7 +67,11 @@ class OnnxLandmarkModel:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError("running .onnx models needs onnxruntime: pip install "
+                              "'faceland[onnx]'") from None
 
         p = Path(path)
         if not p.exists():

@@ -30,6 +30,7 @@ from faceland.geometry import (
     warp_crop,
 )
 from faceland.models import LandmarkModel
+from faceland.schemes import LandmarkScheme, get_scheme
 
 __all__ = ["Face", "FaceLandmarker", "result_json"]
 
@@ -93,10 +94,18 @@ class FaceLandmarker:
         self.flip_test = flip_test
         self._flip_perm: list[int] | None = None
         if flip_test:
-            from faceland.schemes import get_scheme
-
-            self._flip_perm = list(get_scheme(self.card.get("scheme", "68")).flip_permutation)
+            self._flip_perm = list(self.scheme.flip_permutation)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
+
+    @property
+    def scheme(self) -> LandmarkScheme:
+        """The model's landmark scheme: from its card, else the full markup with its point count.
+
+        Raises:
+            KeyError: no known scheme has the model's point count.
+        """
+        name = self.card.get("scheme") or str(self.model.num_points)
+        return get_scheme(name)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an ``(H, W, 3)`` uint8 RGB image (empty list when there is none).
@@ -151,13 +160,15 @@ class FaceLandmarker:
                                                                              strict=True)])
 
     def predict(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | None = None,
-                box_type: str = "detector") -> list[Face]:
+                box_type: str | None = None) -> list[Face]:
         """Detect faces (unless ``boxes`` are given) and localise their landmarks.
 
         Args:
             image: ``(H, W, 3)`` uint8 RGB (as returned by :func:`faceland.read_image`).
-            boxes: optional ``(F, 4)`` boxes; by default interpreted like the detector's boxes.
-            box_type: see :meth:`landmarks_from_boxes`.
+            boxes: optional ``(F, 4)`` boxes (pixels, 0-based pixel centres).
+            box_type: see :meth:`landmarks_from_boxes`; default: ``"detector"`` (face-detector
+                style boxes, converted with the detector's calibration) when the landmarker has a
+                detector, else ``"landmark"``.
 
         Returns:
             One :class:`Face` per face (empty list when no face is found).
@@ -168,6 +179,8 @@ class FaceLandmarker:
             box_type = "detector"
         else:
             dets = [Detection(np.asarray(b, dtype=np.float64), 1.0) for b in boxes]
+            if box_type is None:
+                box_type = "detector" if self.detector is not None else "landmark"
         pts = self.landmarks_from_boxes(image, [d.box for d in dets], box_type)
         return [Face(d.box, d.score, p) for d, p in zip(dets, pts, strict=True)]
 
@@ -200,6 +213,8 @@ class FaceLandmarker:
 
         from faceland.data.formats import FormatError
 
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
         p = Path(path)
         if not p.exists():
             raise FormatError(f"{p}: no such file")

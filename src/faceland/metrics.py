@@ -2,10 +2,12 @@
 
 Definitions (the 300W / WFLW convention):
 
-* ``NME_i = mean_k ||p_ik - g_ik||_2 / d_i`` for image ``i``, with ``d_i`` the inter-ocular
-  distance (outer eye corners), the inter-pupil distance (distance between the means of the two
-  eye contours) or the box size ``sqrt(w * h)`` of the ground-truth landmark box. Reported in
-  percent by the CLI; these functions return fractions.
+* ``NME_i = mean_k ||p_ik - g_ik||_2 / d_i`` for image ``i`` (Sagonas et al., "300 Faces
+  In-the-Wild Challenge: database and results", IMAVIS 2016), with ``d_i`` the inter-ocular
+  distance (outer eye corners), the inter-pupil distance (between the means of the two eye
+  contours: the usual approximation of the pupils for markups without pupil points, e.g. 68) or
+  the box size ``sqrt(w * h)`` of the ground-truth landmark box. Reported in percent by the CLI;
+  these functions return fractions.
 * ``FR@t``: share of images with ``NME_i > t`` (strictly greater).
 * ``AUC@t``: area under the cumulative error distribution ``F(e) = P(NME <= e)`` from 0 to ``t``,
   divided by ``t``. Integration rule: the exact integral of the empirical (step) CDF, which equals
@@ -72,7 +74,8 @@ def nme(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, norm: str = "i
     """Per-image normalised mean error (a fraction, not percent).
 
     Args:
-        pred: ``(N, K, 2)`` predictions; rows that are all NaN mean "no face found" and give inf.
+        pred: ``(N, K, 2)`` predictions; a row with NaN (e.g. all NaN: "no face found") gives
+            ``inf``, a failure.
         gt: ``(N, K, 2)`` ground truth in the same frame and units.
         scheme, norm, box: see :func:`normalizing_distance`.
 
@@ -80,28 +83,55 @@ def nme(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, norm: str = "i
         ``(N,)`` float64.
 
     Raises:
-        ValueError: shape mismatch.
+        ValueError: shape mismatch, empty input, non-finite ground truth or a zero normalising
+            distance.
     """
     p = np.asarray(pred, dtype=np.float64)
     g = np.asarray(gt, dtype=np.float64)
     if p.shape != g.shape or p.ndim != 3 or p.shape[-1] != 2:
         raise ValueError(f"pred and gt must both be (N, K, 2); got {p.shape} and {g.shape}")
+    if len(g) == 0:
+        raise ValueError("nme of an empty set of images")
+    if not np.isfinite(g).all():
+        bad = sorted(set(np.nonzero(~np.isfinite(g))[0].tolist()))[:5]
+        raise ValueError(f"ground truth has non-finite landmarks (images {bad})")
     d = normalizing_distance(g, scheme, norm, box)
+    if not (d > 0).all():
+        bad = np.nonzero(~(d > 0))[0][:5].tolist()
+        raise ValueError(f"zero {norm} normalising distance in the ground truth (images {bad})")
     err = np.linalg.norm(p - g, axis=-1).mean(axis=1) / d
-    missed = np.isnan(p).all(axis=(1, 2))
-    err[missed] = np.inf
+    # A missed face (all-NaN row) or any non-finite prediction is a failure: NME = inf.
+    err[~np.isfinite(err)] = np.inf
     return err
 
 
+def _errors(errors: Sequence[float] | np.ndarray) -> np.ndarray:
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    if e.size == 0:
+        raise ValueError("no per-image errors given")
+    if np.isnan(e).any():
+        raise ValueError("per-image errors contain NaN (use inf for a missed face)")
+    return e
+
+
 def failure_rate(errors: Sequence[float] | np.ndarray, threshold: float = 0.1) -> float:
-    """Share of images with NME strictly above ``threshold`` (inf counts as a failure)."""
-    e = np.asarray(errors, dtype=np.float64)
-    return float((e > threshold).mean())
+    """Share of images with NME strictly above ``threshold`` (inf counts as a failure).
+
+    Source: the failure rate of the 300W / WFLW protocols (Wu et al., CVPR 2018, Sec. 5).
+
+    Raises:
+        ValueError: empty input or NaN errors.
+    """
+    return float((_errors(errors) > threshold).mean())
 
 
 def auc(errors: Sequence[float] | np.ndarray, threshold: float = 0.1) -> float:
-    """Area under the CED from 0 to ``threshold``, divided by ``threshold`` (exact step integral)."""
-    e = np.asarray(errors, dtype=np.float64)
+    """Area under the CED from 0 to ``threshold``, divided by ``threshold`` (exact step integral).
+
+    Raises:
+        ValueError: empty input or NaN errors.
+    """
+    e = _errors(errors)
     return float(np.clip(threshold - e, 0.0, None).mean() / threshold)
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceland.errors import UnknownNameError
+
 __all__ = ["LandmarkScheme", "SCHEMES", "get_scheme", "IMM_NOSE_TIP"]
 
 
@@ -64,6 +66,12 @@ class LandmarkScheme:
                 self.indices is not None and len(self.indices) != self.num_points):
             raise ValueError(f"scheme {self.name}: parent and indices ({self.num_points}) go "
                              f"together")
+
+    @property
+    def default_norm(self) -> str:
+        """The protocol's NME normalisation: ``"iod"`` where an inter-ocular pair exists, else
+        ``"box"`` (AFLW, single-point schemes)."""
+        return "iod" if self.iod_pair is not None else "box"
 
     def select(self, points: np.ndarray) -> np.ndarray:
         """Points of the parent markup ``(..., K_parent, 2)`` -> this scheme's ``(..., K, 2)``.
@@ -148,5 +156,5 @@ def get_scheme(name: str | int) -> LandmarkScheme:
     """
     key = str(name)
     if key not in SCHEMES:
-        raise KeyError(f"unknown landmark scheme {name!r}; known: {sorted(SCHEMES)}")
+        raise UnknownNameError(f"unknown landmark scheme {name!r}; known: {sorted(SCHEMES)}")
     return SCHEMES[key]

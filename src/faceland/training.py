@@ -32,7 +32,7 @@ from faceland.models import LandmarkModel, create_model
 from faceland.schemes import get_scheme
 from faceland.transforms import AugmentConfig, TrainAugment
 
-__all__ = ["TrainConfig", "LandmarkModule", "load_config", "train"]
+__all__ = ["TrainConfig", "LandmarkModule", "load_config", "check_config", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ def load_config(path: str | Path) -> TrainConfig:
     bad_aug = sorted(set(raw.get("augment", {})) - aug_known)
     if bad_aug:
         raise ValueError(f"{p}: unknown augment keys {bad_aug}; known: {sorted(aug_known)}")
-    return TrainConfig(**raw)
+    cfg = TrainConfig(**raw)
+    check_config(cfg, str(p))
+    return cfg
 
 
 def _records(cfg: TrainConfig) -> tuple[list[FaceRecord], list[FaceRecord]]:
@@ -160,7 +162,7 @@ class LandmarkModule(pl.LightningModule):
         # NME is invariant to the crop's similarity transform: normalised crop coords suffice.
         # A one-point scheme (IMM nose tip) has no face size: normalise by the crop side.
         box = np.tile([0.0, 0.0, 1.0, 1.0], (len(gt), 1)) if self.scheme.num_points == 1 else None
-        e = nme(pred, gt, self.scheme, "iod" if self.scheme.iod_pair else "box", box)
+        e = nme(pred, gt, self.scheme, self.scheme.default_norm, box)
         self.log("val_nme", float(e.mean() * 100), prog_bar=True)
 
     def _elapsed_minutes(self) -> float:
@@ -210,6 +212,26 @@ class LandmarkModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+def _reseed_worker(worker_id: int) -> None:
+    """Give each DataLoader worker its own augmentation stream (torch seeds workers uniquely)."""
+    info = torch.utils.data.get_worker_info()
+    aug = getattr(info.dataset, "augment", None) if info else None
+    if aug is not None:
+        aug.reseed(torch.initial_seed() % 2**32)
+
+
+def check_config(cfg: TrainConfig, source: str) -> None:
+    """Raise ValueError when a config value's type differs from its field's default type."""
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        want, got = type(getattr(defaults, f.name)), getattr(cfg, f.name)
+        ok = isinstance(got, want) or (want is float and isinstance(got, int)
+                                       and not isinstance(got, bool))
+        ok = ok or (f.name == "gamma" and isinstance(got, list))  # one factor per milestone
+        if not ok:
+            raise ValueError(f"{source}: {f.name} must be {want.__name__}, got {got!r}")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) a training run; returns the exported ``model.safetensors`` path."""
     pl.seed_everything(cfg.seed, workers=True)
@@ -222,7 +244,8 @@ def train(cfg: TrainConfig) -> Path:
     ds_val = CropDataset(val_recs, scheme, cfg.input_size, cfg.enlarge, None)
     persistent = cfg.num_workers > 0
     dl_train = DataLoader(ds_train, cfg.batch_size, shuffle=True, drop_last=True,
-                          num_workers=cfg.num_workers, persistent_workers=persistent)
+                          num_workers=cfg.num_workers, persistent_workers=persistent,
+                          worker_init_fn=_reseed_worker)
     dl_val = DataLoader(ds_val, 64, num_workers=cfg.num_workers, persistent_workers=persistent)
     model = create_model(cfg.model, num_points=scheme.num_points, input_size=cfg.input_size,
                          **cfg.model_args)
@@ -252,7 +275,7 @@ def train(cfg: TrainConfig) -> Path:
         "scheme": cfg.scheme,
         "input_size": cfg.input_size,
         "enlarge": cfg.enlarge,
-        "box_source": "gt (tight 68-point landmark box, square, enlarged)",
+        "box_source": "gt (tight landmark box, square, enlarged)",
         "training": {
             **dataclasses.asdict(cfg),
             "n_train": len(train_recs), "n_val": len(val_recs),
@@ -261,6 +284,7 @@ def train(cfg: TrainConfig) -> Path:
             if best_cb.best_model_score is not None else None,
             "epochs_done": trainer.current_epoch,
             "wall_minutes_this_invocation": round(wall / 60, 1),
+            "train_wall_minutes_total": round(module._elapsed_minutes(), 1),
             "hardware": f"{platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
         },

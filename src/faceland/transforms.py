@@ -50,7 +50,9 @@ class TrainAugment:
 
     Args:
         config: augmentation strengths.
-        seed: optional seed of the geometric draws (photometric ones use numpy's global state).
+        seed: seed of the geometric and photometric draws. In DataLoader workers call
+            :meth:`reseed` from a ``worker_init_fn`` (as :func:`faceland.training.train` does)
+            so that workers do not repeat each other's draws.
     """
 
     def __init__(self, config: AugmentConfig | None = None, seed: int | None = None) -> None:
@@ -62,7 +64,12 @@ class TrainAugment:
             A.ToGray(p=c.grayscale),
             A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.3),
                             hole_width_range=(0.1, 0.3), fill="random", p=c.erase),
-        ])
+        ], seed=seed)
+
+    def reseed(self, seed: int) -> None:
+        """Reseed both the geometric and the photometric draws."""
+        self.rng.seed(seed)
+        self.photometric.set_random_seed(seed)
 
     def sample_geometry(self) -> CropParams:
         """Random :class:`CropParams` (rotation, scale, shift, flip)."""

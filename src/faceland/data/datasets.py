@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from faceland.data.formats import IMAGE_SUFFIXES, read_asf, read_pts
+from faceland.data.formats import IMAGE_SUFFIXES, FormatError, read_asf, read_pts
+from faceland.errors import UnknownNameError
 
 __all__ = [
     "FaceRecord",
@@ -101,12 +102,15 @@ def load_300w(root: str | Path, split: str, strict: bool = False) -> list[FaceRe
         FileNotFoundError: no image of the split is present (the message gives the counts).
     """
     if split not in W300_SPLITS:
-        raise KeyError(f"unknown 300W split {split!r}; known: {sorted(W300_SPLITS)}")
+        raise UnknownNameError(f"unknown 300W split {split!r}; known: {sorted(W300_SPLITS)}")
     root = Path(root)
     boxes = {}
     bfile = root / "detector_boxes.json"
     if bfile.exists():
-        boxes = json.loads(bfile.read_text())
+        try:
+            boxes = json.loads(bfile.read_text())
+        except (ValueError, OSError) as e:
+            raise FormatError(f"{bfile}: not a JSON box file ({e})") from None
     records: list[FaceRecord] = []
     per_folder = {}
     for sub in W300_SPLITS[split]:
@@ -152,7 +156,8 @@ def load_imm(root: str | Path) -> list[FaceRecord]:
 
 
 def split_train_val(records: Sequence[FaceRecord], val_fraction: float = 0.1, seed: int = 0,
-                    group=None) -> tuple[list[FaceRecord], list[FaceRecord]]:
+                    group: Callable[[FaceRecord], str] | None = None
+                    ) -> tuple[list[FaceRecord], list[FaceRecord]]:
     """Deterministic split of training records into train and validation parts.
 
     Args:

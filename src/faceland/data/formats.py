@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceland.errors import FormatError
+
 __all__ = [
     "FormatError",
     "read_image",
@@ -30,14 +32,11 @@ __all__ = [
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-class FormatError(ValueError):
-    """A file is missing, unreadable or not in the expected format; the message names the file."""
-
-
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as it is displayed: ``(H, W, 3)`` uint8 **RGB**.
 
-    EXIF orientation is applied (landmarks land on the face as displayed); grayscale is expanded
+    EXIF orientation of JPEG files is applied (landmarks land on the face as displayed; other
+    formats are read as stored); grayscale is expanded
     to three channels; an alpha channel is dropped; 16-bit images are scaled to 8 bits.
 
     Raises:
@@ -163,7 +162,10 @@ def read_pts(path: str | Path, num_points: int | None = None) -> np.ndarray:
             from None
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise FormatError(f"{p}: malformed .pts file (each point needs 2 values)")
-    declared = int(header.get("n_points", len(pts)))
+    try:
+        declared = int(header.get("n_points", len(pts)))
+    except ValueError:
+        raise FormatError(f"{p}: malformed n_points header {header.get('n_points')!r}") from None
     if declared != len(pts):
         raise FormatError(f"{p}: header says {declared} points but the file has {len(pts)}")
     if num_points is not None and len(pts) != num_points:
@@ -244,7 +246,11 @@ def read_wflw_list(path: str | Path) -> list[WflwRecord]:
     subset = p.stem.rsplit("_", 1)[-1] if p.stem.startswith("list_98pt_test_") else None
     subset = {"largepose": "pose"}.get(subset, subset)
     out = []
-    for i, line in enumerate(p.read_text().splitlines(), 1):
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise FormatError(f"{p}: cannot read WFLW list ({e})") from None
+    for i, line in enumerate(text.splitlines(), 1):
         f = line.split()
         if not f:
             continue
@@ -268,10 +274,11 @@ def read_coco_keypoints(path: str | Path) -> list[dict]:
     """Read a COCO-keypoints JSON (as used by MMPose for face sets).
 
     Returns one dict per annotation: ``{"image": file_name, "width", "height", "points": (K, 2)
-    float64, "visible": (K,) bool, "box": [x0, y0, x1, y1]}``. COCO keypoints are continuous
-    coordinates with the pixel edge at 0; they are returned unchanged (treated as 0-based pixel
-    centres, the sub-pixel 0.5 ambiguity of the format being below annotation noise). The COCO
-    ``bbox`` ``[x, y, w, h]`` becomes ``[x, y, x + w, y + h]``.
+    float64, "visible": (K,) bool, "box": [x0, y0, x1, y1]}``. Keypoints are treated as pixel
+    indices, i.e. 0-based pixel centres (as Detectron2 and MMPose use them) and returned
+    unchanged; unlabelled keypoints (``v = 0``) are NaN. The COCO ``bbox`` ``[x, y, w, h]`` is in
+    pixel-edge coordinates; it becomes ``[x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5]`` in
+    faceland's pixel-centre frame.
 
     Raises:
         FormatError: missing file or malformed JSON.
@@ -285,9 +292,12 @@ def read_coco_keypoints(path: str | Path) -> list[dict]:
             kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
             im = images[a["image_id"]]
             x, y, w, h = a.get("bbox", [np.nan] * 4)
+            pts = kp[:, :2].copy()
+            pts[kp[:, 2] <= 0] = np.nan
             out.append({"image": im["file_name"], "width": im.get("width"),
-                        "height": im.get("height"), "points": kp[:, :2],
-                        "visible": kp[:, 2] > 0, "box": np.array([x, y, x + w, y + h])})
+                        "height": im.get("height"), "points": pts,
+                        "visible": kp[:, 2] > 0,
+                        "box": np.array([x, y, x + w, y + h], dtype=np.float64) - 0.5})
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise FormatError(f"{p}: not a COCO keypoints file ({type(e).__name__}: {e})") from None
     return out
@@ -304,6 +314,8 @@ def read_ytf_csv(path: str | Path) -> dict[str, np.ndarray]:
     """
     p = Path(path)
     out = {}
+    if not p.is_file():
+        raise FormatError(f"{p}: no such file")
     with p.open(newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -312,5 +324,8 @@ def read_ytf_csv(path: str | Path) -> dict[str, np.ndarray]:
         for i, row in enumerate(reader, 2):
             if len(row) != 137:
                 raise FormatError(f"{p}:{i}: expected 137 columns, got {len(row)}")
-            out[row[0]] = np.array(row[1:], dtype=np.float64).reshape(68, 2)
+            try:
+                out[row[0]] = np.array(row[1:], dtype=np.float64).reshape(68, 2)
+            except ValueError:
+                raise FormatError(f"{p}:{i}: non-numeric coordinate") from None
     return out

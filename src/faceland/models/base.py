@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from faceland.errors import UnknownNameError
+
 __all__ = ["LandmarkModel", "register_model", "create_model", "list_models", "MODEL_REGISTRY",
            "SMOKE_KWARGS"]
 
@@ -82,7 +84,7 @@ def create_model(name: str, **kwargs) -> LandmarkModel:
         KeyError: unknown name (the message lists the registered ones).
     """
     if name not in MODEL_REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered: {list_models()}")
+        raise UnknownNameError(f"unknown model {name!r}; registered: {list_models()}")
     model = MODEL_REGISTRY[name](**kwargs)
     model.config = {"name": name, **kwargs}
     return model
