@@ -150,3 +150,29 @@ def test_68_flip_mirror_check_on_real_frontal_face(data_root) -> None:
     d = _mirror_distances(pts, "68", list(range(36, 42)), list(range(42, 48)), (36, 45))
     assert d.mean() < 0.15
     assert d.max() < 0.25
+
+
+def test_wflw_to_68_map_commutes_with_flip(data_root) -> None:
+    """Mirroring then converting equals converting then mirroring: the map respects left/right."""
+    from faceland.data.formats import read_coco_keypoints
+    from faceland.schemes import SCHEME_MAPS, convert_points
+
+    idx = SCHEME_MAPS[("98", "68")]
+    assert len(idx) == 68 and len(set(idx)) == 68
+    (rec, *_) = read_coco_keypoints(data_root / "fixtures/mmpose-coco/wflw/test_wflw.json")
+    pts98, w = rec["points"], rec["width"]
+    s98, s68 = get_scheme("98"), get_scheme("68")
+    a = convert_points(s98.flip(pts98, w), "98", "68")
+    b = s68.flip(convert_points(pts98, "98", "68"), w)
+    np.testing.assert_allclose(a, b, atol=1e-9)
+    # Outer eye corners of 68 are WFLW's outer corners: the IOD is the same.
+    np.testing.assert_allclose(convert_points(pts98, "98", "68")[[36, 45]], pts98[[60, 72]])
+
+
+def test_convert_points_errors() -> None:
+    from faceland.schemes import convert_points
+
+    with pytest.raises(KeyError, match="no landmark map"):
+        convert_points(np.zeros((68, 2)), "68", "98")
+    with pytest.raises(ValueError, match="98"):
+        convert_points(np.zeros((68, 2)), "98", "68")

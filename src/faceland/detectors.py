@@ -56,6 +56,8 @@ class FaceDetector:
     calibration = BoxCalibration()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an ``(H, W, 3)`` uint8 RGB image, best first; boxes in image pixels, 0-based
+        pixel centres (the detector's own box convention, see :meth:`to_landmark_box`)."""
         raise NotImplementedError
 
     def to_landmark_box(self, box: np.ndarray) -> np.ndarray:

@@ -18,7 +18,8 @@ import numpy as np
 
 from faceland.errors import UnknownNameError
 
-__all__ = ["LandmarkScheme", "SCHEMES", "get_scheme", "IMM_NOSE_TIP"]
+__all__ = ["LandmarkScheme", "SCHEMES", "get_scheme", "IMM_NOSE_TIP", "SCHEME_MAPS",
+           "convert_points"]
 
 
 def _perm_from_pairs(n: int, pairs: list[tuple[int, int]]) -> tuple[int, ...]:
@@ -158,3 +159,42 @@ def get_scheme(name: str | int) -> LandmarkScheme:
     if key not in SCHEMES:
         raise UnknownNameError(f"unknown landmark scheme {name!r}; known: {sorted(SCHEMES)}")
     return SCHEMES[key]
+
+
+# WFLW 98 -> iBUG 68 (approximate: WFLW's eyelid points 61/63/69/71 sit at 1/4 and 3/4 of the
+# lid rather than at 68's 1/3 and 2/3; contours are subsampled every second point).
+_W98_TO_68 = (
+    list(range(0, 33, 2))  # jaw 0-16 <- contour 0, 2, ..., 32
+    + [33, 34, 35, 36, 37]  # right brow (image left) <- upper brow contour
+    + [42, 43, 44, 45, 46]  # left brow
+    + [51, 52, 53, 54]  # nose bridge
+    + [55, 56, 57, 58, 59]  # nostrils
+    + [60, 61, 63, 64, 65, 67]  # right eye: corner, upper lid x2, corner, lower lid x2
+    + [68, 69, 71, 72, 73, 75]  # left eye
+    + list(range(76, 96))  # mouth: outer 12 + inner 8, same order
+)
+
+#: ``(source, target) -> source indices``: ``target_points = source_points[indices]``.
+SCHEME_MAPS: dict[tuple[str, str], tuple[int, ...]] = {("98", "68"): tuple(_W98_TO_68)}
+
+
+def convert_points(points: np.ndarray, source: str, target: str) -> np.ndarray:
+    """Convert ``(..., K_source, 2)`` landmarks to another scheme (approximate correspondences).
+
+    Available: ``98 -> 68`` (WFLW to iBUG). The maps pick the nearest corresponding points;
+    they are approximate (documented per map) and are not a substitute for a model trained on
+    the target markup.
+
+    Raises:
+        UnknownNameError: no map between the two schemes.
+        ValueError: wrong point count.
+    """
+    key = (str(source), str(target))
+    if key not in SCHEME_MAPS:
+        raise UnknownNameError(f"no landmark map {key[0]} -> {key[1]}; available: "
+                               f"{sorted(SCHEME_MAPS)}")
+    pts = np.asarray(points)
+    k = get_scheme(key[0]).num_points
+    if pts.shape[-2:] != (k, 2):
+        raise ValueError(f"expected (..., {k}, 2) points for scheme {key[0]}, got {pts.shape}")
+    return pts[..., list(SCHEME_MAPS[key]), :]

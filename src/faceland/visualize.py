@@ -11,8 +11,8 @@ import numpy as np
 __all__ = ["draw_faces", "save_image"]
 
 
-def draw_faces(image: np.ndarray, faces: Sequence, color=(0, 255, 0),
-               box_color=(255, 160, 0)) -> np.ndarray:
+def draw_faces(image: np.ndarray, faces: Sequence, color: tuple[int, int, int] = (0, 255, 0),
+               box_color: tuple[int, int, int] = (255, 160, 0)) -> np.ndarray:
     """Return a copy of an ``(H, W, 3)`` uint8 RGB image with boxes and landmarks drawn.
 
     ``faces`` are :class:`faceland.inference.Face` objects (image pixels, 0-based pixel
