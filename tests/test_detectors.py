@@ -61,3 +61,27 @@ def test_box_calibration_math() -> None:
 def test_unknown_detector() -> None:
     with pytest.raises(KeyError, match="res10_ssd"):
         create_detector("retinaface")
+
+
+def test_box_calibration_invert_round_trip() -> None:
+    cal = BoxCalibration(dx=0.05, dy=0.13, scale=0.9)
+    det = np.array([40.0, 60.0, 140.0, 160.0])  # square detector box
+    np.testing.assert_allclose(cal.invert(cal.apply(det)), det, atol=1e-9)
+
+
+def test_dlib_adapter_on_real_faces(data_root) -> None:
+    """dlib's 68-point predictor through the same harness (skipped without faceland[dlib])."""
+    import importlib.util
+
+    pytest.importorskip("dlib")
+    if importlib.util.find_spec("face_recognition_models") is None:  # its __init__ needs setuptools
+        pytest.skip("face_recognition_models not installed")
+    from faceland.evaluation import evaluate_records
+    from faceland.external import create_external
+    from faceland.schemes import get_scheme
+
+    recs = load_300w(data_root / "300w", "common")[::60]
+    lm = create_external("dlib")
+    res = evaluate_records(lm, recs, get_scheme("68"), boxes="gt")
+    assert res["n_images"] == len(recs) and res["protocol"]["model"] == "dlib-ert-68"
+    assert res["nme_iod"] < 8.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -131,10 +132,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         scheme = get_scheme(str(len(recs[0].points)))
     else:  # argparse restricts the choices
         raise UserError(f"unknown dataset {args.dataset}")
-    lm = FaceLandmarker(args.model, detector="default" if args.boxes == "detector" else None,
-                        flip_test=args.flip_test)
+    if args.model == "dlib":  # another system through the same harness (faceland[dlib])
+        from faceland.external import create_external
+
+        lm = create_external("dlib")
+    else:
+        lm = FaceLandmarker(args.model, detector="default" if args.boxes == "detector" else None,
+                            flip_test=args.flip_test)
     res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
     res["protocol"].update({"dataset": args.dataset, "root": str(root),
+                            "command": shlex.join(["faceland", *args.argv]),
                             "split": args.split if args.dataset == "300w" else None})
     norm = scheme.default_norm
     line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
@@ -143,7 +150,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     line += (f" | FR@0.1 {res['fr']:.2f} % | AUC@0.1 {res['auc']:.4f} | images "
              f"{res['n_images']}" + (f" (missed {res['n_missed']})" if res["n_missed"] else ""))
     print(line)
-    stem = f"{args.dataset}-{args.split}-{args.boxes}"
+    stem = f"{res['protocol']['model']}-{args.dataset}-{args.split}-{args.boxes}"
     json_path = Path(args.json) if args.json else Path("results") / f"{stem}.json"
     write_result(res, json_path)
     ced = Path(args.ced) if args.ced else json_path.with_suffix(".png")
@@ -221,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="300w: train | common | challenge | full | private")
     p.add_argument("--boxes", choices=["gt", "detector"], default="gt",
                    help="crop from the gt landmark box or from the face detector")
-    p.add_argument("--model", default=None, help="weights (.safetensors) or name; default model")
+    p.add_argument("--model", default=None,
+                   help="weights (.safetensors / .onnx) or name; 'dlib' evaluates dlib's 68-point "
+                        "predictor (faceland[dlib]); default: the shipped model")
     p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
     p.add_argument("--json", default=None, help="result JSON (default results/<set>.json)")
     p.add_argument("--ced", default=None, help="CED plot PNG (default: beside the JSON)")
@@ -244,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="faceland: %(levelname)s: %(message)s")
     from faceland.errors import FormatError, UnknownNameError

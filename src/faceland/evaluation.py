@@ -22,22 +22,26 @@ import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import faceland
-from faceland.checkpoint import weights_hash
 from faceland.data.datasets import FaceRecord
 from faceland.data.formats import FormatError, read_image
 from faceland.geometry import landmark_box
 from faceland.inference import FaceLandmarker
+
+if TYPE_CHECKING:
+    from faceland.external import DlibLandmarker
 from faceland.metrics import auc, failure_rate, nme
 from faceland.schemes import LandmarkScheme
 
 __all__ = ["evaluate_records", "write_result"]
 
 
-def _match(landmarker: FaceLandmarker, image: np.ndarray, gt_box: np.ndarray) -> np.ndarray | None:
+def _match(landmarker: FaceLandmarker | DlibLandmarker, image: np.ndarray,
+           gt_box: np.ndarray) -> np.ndarray | None:
     """The detector box (converted to a landmark box) of the face nearest to ``gt_box``."""
     dets = landmarker.detect(image)
     if not dets:
@@ -50,13 +54,14 @@ def _match(landmarker: FaceLandmarker, image: np.ndarray, gt_box: np.ndarray) ->
     return cands[i] if dist[i] < 0.5 * side else None
 
 
-def evaluate_records(landmarker: FaceLandmarker, records: Sequence[FaceRecord],
+def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Sequence[FaceRecord],
                      scheme: LandmarkScheme, boxes: str = "gt", threshold: float = 0.1,
                      progress: bool = False) -> dict:
     """Evaluate a landmarker on annotated faces.
 
     Args:
-        landmarker: the model (and detector, for ``boxes="detector"``).
+        landmarker: a :class:`~faceland.inference.FaceLandmarker` or an adapter of another system
+            (:mod:`faceland.external`), with a detector for ``boxes="detector"``.
         records: annotated faces (points in image pixels, 0-based pixel centres).
         scheme: landmark scheme of the records and the model.
         boxes: ``"gt"`` or ``"detector"`` (see the module docstring).
@@ -75,8 +80,8 @@ def evaluate_records(landmarker: FaceLandmarker, records: Sequence[FaceRecord],
     """
     if boxes not in ("gt", "detector"):
         raise ValueError(f"boxes must be 'gt' or 'detector', not {boxes!r}")
-    if landmarker.model.num_points != scheme.num_points:
-        raise ValueError(f"model predicts {landmarker.model.num_points} points but the data set "
+    if landmarker.num_points != scheme.num_points:
+        raise ValueError(f"model predicts {landmarker.num_points} points but the data set "
                          f"uses the {scheme.num_points}-point scheme {scheme.name}")
     preds, gts, used, skipped = [], [], [], []
     for i, r in enumerate(records):
@@ -110,7 +115,7 @@ def evaluate_records(landmarker: FaceLandmarker, records: Sequence[FaceRecord],
     if scheme.ipd_groups:
         e_ipd = nme(pred, gt, scheme, "ipd")
         result["nme_ipd"] = float(e_ipd[found].mean() * 100) if found.any() else float("nan")
-    model_path = landmarker.card.get("_path")
+    info = landmarker.protocol()
     result.update({
         "fr": failure_rate(e_iod, threshold) * 100,
         "auc": auc(e_iod, threshold),
@@ -126,17 +131,17 @@ def evaluate_records(landmarker: FaceLandmarker, records: Sequence[FaceRecord],
             if boxes == "gt" else
             f"{landmarker.detector.name} detection nearest the face, calibrated to a landmark "
             "box; missed face = NME inf",
-            "enlarge": landmarker.enlarge,
-            "input_size": landmarker.input_size,
+            "enlarge": info["enlarge"],
+            "input_size": info["input_size"],
             "pixel_origin": "0-based pixel centres (iBUG .pts minus 1)",
             "normalisation": {"iod": "outer eye corners", "ipd": "eye-contour means",
                               "box": "sqrt(w*h) of the gt landmark box"},
             "fr_auc_normalisation": norm,
             "threshold": threshold,
             "auc_rule": "exact integral of the empirical CED step function / threshold",
-            "flip_test": landmarker.flip_test,
-            "model": landmarker.card.get("name") or landmarker.card.get("config", {}).get("name"),
-            "weights_sha256": weights_hash(model_path) if model_path else None,
+            "flip_test": info["flip_test"],
+            "model": info["model"],
+            "weights_sha256": info["weights_sha256"],
             "faceland_version": faceland.__version__,
             "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         },

@@ -98,6 +98,21 @@ class FaceLandmarker:
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
 
     @property
+    def num_points(self) -> int:
+        """K, the number of landmarks the model predicts."""
+        return int(self.model.num_points)
+
+    def protocol(self) -> dict:
+        """What an evaluation card records about this landmarker (crop, model, weights)."""
+        from faceland.checkpoint import weights_hash
+
+        path = self.card.get("_path")
+        return {"model": self.card.get("name") or self.card.get("config", {}).get("name"),
+                "weights_sha256": weights_hash(path) if path else None,
+                "enlarge": self.enlarge, "input_size": self.input_size,
+                "flip_test": self.flip_test}
+
+    @property
     def scheme(self) -> LandmarkScheme:
         """The model's landmark scheme: from its card, else the full markup with its point count.
 
