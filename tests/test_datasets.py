@@ -117,3 +117,15 @@ def test_load_imm(data_root) -> None:
 def test_load_imm_empty_folder(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="IMM"):
         load_imm(tmp_path)
+
+
+def test_imm_split_by_person(data_root) -> None:
+    from faceland.data.datasets import load_imm
+
+    train = load_imm(data_root / "imm", "train")
+    test = load_imm(data_root / "imm", "test")
+    assert len(train) + len(test) == len(load_imm(data_root / "imm")) == 37
+    assert {r.meta["person"] for r in test} == {str(p) for p in range(33, 41)}
+    assert max(int(r.meta["person"]) for r in train) <= 32
+    with pytest.raises(KeyError, match="IMM split"):
+        load_imm(data_root / "imm", "val")

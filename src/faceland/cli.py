@@ -124,7 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.dataset == "300w":
         recs, scheme = load_300w(root, args.split), get_scheme("68")
     elif args.dataset == "imm":
-        recs, scheme = load_imm(root), get_scheme("58")
+        recs, scheme = load_imm(root, args.split), get_scheme("58")
     elif args.dataset == "pts":
         recs, scheme = load_pts_folder(root, None), None
         if not recs:
@@ -142,7 +142,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
     res["protocol"].update({"dataset": args.dataset, "root": str(root),
                             "command": shlex.join(["faceland", *args.argv]),
-                            "split": args.split if args.dataset == "300w" else None})
+                            "split": args.split if args.dataset != "pts" else None})
     norm = scheme.default_norm
     line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
     if "nme_ipd" in res:
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="300w (splits), imm, or pts (any folder of images with .pts)")
     p.add_argument("--root", required=True, help="data set folder")
     p.add_argument("--split", default="common",
-                   help="300w: train | common | challenge | full | private")
+                   help="300w: train | common | challenge | full | private; imm: all | train | test")
     p.add_argument("--boxes", choices=["gt", "detector"], default="gt",
                    help="crop from the gt landmark box or from the face detector")
     p.add_argument("--model", default=None,

@@ -124,7 +124,7 @@ def _records(cfg: TrainConfig) -> tuple[list[FaceRecord], list[FaceRecord]]:
         recs = load_300w(cfg.root, cfg.split)
         group = None
     elif cfg.dataset == "imm":
-        recs = load_imm(cfg.root)
+        recs = load_imm(cfg.root, cfg.split)
         group = lambda r: r.meta["person"]  # noqa: E731
     else:
         raise ValueError(f"unknown dataset {cfg.dataset!r} (expected '300w' or 'imm')")

@@ -136,22 +136,39 @@ def load_300w(root: str | Path, split: str, strict: bool = False) -> list[FaceRe
     return records
 
 
-def load_imm(root: str | Path) -> list[FaceRecord]:
+#: IMM split by person, as in the course exercise (seed 004): persons 1-32 train, 33-40 test.
+IMM_TEST_PERSONS = range(33, 41)
+
+
+def load_imm(root: str | Path, split: str = "all") -> list[FaceRecord]:
     """IMM face database: every ``*.asf`` with its image (58 points, 640 x 480 frame).
 
-    The person id (``NN`` of ``NN-Vx.jpg``) is stored in ``meta["person"]`` so that splits can be
+    Args:
+        root: folder with ``NN-Vs.jpg`` / ``NN-Vs.asf`` pairs.
+        split: ``"all"``, ``"train"`` (persons 1-32) or ``"test"`` (persons 33-40): the split by
+            person of seed 004.
+
+    The person id (``NN``) is stored in ``meta["person"]`` so that validation splits can also be
     made by person.
+
+    Raises:
+        faceland.errors.UnknownNameError: unknown split.
+        FileNotFoundError: no image of the split under ``root``.
     """
+    if split not in ("all", "train", "test"):
+        raise UnknownNameError(f"unknown IMM split {split!r}; known: ['all', 'test', 'train']")
     root = Path(root)
     out = []
     for asf in sorted(root.glob("*.asf")):
         img = asf.with_suffix(".jpg")
+        person = asf.stem.split("-")[0]
         if not img.exists():
             continue
-        out.append(FaceRecord(img, read_asf(asf), key=img.name,
-                              meta={"person": asf.stem.split("-")[0]}))
+        is_test = person.isdigit() and int(person) in IMM_TEST_PERSONS
+        if split == "all" or (split == "test") == is_test:
+            out.append(FaceRecord(img, read_asf(asf), key=img.name, meta={"person": person}))
     if not out:
-        raise FileNotFoundError(f"IMM: no .asf/.jpg pairs under {root}")
+        raise FileNotFoundError(f"IMM split '{split}': no .asf/.jpg pairs under {root}")
     return out
 
 
