@@ -70,3 +70,29 @@ def test_evaluate_reproduces_model_card(tmp_path, data_root) -> None:
     assert res["n_images"] == expected["n_images"] == 554
     for key in ("nme_iod", "nme_ipd", "fr", "auc"):
         assert res[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize(("subset", "k", "norm"), [("wflw", 98, "iod"), ("cofw", 29, "iod"),
+                                                    ("aflw", 19, "box")])
+def test_evaluate_coco_fixtures_with_any_scheme(tmp_path, data_root, subset, k, norm) -> None:
+    """The harness runs on other benchmarks' files for a model of their point count."""
+    import torch
+
+    from faceland.checkpoint import save_model
+    from faceland.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("integral", num_points=k, input_size=64, backbone="mobilenet_v2",
+                         width=16)
+    weights = save_model(model.eval(), tmp_path / "m", {"scheme": str(k), "enlarge": 1.25})
+    folder = data_root / "fixtures" / "mmpose-coco" / subset
+    ann = next(folder.glob("*.json"))
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--dataset", "coco", "--root", str(folder), "--annotations",
+                 str(ann), "--model", str(weights), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    from faceland.data.formats import read_coco_keypoints
+
+    assert res["n_images"] == len(read_coco_keypoints(ann)) >= 2 and res[f"nme_{norm}"] > 0
+    assert res["protocol"]["fr_auc_normalisation"] == norm
+    assert ("nme_ipd" in res) == (norm == "iod")

@@ -112,7 +112,7 @@ def _predict_video(lm, path: Path, out: Path, stem: str, args: argparse.Namespac
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from faceland.data.datasets import load_300w, load_imm, load_pts_folder
+    from faceland.data.datasets import load_300w, load_coco, load_imm, load_pts_folder, load_wflw
     from faceland.evaluation import evaluate_records, write_result
     from faceland.inference import FaceLandmarker
     from faceland.metrics import plot_ced
@@ -126,9 +126,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     elif args.dataset == "imm":
         recs, scheme = load_imm(root, args.split), get_scheme("58")
     elif args.dataset == "pts":
-        recs, scheme = load_pts_folder(root, None), None
+        recs = load_pts_folder(root, None)
         if not recs:
             raise UserError(f"{root}: no image with a .pts file beside it")
+        scheme = get_scheme(str(len(recs[0].points)))
+    elif args.dataset in ("coco", "wflw"):
+        if not args.annotations:
+            raise UserError(f"--dataset {args.dataset} needs --annotations FILE")
+        recs = (load_coco(args.annotations, root) if args.dataset == "coco"
+                else load_wflw(args.annotations, root))
         scheme = get_scheme(str(len(recs[0].points)))
     else:  # argparse restricts the choices
         raise UserError(f"unknown dataset {args.dataset}")
@@ -142,7 +148,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
     res["protocol"].update({"dataset": args.dataset, "root": str(root),
                             "command": shlex.join(["faceland", *args.argv]),
-                            "split": args.split if args.dataset != "pts" else None})
+                            "split": args.split if args.dataset in ("300w", "imm") else
+                            Path(args.annotations).name if args.annotations else None})
     norm = scheme.default_norm
     line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
     if "nme_ipd" in res:
@@ -150,7 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     line += (f" | FR@0.1 {res['fr']:.2f} % | AUC@0.1 {res['auc']:.4f} | images "
              f"{res['n_images']}" + (f" (missed {res['n_missed']})" if res["n_missed"] else ""))
     print(line)
-    stem = f"{res['protocol']['model']}-{args.dataset}-{args.split}-{args.boxes}"
+    stem = f"{res['protocol']['model']}-{args.dataset}-{res['protocol']['split']}-{args.boxes}"
     json_path = Path(args.json) if args.json else Path("results") / f"{stem}.json"
     write_result(res, json_path)
     ced = Path(args.ced) if args.ced else json_path.with_suffix(".png")
@@ -221,9 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="NME / FR / AUC on a benchmark split")
-    p.add_argument("--dataset", choices=["300w", "imm", "pts"], default="300w",
-                   help="300w (splits), imm, or pts (any folder of images with .pts)")
-    p.add_argument("--root", required=True, help="data set folder")
+    p.add_argument("--dataset", choices=["300w", "imm", "pts", "coco", "wflw"], default="300w",
+                   help="300w (splits), imm, pts (any folder of images with .pts), coco (a "
+                        "COCO-keypoints JSON: WFLW/COFW/AFLW/...), wflw (a WFLW list file)")
+    p.add_argument("--root", required=True, help="data set folder (coco/wflw: the images folder)")
+    p.add_argument("--annotations", default=None, help="coco: the JSON; wflw: the list file")
     p.add_argument("--split", default="common",
                    help="300w: train | common | challenge | full | private; imm: all | train | test")
     p.add_argument("--boxes", choices=["gt", "detector"], default="gt",

@@ -107,7 +107,10 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
     records = used
     pred, gt = np.stack(preds), np.stack(gts)
     norm = scheme.default_norm
-    e_iod = nme(pred, gt, scheme, norm)
+    # Box normalisation (AFLW) uses the annotated face box where every record has one.
+    ann_boxes = [r.detector_box for r in records]
+    box = np.stack(ann_boxes) if norm == "box" and all(b is not None for b in ann_boxes) else None
+    e_iod = nme(pred, gt, scheme, norm, box)
     found = np.isfinite(e_iod)
     result = {
         f"nme_{norm}": float(e_iod[found].mean() * 100) if found.any() else float("nan"),

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from faceland.data.formats import IMAGE_SUFFIXES, FormatError, read_asf, read_pts
+from faceland.data.formats import (
+    IMAGE_SUFFIXES,
+    FormatError,
+    read_asf,
+    read_coco_keypoints,
+    read_pts,
+    read_wflw_list,
+)
 from faceland.errors import UnknownNameError
 
 __all__ = [
@@ -25,6 +32,8 @@ __all__ = [
     "load_300w",
     "load_pts_folder",
     "load_imm",
+    "load_coco",
+    "load_wflw",
     "split_train_val",
 ]
 
@@ -170,6 +179,58 @@ def load_imm(root: str | Path, split: str = "all") -> list[FaceRecord]:
     if not out:
         raise FileNotFoundError(f"IMM split '{split}': no .asf/.jpg pairs under {root}")
     return out
+
+
+def load_coco(annotations: str | Path, images: str | Path | None = None) -> list[FaceRecord]:
+    """Faces of a COCO-keypoints JSON (MMPose's WFLW / COFW / AFLW / 300W-LP / LaPa files).
+
+    Args:
+        annotations: the JSON file (see :func:`faceland.data.formats.read_coco_keypoints` for
+            the coordinate conventions).
+        images: folder the ``file_name`` entries are relative to (default: the JSON's folder).
+
+    The COCO ``bbox`` becomes ``detector_box``.
+
+    Raises:
+        faceland.errors.FormatError: malformed JSON.
+        FileNotFoundError: no annotation's image exists.
+    """
+    annotations = Path(annotations)
+    base = Path(images) if images is not None else annotations.parent
+    out = [FaceRecord(base / a["image"], a["points"], a["box"], key=a["image"])
+           for a in read_coco_keypoints(annotations)]
+    present = [r for r in out if r.image.exists()]
+    if not present:
+        raise FileNotFoundError(f"{annotations}: none of its {len(out)} images under {base}")
+    if len(present) < len(out):
+        log.warning("%s: %d of %d images missing under %s", annotations,
+                    len(out) - len(present), len(out), base)
+    return present
+
+
+def load_wflw(annotations: str | Path, images: str | Path) -> list[FaceRecord]:
+    """Faces of a WFLW annotation list (full test list or one of the six attribute subsets).
+
+    Args:
+        annotations: e.g. ``list_98pt_test_largepose.txt`` (see
+            :func:`faceland.data.formats.read_wflw_list`).
+        images: the ``WFLW_images`` folder.
+
+    Raises:
+        FileNotFoundError: no listed image exists (the message gives the counts).
+    """
+    images = Path(images)
+    recs = [FaceRecord(images / w.image, w.points,
+                       None if np.isnan(w.box).any() else w.box, key=w.image,
+                       meta={"attributes": w.attributes})
+            for w in read_wflw_list(annotations)]
+    present = [r for r in recs if r.image.exists()]
+    if not present:
+        raise FileNotFoundError(f"{annotations}: none of its {len(recs)} images under {images}")
+    if len(present) < len(recs):
+        log.warning("%s: %d of %d images missing under %s", annotations,
+                    len(recs) - len(present), len(recs), images)
+    return present
 
 
 def split_train_val(records: Sequence[FaceRecord], val_fraction: float = 0.1, seed: int = 0,
