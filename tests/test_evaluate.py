@@ -96,3 +96,23 @@ def test_evaluate_coco_fixtures_with_any_scheme(tmp_path, data_root, subset, k, 
     assert res["n_images"] == len(read_coco_keypoints(ann)) >= 2 and res[f"nme_{norm}"] > 0
     assert res["protocol"]["fr_auc_normalisation"] == norm
     assert ("nme_ipd" in res) == (norm == "iod")
+
+
+def test_evaluate_subset_scheme_model_on_imm(tmp_path, data_root) -> None:
+    """A nose-tip (scheme "1") model is scored on the IMM 58-point files: box NME and pixels."""
+    import torch
+
+    from faceland.checkpoint import save_model
+    from faceland.models import SMOKE_KWARGS, create_model
+
+    torch.manual_seed(0)
+    model = create_model("imm_nose_cnn", **SMOKE_KWARGS["imm_nose_cnn"]).eval()
+    weights = save_model(model, tmp_path / "nose", {"scheme": "1", "enlarge": 1.25})
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--dataset", "imm", "--root", str(data_root / "imm"), "--split",
+                 "test", "--model", str(weights), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["n_images"] == 8 and "nme_iod" not in res
+    assert res["protocol"]["fr_auc_normalisation"] == "box"
+    # An untrained model is off by tens of pixels; NME box and pixel error agree in scale.
+    assert res["mean_error_px"] > 1 and res["nme_box"] > 0.1

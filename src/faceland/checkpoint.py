@@ -89,5 +89,5 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
                          f"{str(e).splitlines()[0]}") from None
     model.config = card["config"]
     card["_path"] = str(p)
-    card.setdefault("name", p.stem)
+    card.setdefault("name", p.parent.name if p.stem == "model" else p.stem)  # runs/<run>/model
     return model.eval(), card

@@ -150,10 +150,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                             "command": shlex.join(["faceland", *args.argv]),
                             "split": args.split if args.dataset in ("300w", "imm") else
                             Path(args.annotations).name if args.annotations else None})
-    norm = scheme.default_norm
+    norm = res["protocol"]["fr_auc_normalisation"]
     line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
     if "nme_ipd" in res:
         line += f" | NME (IPD) {res['nme_ipd']:.3f} %"
+    line += f" | error {res['mean_error_px']:.2f} px"
     line += (f" | FR@0.1 {res['fr']:.2f} % | AUC@0.1 {res['auc']:.4f} | images "
              f"{res['n_images']}" + (f" (missed {res['n_missed']})" if res["n_missed"] else ""))
     print(line)

@@ -35,7 +35,7 @@ from faceland.inference import FaceLandmarker
 if TYPE_CHECKING:
     from faceland.external import DlibLandmarker
 from faceland.metrics import auc, failure_rate, nme
-from faceland.schemes import LandmarkScheme
+from faceland.schemes import SCHEMES, LandmarkScheme
 
 __all__ = ["evaluate_records", "write_result"]
 
@@ -69,7 +69,8 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
         progress: print a progress line every 100 images.
 
     Returns:
-        A JSON-ready dict: ``nme_iod``, ``nme_ipd`` (percent), ``fr`` (percent), ``auc``
+        A JSON-ready dict: ``nme_iod``, ``nme_ipd`` (percent; ``nme_box`` for schemes without
+        eye corners), ``mean_error_px`` (mean point error in image pixels), ``fr`` (percent), ``auc``
         (fraction), ``n_images`` (evaluated), ``n_missed`` (detector misses), ``n_skipped`` and
         ``skipped`` (unreadable images, reported on stderr and left out), ``per_image`` (key ->
         IOD NME percent or null), ``protocol`` (the card).
@@ -80,9 +81,15 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
     """
     if boxes not in ("gt", "detector"):
         raise ValueError(f"boxes must be 'gt' or 'detector', not {boxes!r}")
+    parent = scheme
     if landmarker.num_points != scheme.num_points:
-        raise ValueError(f"model predicts {landmarker.num_points} points but the data set "
-                         f"uses the {scheme.num_points}-point scheme {scheme.name}")
+        # A model of a subset scheme (e.g. "1", the IMM nose tip) on its parent's annotations.
+        subsets = [s for s in SCHEMES.values()
+                   if s.parent == scheme.name and s.num_points == landmarker.num_points]
+        if not subsets:
+            raise ValueError(f"model predicts {landmarker.num_points} points but the data set "
+                             f"uses the {scheme.num_points}-point scheme {scheme.name}")
+        scheme = subsets[0]
     preds, gts, used, skipped = [], [], [], []
     for i, r in enumerate(records):
         try:
@@ -99,7 +106,7 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
             preds.append(np.full((scheme.num_points, 2), np.nan))
         else:
             preds.append(landmarker.landmarks_from_boxes(img, [box], "landmark")[0])
-        gts.append(r.points)
+        gts.append(scheme.select(r.points))
         if progress and (i + 1) % 100 == 0:
             print(f"  {i + 1}/{len(records)} images", flush=True)
     if not used:
@@ -107,10 +114,17 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
     records = used
     pred, gt = np.stack(preds), np.stack(gts)
     norm = scheme.default_norm
-    # Box normalisation (AFLW) uses the annotated face box where every record has one.
+    # Box normalisation uses the annotated face box where every record has one (AFLW), else the
+    # ground-truth landmark box of the full markup (also for subset schemes such as "1").
     ann_boxes = [r.detector_box for r in records]
-    box = np.stack(ann_boxes) if norm == "box" and all(b is not None for b in ann_boxes) else None
+    if norm == "box" and all(b is not None for b in ann_boxes) and scheme is parent:
+        box = np.stack(ann_boxes)
+    elif norm == "box":
+        box = np.stack([landmark_box(r.points) for r in records])
+    else:
+        box = None
     e_iod = nme(pred, gt, scheme, norm, box)
+    err_px = np.linalg.norm(pred - gt, axis=-1).mean(axis=1)
     found = np.isfinite(e_iod)
     result = {
         f"nme_{norm}": float(e_iod[found].mean() * 100) if found.any() else float("nan"),
@@ -120,6 +134,7 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
         result["nme_ipd"] = float(e_ipd[found].mean() * 100) if found.any() else float("nan")
     info = landmarker.protocol()
     result.update({
+        "mean_error_px": float(err_px[found].mean()) if found.any() else float("nan"),
         "fr": failure_rate(e_iod, threshold) * 100,
         "auc": auc(e_iod, threshold),
         "n_images": len(records),
