@@ -199,13 +199,7 @@ def load_coco(annotations: str | Path, images: str | Path | None = None) -> list
     base = Path(images) if images is not None else annotations.parent
     out = [FaceRecord(base / a["image"], a["points"], a["box"], key=a["image"])
            for a in read_coco_keypoints(annotations)]
-    present = [r for r in out if r.image.exists()]
-    if not present:
-        raise FileNotFoundError(f"{annotations}: none of its {len(out)} images under {base}")
-    if len(present) < len(out):
-        log.warning("%s: %d of %d images missing under %s", annotations,
-                    len(out) - len(present), len(out), base)
-    return present
+    return _present(out, annotations, base)
 
 
 def load_wflw(annotations: str | Path, images: str | Path) -> list[FaceRecord]:
@@ -224,12 +218,17 @@ def load_wflw(annotations: str | Path, images: str | Path) -> list[FaceRecord]:
                        None if np.isnan(w.box).any() else w.box, key=w.image,
                        meta={"attributes": w.attributes})
             for w in read_wflw_list(annotations)]
+    return _present(recs, annotations, images)
+
+
+def _present(recs: list[FaceRecord], source: Path | str, base: Path) -> list[FaceRecord]:
+    """The records whose image exists; warns with counts, raises when none does."""
     present = [r for r in recs if r.image.exists()]
     if not present:
-        raise FileNotFoundError(f"{annotations}: none of its {len(recs)} images under {images}")
+        raise FileNotFoundError(f"{source}: none of its {len(recs)} images under {base}")
     if len(present) < len(recs):
-        log.warning("%s: %d of %d images missing under %s", annotations,
-                    len(recs) - len(present), len(recs), images)
+        log.warning("%s: %d of %d images missing under %s", source,
+                    len(recs) - len(present), len(recs), base)
     return present
 
 
