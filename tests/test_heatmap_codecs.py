@@ -286,3 +286,15 @@ def test_codec_round_trip_nme_on_real_300w_common(data_root) -> None:
     many = rt.codec_roundtrip_nme(data_root, points=pts[:64], draws=32, keys=["rr-mean:argmax"])
     assert few["rr:argmax"] > few["rr-mean:argmax"] > many[0]["nme"]
     assert many[0]["nme"] < plain / 2
+
+
+def test_subpixel_falls_back_to_quarter_shift_on_non_positive_neighbours() -> None:
+    """On raw network outputs a neighbour <= 0 must not pin the log fit at +-0.5."""
+    from faceland.codecs import decode_heatmaps
+
+    hm = torch.zeros(1, 1, 1, 8)
+    hm[0, 0, 0, 2:5] = torch.tensor([0.8, 1.0, -0.01])
+    sub, _ = decode_heatmaps(hm, "subpixel")
+    shift, _ = decode_heatmaps(hm, "argmax_shift")
+    assert torch.allclose(sub[..., 0], shift[..., 0])
+    assert float(sub[0, 0, 0]) == pytest.approx((3 - 0.25 + 0.5) / 8)

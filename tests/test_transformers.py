@@ -301,3 +301,20 @@ def test_iact_errors() -> None:
         IACT(input_size=64, pretrained=True)
     with pytest.raises(ValueError, match="decoder"):
         IACT(input_size=64, decoder="nope")
+
+
+def test_repformer_finer_memory_uses_the_coarser_one() -> None:
+    """Cross-scale wiring (eqs. 3-4): keys/values of level i are z_i * up(v_{i+1}), so a change
+    of the coarser memory changes the finer memory; the coarsest is self-attention alone."""
+    torch.manual_seed(0)
+    model = _smoke("repformer").eval()
+    layer = model.memory_layers[0]  # the finest level (memories are built coarsest first)
+    z = torch.randn(1, 16, model.query_pos.shape[1])
+    pos = sine_encoding(pixel_centres(4, 4, z.device, z.dtype), z.shape[-1])
+    up = torch.rand(1, 16, z.shape[-1]) + 0.5
+    with torch.no_grad():
+        a = layer(z, pos, up)
+        b = layer(z, pos, up * 2.0)
+        c = layer(z, pos, None)
+    assert not torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(a, c, atol=1e-4)

@@ -21,6 +21,7 @@ codec's maps and with network outputs.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -68,8 +69,8 @@ def soft_argmax(logits: torch.Tensor, beta: float | torch.Tensor = 1.0) -> tuple
 
 def _size(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """``N`` or ``(W, H)`` -> ``(W, H)``; raises ValueError for a non-positive size."""
-    if isinstance(size, int):
-        w = h = size
+    if isinstance(size, numbers.Integral):
+        w = h = int(size)
     else:
         if len(size) != 2:
             raise ValueError(f"heatmap size must be an int or (W, H), got {size!r}")
@@ -142,9 +143,13 @@ def _decode_subpixel(hm: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor,
         lo, ok_lo = _gather(hm, iy - dy, ix - dx)
         lh, ll = torch.log(hi.clamp_min(eps)), torch.log(lo.clamp_min(eps))
         den = ll - 2 * lc + lh  # second difference of the log map; < 0 at a strict peak
-        ok = ok_hi & ok_lo & (den < 0) & (c > eps)
+        # The log fit needs both neighbours clearly positive; on raw network outputs a neighbour
+        # near or below 0 would pin the shift at +-0.5, so fall back to the quarter-pixel shift.
+        positive = (hi > 1e-3 * c) & (lo > 1e-3 * c)
+        ok = ok_hi & ok_lo & (den < 0) & (c > eps) & positive
         t = (ll - lh) / (2 * torch.where(ok, den, -torch.ones_like(den)))
-        out.append(p + torch.where(ok, t.clamp(-0.5, 0.5), torch.zeros_like(t)))
+        quarter = torch.where(ok_hi & ok_lo, 0.25 * torch.sign(hi - lo), torch.zeros_like(t))
+        out.append(p + torch.where(ok, t.clamp(-0.5, 0.5), quarter))
     return out[0], out[1]
 
 

@@ -19,7 +19,12 @@ __all__ = ["l1_loss", "wing_loss", "mse_loss", "loss_weight_map", "weighted_mse_
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error over all coordinates."""
+    """Mean absolute error over all coordinates.
+
+    Args:
+        pred, target: ``(B, K, 2)`` coordinates in the same units (faceland: normalised crop
+            coordinates). Returns a scalar in those units.
+    """
     return (pred - target).abs().mean()
 
 
@@ -30,6 +35,10 @@ def wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 10.0,
     ``w ln(1 + |x| / eps)`` for ``|x| < w``, else ``|x| - C`` with ``C = w - w ln(1 + w / eps)``.
     ``omega`` and ``epsilon`` are in the paper's pixel units; ``scale`` converts the inputs to those
     units first (e.g. ``scale = N`` for normalised coordinates of an ``N``-pixel crop).
+
+    Args:
+        pred, target: ``(B, K, 2)`` coordinates in the same units. Returns a scalar in the
+            paper's pixel units.
     """
     x = (pred - target).abs() * scale
     c = omega - omega * math.log(1 + omega / epsilon)
@@ -154,6 +163,12 @@ def smooth_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 14
                      theta1: float = 0.05, theta2: float = 0.5, alpha: float = 2.1,
                      epsilon: float = 1.0) -> torch.Tensor:
     """Smooth Wing loss (IACT's): quadratic, then Adaptive-Wing log, then linear, per element.
+
+    Source: the IACT paper's Smooth Wing loss with the constants of the faceland brief (omega 14,
+    theta1 0.05, theta2 0.5, alpha 2.1, epsilon 1). The paper's own equation was not available
+    offline: this piecewise form is faceland's reconstruction from that description (a fixed
+    exponent ``alpha``, not Adaptive Wing's per-pixel ``alpha - y``); check it against the paper
+    before quoting IACT numbers.
 
     With ``x = pred - target`` per element -- coordinates, or heatmap values as in faceland's
     ``iact`` model; ``theta1``/``theta2`` are in the same units as ``x`` -- and ``r = |x|``::
