@@ -1,11 +1,15 @@
-"""Inference speed of a landmark model and the face detector on this machine.
+"""Inference speed and memory of landmark systems and face detectors on this machine.
 
     python benchmarks/bench_inference.py [--model default] [--threads 2] [--repeats 30]
+        [--compile] [--dlib] [--json benchmarks/results/inference.json]
 
-Reports the median milliseconds per face of the landmark model (eager PyTorch and ONNX Runtime,
-batch 1 and 32, crops already cut), the detector's milliseconds per image on the astronaut photo,
-and the full `FaceLandmarker.predict` time per image (decode excluded). Numbers depend on the
-machine and its load: run it on an idle machine and report the command with the numbers.
+Reports, for the landmark model: median milliseconds per face (crops already cut) with eager
+PyTorch and ONNX Runtime at batch 1 and 32 (and ``torch.compile`` with ``--compile``), peak
+resident memory of the process, parameters and FLOPs per face; for the detectors: milliseconds per
+image on the 512 x 512 astronaut photo; end to end ``FaceLandmarker.predict`` per image (decode
+excluded); with ``--dlib``, dlib's 68-point predictor per face and its HOG detector per image.
+Numbers depend on the machine and its load: run on an idle machine and report the command with
+the numbers.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from faceland.checkpoint import load_model
@@ -41,11 +47,21 @@ def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def _flops_per_face(model: torch.nn.Module, n: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(torch.rand(1, 3, n, n))
+    return fc.get_total_flops() / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile")
+    ap.add_argument("--dlib", action="store_true", help="also time dlib (faceland[dlib])")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -53,25 +69,42 @@ def main() -> None:
     n = model.input_size
     res: dict = {"model": card.get("name"), "input_size": n, "threads": args.threads,
                  "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+                 "gflops_per_face": _flops_per_face(model, n),
                  "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
                  "torch": torch.__version__}
+    compiled = torch.compile(model.predict) if args.compile else None
     with tempfile.TemporaryDirectory() as d:
         onnx = OnnxLandmarkModel(export_onnx(model, Path(d) / "m.onnx"), threads=args.threads)
         for batch in (1, 32):
             x = torch.rand(batch, 3, n, n)
             reps = args.repeats if batch == 1 else max(3, args.repeats // 5)
-            res[f"eager_ms_per_face_b{batch}"] = _median_ms(lambda x=x: model.predict(x), reps) / batch
-            res[f"onnx_ms_per_face_b{batch}"] = _median_ms(lambda x=x: onnx.predict(x), reps) / batch
+            res[f"eager_ms_per_face_b{batch}"] = _median_ms(
+                lambda x=x: model.predict(x), reps) / batch
+            res[f"onnx_ms_per_face_b{batch}"] = _median_ms(
+                lambda x=x: onnx.predict(x), reps) / batch
+            if compiled is not None:
+                res[f"compile_ms_per_face_b{batch}"] = _median_ms(
+                    lambda x=x: compiled(x), reps) / batch
     img = read_image(REPO / "assets" / "astronaut.jpg")
     det = create_detector()
-    res["detector_ms_per_image_512px"] = _median_ms(lambda: det.detect(img), args.repeats)
+    res["res10_detector_ms_per_image_512px"] = _median_ms(lambda: det.detect(img), args.repeats)
     lm = FaceLandmarker(model, detector=det)
     res["predict_ms_per_image_512px_1face"] = _median_ms(lambda: lm.predict(img), args.repeats)
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in res.items()},
-                     indent=2))
+    if args.dlib:
+        from faceland.external import create_external
+
+        dl = create_external("dlib")
+        box = [dl.detect(img)[0].box]
+        res["dlib_ms_per_face"] = _median_ms(
+            lambda: dl.landmarks_from_boxes(img, box, "detector"), args.repeats)
+        res["dlib_hog_detector_ms_per_image_512px"] = _median_ms(lambda: dl.detect(img),
+                                                                  args.repeats)
+    res["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {k: round(v, 3) if isinstance(v, float | np.floating) else v for k, v in res.items()}
+    print(json.dumps(out, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
