@@ -1,0 +1,85 @@
+"""Ablation studies at a reduced, equal CPU budget per row (background job; resumable).
+
+    python scripts/ablations.py repformer_components [--minutes 25] [--data ../shared/data/300w]
+    python scripts/ablations.py repformer_tau
+    python scripts/ablations.py hourglass_seed001
+
+Each row trains its base config with the row's overrides for ``--minutes`` of wall time (cosine
+schedule annealed over that budget, model selection on the validation split carved from 300W
+train), then is evaluated once on 300W common with ground-truth boxes. A killed study resumes:
+finished rows are skipped, an interrupted row resumes from its ``last.ckpt``. Results go to
+``docs/results/ablations/<study>-<row>.json`` and a Markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+from pathlib import Path
+
+from faceland.training import load_config, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: study -> (base config, {row: overrides}). ``model_args`` / ``augment`` overrides are merged.
+STUDIES: dict[str, tuple[str, dict[str, dict]]] = {
+    "repformer_components": ("configs/repformer_300w_cpu.yaml", {
+        "baseline": {"model_args": {"pth": False, "dlr": False}},
+        "pth": {"model_args": {"pth": True, "dlr": False}},
+        "dlr": {"model_args": {"pth": False, "dlr": True}},
+        "pth_dlr": {"model_args": {"pth": True, "dlr": True}},
+    }),
+    "repformer_tau": ("configs/repformer_300w_cpu.yaml", {
+        f"tau{t}": {"model_args": {"tau": float(t)}} for t in (10, 100, 1000, 10000)
+    }),
+    "hourglass_seed001": ("configs/hourglass_cpu.yaml", {
+        "full": {},
+        "no_coordconv": {"model_args": {"coordconv": False}},
+        "se_instead_of_ca": {"model_args": {"attention": "se"}},
+        "no_attention": {"model_args": {"attention": "none"}},
+        "plain_mse": {"model_args": {"loss": "mse"}},
+        "plain_gaussian": {"model_args": {"codec": "gaussian", "decoder": "argmax_shift"}},
+        "no_erasing": {"augment": {"erase": 0.0}},
+    }),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("study", choices=sorted(STUDIES))
+    ap.add_argument("--minutes", type=float, default=25.0)
+    ap.add_argument("--data", default="../shared/data/300w")
+    ap.add_argument("--rows", nargs="*", help="only these rows")
+    args = ap.parse_args()
+    base_path, rows = STUDIES[args.study]
+    out_dir = REPO / "docs" / "results" / "ablations"
+    table = []
+    for row, over in rows.items():
+        if args.rows and row not in args.rows:
+            continue
+        result = out_dir / f"{args.study}-{row}.json"
+        if not result.exists():
+            cfg = load_config(REPO / base_path)
+            for key, val in over.items():
+                cur = copy.deepcopy(getattr(cfg, key))
+                setattr(cfg, key, {**cur, **val} if isinstance(cur, dict) else val)
+            cfg.root = args.data
+            cfg.schedule, cfg.epochs, cfg.max_time_minutes = "cosine", 10_000, args.minutes
+            cfg.warmup_steps = min(getattr(cfg, "warmup_steps", 0), 500)
+            cfg.out_dir = str(REPO / "runs" / "ablations" / args.study / row)
+            weights = train(cfg)
+            subprocess.run(["faceland", "evaluate", "--dataset", "300w", "--root", args.data,
+                            "--split", "common", "--boxes", "gt", "--model", str(weights),
+                            "--json", str(result)], check=True)
+        r = json.loads(result.read_text())
+        table.append(f"| {row} | {r['nme_iod']:.2f} | {r['nme_ipd']:.2f} | {r['fr']:.2f} | "
+                     f"{r['auc']:.4f} |")
+    print(f"{args.study}: {args.minutes:g} min per row, 300W common, gt boxes\n")
+    print("| row | NME IOD | NME IPD | FR@0.1 | AUC@0.1 |\n|---|---|---|---|---|")
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
