@@ -49,3 +49,31 @@ def test_every_model_exports(tmp_path, name) -> None:
     x = torch.rand(3, 3, n, n)
     ort = OnnxLandmarkModel(path)
     np.testing.assert_allclose(ort.predict(x).numpy(), model.predict(x).numpy(), atol=1e-4)
+
+
+def test_cli_export_and_predict_with_onnx(tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    from faceland.cli import main
+
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", "--out", str(onnx_path)]) == 0
+    assert onnx_path.exists() and onnx_path.with_suffix(".json").exists()
+    astro = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
+    assert main(["predict", str(astro), "--out", str(tmp_path / "a")]) == 0
+    assert main(["predict", str(astro), "--out", str(tmp_path / "b"), "--model",
+                 str(onnx_path)]) == 0
+    a = json.loads((tmp_path / "a" / "astronaut.json").read_text())["faces"][0]["landmarks"]
+    b = json.loads((tmp_path / "b" / "astronaut.json").read_text())["faces"][0]["landmarks"]
+    assert np.abs(np.array(a) - np.array(b)).max() <= 2e-3  # JSON rounds to 1e-3 px
+
+
+def test_cli_models_lists_registry_and_default(capsys) -> None:
+    from faceland.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in list_models():
+        assert name in out
+    assert "(default)" in out
