@@ -1,6 +1,13 @@
 """Write docs/results.md from the saved evaluation JSON files (never typed by hand).
 
-    python scripts/make_results.py [--results docs/results] [--out docs/results.md]
+    python scripts/make_results.py [--results docs/results] [--out docs/results.md] [--rerun]
+
+``--rerun`` first runs again every ``faceland evaluate`` command recorded in the JSON files (from
+the repository root, with the data at ``../shared/data``), so that this one command reproduces the
+whole table on a machine with the data; rows whose system is not installed (dlib:
+``pip install -e ".[dlib]"``) are reported and keep their previous JSON. MediaPipe rows are
+re-scored from their stored predictions (``scripts/mediapipe_predictions.py`` makes those, in an
+environment of its own).
 
 Every row comes from one `faceland evaluate` JSON (its protocol card gives the command, split,
 box source, input size, flip TTA, weights hash, faceland version and hardware); the CED plots
@@ -11,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,13 +30,37 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def rerun(results: Path) -> list[str]:
+    """Run each result's recorded ``faceland evaluate`` command again; returns the failures."""
+    failed = []
+    for f in sorted(results.glob("*.json")):
+        if f.name.endswith(".predictions.json"):
+            continue
+        cmd = json.loads(f.read_text()).get("protocol", {}).get("command")
+        if not cmd:
+            continue
+        print(f"$ {cmd}", flush=True)
+        if subprocess.run(shlex.split(cmd), cwd=REPO).returncode != 0:
+            failed.append(cmd)
+    return failed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", type=Path, default=REPO / "docs" / "results")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results.md")
+    ap.add_argument("--rerun", action="store_true",
+                    help="run every recorded evaluate command again before writing the table")
     args = ap.parse_args()
+    if args.rerun:
+        failed = rerun(args.results)
+        if failed:
+            print(f"{len(failed)} command(s) failed, their rows are the previous results:\n  "
+                  + "\n  ".join(failed), file=sys.stderr)
     rows = []
     for f in sorted(args.results.glob("*.json")):
+        if f.name.endswith(".predictions.json"):  # stored predictions, not results
+            continue
         r = json.loads(f.read_text())
         if "protocol" not in r:
             continue
@@ -45,7 +79,13 @@ def main() -> None:
         "FR and AUC use IOD where the scheme has eye corners, else the box. `error px`: mean",
         "point error in image pixels. dlib's 68-point model (`dlib-ert-68`) was trained on iBUG",
         "300-W, very likely including these common-set images: its 300W rows are not a fair",
-        "held-out comparison.",
+        "held-out comparison. `mediapipe-facemesh-*`: MediaPipe Face Mesh 0.10.21 (468",
+        "points, trained on its own data) scored from stored predictions",
+        "(`scripts/mediapipe_predictions.py`, `--predictions`): `gt` gives it a 2x crop around",
+        "the gt box and its own detector runs inside; the mesh is mapped to 68 points with",
+        "faceland's 468 -> 68 map, fitted on 300W train, which is approximate (the jaw most).",
+        "",
+        "Reproduce every row: `python scripts/make_results.py --rerun`.",
         "",
         "| data | split | boxes | system | NME IOD | NME IPD | NME box | error px | FR@0.1 | AUC@0.1 "
         "| images | missed | input | flip TTA | weights | command | CED |",
@@ -60,7 +100,7 @@ def main() -> None:
             f"{_fmt(r.get('mean_error_px'), '.2f')} | {_fmt(r.get('fr'), '.2f')} | "
             f"{_fmt(r.get('auc'), '.4f')} | {r['n_images']} | {r.get('n_missed', 0)} | "
             f"{p.get('input_size') or '-'} | {'yes' if p.get('flip_test') else 'no'} | "
-            f"`{p.get('weights_sha256')}` | `{p.get('command', '-')}` | {link} |")
+            f"`{p.get('weights_sha256') or '-'}` | `{p.get('command', '-')}` | {link} |")
     hw = sorted({r[5].get("hardware", "?") for r in rows})
     lines += ["", f"Hardware: {', '.join(hw)}; faceland "
               f"{', '.join(sorted({str(r[5].get('faceland_version')) for r in rows}))}.", ""]

@@ -43,6 +43,53 @@ def test_evaluate_pts_folder(pts_folder, tmp_path, capsys, boxes) -> None:
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _predictions_file(path: Path, folder: Path, boxes: str = "gt", drop: int = -1,
+                      miss: int = -1, scheme: str = "68") -> Path:
+    from faceland.data.datasets import load_pts_folder
+
+    recs = load_pts_folder(folder)
+    table = {r.key: r.points.tolist() for i, r in enumerate(recs) if i != drop}
+    if miss >= 0:
+        table[recs[miss].key] = None
+    path.write_text(json.dumps({"system": "oracle", "scheme": scheme, "box_source": boxes,
+                                "landmarks": table}))
+    return path
+
+
+def test_evaluate_stored_predictions(pts_folder, tmp_path, capsys) -> None:
+    """Another system's stored predictions are scored by the same harness: the ground truth
+    itself scores 0, a face marked null counts as missed (a failure)."""
+    out = tmp_path / "r.json"
+    preds = _predictions_file(tmp_path / "p.json", pts_folder, miss=2)
+    assert main(["evaluate", "--dataset", "pts", "--root", str(pts_folder), "--predictions",
+                 str(preds), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["n_images"] == 6 and res["n_missed"] == 1
+    assert res["nme_iod"] == pytest.approx(0.0, abs=1e-9)
+    assert res["fr"] == pytest.approx(100 / 6)
+    assert res["auc"] == pytest.approx(5 / 6)
+    card = res["protocol"]
+    assert card["model"] == "oracle" and card["predictions_file"] == str(preds)
+
+
+def test_evaluate_stored_predictions_errors(pts_folder, tmp_path, capsys) -> None:
+    base = ["evaluate", "--dataset", "pts", "--root", str(pts_folder), "--json",
+            str(tmp_path / "r.json"), "--predictions"]
+    incomplete = _predictions_file(tmp_path / "a.json", pts_folder, drop=0)
+    assert main([*base, str(incomplete)]) == 2
+    assert "no prediction for 1 of 6" in capsys.readouterr().err
+    detector = _predictions_file(tmp_path / "b.json", pts_folder, boxes="detector")
+    assert main([*base, str(detector)]) == 2
+    assert "pass --boxes detector" in capsys.readouterr().err
+    unmapped = _predictions_file(tmp_path / "c.json", pts_folder, scheme="29")
+    assert main([*base, str(unmapped)]) == 2
+    assert "no landmark map" in capsys.readouterr().err
+    (tmp_path / "d.json").write_text("{not json")
+    assert main([*base, str(tmp_path / "d.json")]) == 2
+    err = capsys.readouterr().err
+    assert "d.json" in err and "not a JSON" in err and len(err.strip().splitlines()) == 1
+
+
 def test_evaluate_missing_root_is_one_line_error(tmp_path, capsys) -> None:
     rc = main(["evaluate", "--root", str(tmp_path / "none")])
     assert rc == 2

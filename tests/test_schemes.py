@@ -31,7 +31,7 @@ PUBLISHED_PAIRS = {
            (18, 19), (22, 23)],
     "19": [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)],
 }
-POINT_COUNTS = {"68": 68, "98": 98, "29": 29, "19": 19, "58": 58, "1": 1}
+POINT_COUNTS = {"68": 68, "98": 98, "29": 29, "19": 19, "58": 58, "1": 1, "468": 468}
 
 
 def _expected_permutation(n: int, pairs: list[tuple[int, int]]) -> list[int]:
@@ -167,6 +167,43 @@ def test_wflw_to_68_map_commutes_with_flip(data_root) -> None:
     np.testing.assert_allclose(a, b, atol=1e-9)
     # Outer eye corners of 68 are WFLW's outer corners: the IOD is the same.
     np.testing.assert_allclose(convert_points(pts98, "98", "68")[[36, 45]], pts98[[60, 72]])
+
+
+def test_mediapipe_to_68_map_is_mirror_consistent() -> None:
+    """Each 68-point flip pair maps onto a MediaPipe mirror pair, midline points onto the midline."""
+    from faceland.schemes import SCHEME_MAPS
+
+    idx = np.array(SCHEME_MAPS[("468", "68")])
+    assert len(idx) == 68 and len(set(idx.tolist())) == 68 and idx.max() < 468
+    perm468, perm68 = np.array(get_scheme("468").flip_permutation), get_scheme("68").flip_permutation
+    np.testing.assert_array_equal(perm468[idx], idx[list(perm68)])
+    # The mesh's outer eye corners (its IOD pair) sit next to the 68 outer corners' vertices.
+    assert set(get_scheme("468").iod_pair) == {33, 263}
+
+
+def test_mediapipe_mesh_of_a_real_face_maps_onto_its_68_landmarks() -> None:
+    """MediaPipe's own mesh of the astronaut photo (a stored fixture), mapped to 68 points, lies
+    on the face: mirrored meshes map to mirrored 68 points, eyes and mouth are where a 68-point
+    face has them."""
+    import json
+    from pathlib import Path
+
+    from faceland.schemes import convert_points
+
+    doc = json.loads((Path(__file__).parent / "data" / "astronaut_mediapipe468.json").read_text())
+    mesh = np.array(doc["points"])
+    assert mesh.shape == (468, 2)
+    p68 = convert_points(mesh, "468", "68")
+    w = 512
+    np.testing.assert_allclose(convert_points(get_scheme("468").flip(mesh, w), "468", "68"),
+                               get_scheme("68").flip(p68, w), atol=1e-9)
+    # Anatomy in the image frame: subject's right eye (36-41) left of the left eye (42-47),
+    # brows above eyes above the nose tip (30) above the mouth (48-67) above the chin (8).
+    assert p68[36:42, 0].mean() < p68[42:48, 0].mean()
+    assert p68[17:27, 1].mean() < p68[36:48, 1].mean() < p68[30, 1] < p68[48:68, 1].mean() \
+        < p68[8, 1]
+    iod = np.linalg.norm(p68[36] - p68[45])
+    assert 40 < iod < 90  # the astronaut's outer eye corners are about 60 px apart
 
 
 def test_convert_points_errors() -> None:

@@ -113,7 +113,12 @@ def _predict_video(lm, path: Path, out: Path, stem: str, args: argparse.Namespac
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from faceland.data.datasets import load_300w, load_coco, load_imm, load_pts_folder, load_wflw
-    from faceland.evaluation import evaluate_records, write_result
+    from faceland.evaluation import (
+        evaluate_predictions,
+        evaluate_records,
+        read_predictions,
+        write_result,
+    )
     from faceland.inference import FaceLandmarker
     from faceland.metrics import plot_ced
     from faceland.schemes import get_scheme
@@ -138,14 +143,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         scheme = get_scheme(str(len(recs[0].points)))
     else:  # argparse restricts the choices
         raise UserError(f"unknown dataset {args.dataset}")
-    if args.model == "dlib":  # another system through the same harness (faceland[dlib])
-        from faceland.external import create_external
-
-        lm = create_external("dlib")
+    if args.predictions:  # another system's stored predictions, scored the same way
+        if args.model or args.flip_test:
+            raise UserError("--predictions scores a file: it takes no --model or --flip-test")
+        stored = read_predictions(args.predictions)["box_source"]
+        if stored != args.boxes:
+            raise UserError(f"{args.predictions}: holds predictions from {stored} boxes; "
+                            f"pass --boxes {stored}")
+        res = evaluate_predictions(args.predictions, recs, scheme)
     else:
-        lm = FaceLandmarker(args.model, detector="default" if args.boxes == "detector" else None,
-                            flip_test=args.flip_test)
-    res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
+        if args.model == "dlib":  # another system through the same harness (faceland[dlib])
+            from faceland.external import create_external
+
+            lm = create_external("dlib")
+        else:
+            lm = FaceLandmarker(args.model, flip_test=args.flip_test,
+                                detector="default" if args.boxes == "detector" else None)
+        res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
     res["protocol"].update({"dataset": args.dataset, "root": str(root),
                             "command": shlex.join(["faceland", *args.argv]),
                             "split": args.split if args.dataset in ("300w", "imm") else
@@ -242,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights (.safetensors / .onnx) or name; 'dlib' evaluates dlib's 68-point "
                         "predictor (faceland[dlib]); default: the shipped model")
     p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--predictions", default=None, metavar="FILE",
+                   help="score another system's stored predictions (JSON, see "
+                        "faceland.evaluation.evaluate_predictions) instead of running a model")
     p.add_argument("--json", default=None, help="result JSON (default results/<set>.json)")
     p.add_argument("--ced", default=None, help="CED plot PNG (default: beside the JSON)")
     p.set_defaults(func=cmd_evaluate)

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 from faceland.metrics import auc, failure_rate, nme
 from faceland.schemes import SCHEMES, LandmarkScheme
 
-__all__ = ["evaluate_records", "write_result"]
+__all__ = ["evaluate_records", "evaluate_predictions", "read_predictions", "score_predictions",
+           "write_result"]
 
 
 def _match(landmarker: FaceLandmarker | DlibLandmarker, image: np.ndarray,
@@ -90,7 +91,7 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
             raise ValueError(f"model predicts {landmarker.num_points} points but the data set "
                              f"uses the {scheme.num_points}-point scheme {scheme.name}")
         scheme = subsets[0]
-    preds, gts, used, skipped = [], [], [], []
+    preds, used, skipped = [], [], []
     for i, r in enumerate(records):
         try:
             img = read_image(r.image)
@@ -106,13 +107,112 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
             preds.append(np.full((scheme.num_points, 2), np.nan))
         else:
             preds.append(landmarker.landmarks_from_boxes(img, [box], "landmark")[0])
-        gts.append(scheme.select(r.points))
         if progress and (i + 1) % 100 == 0:
             print(f"  {i + 1}/{len(records)} images", flush=True)
     if not used:
         raise ValueError("no readable image to evaluate")
-    records = used
-    pred, gt = np.stack(preds), np.stack(gts)
+    info = landmarker.protocol()
+    info["box_definition"] = (
+        "tight ground-truth landmark box, square side max(w, h) * enlarge" if boxes == "gt" else
+        f"{landmarker.detector.name} detection nearest the face, calibrated to a landmark box; "
+        "missed face = NME inf")
+    return score_predictions(np.stack(preds), used, scheme, parent, boxes, info, threshold,
+                             skipped)
+
+
+def read_predictions(path: str | Path) -> dict:
+    """Read a stored-predictions file of another system (see :func:`evaluate_predictions`).
+
+    Raises:
+        faceland.data.formats.FormatError: missing file, not JSON, or a required key missing.
+    """
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError(f"{p}: no such predictions file")
+    try:
+        doc = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise FormatError(f"{p}: not a JSON predictions file ({e})") from None
+    missing = [k for k in ("system", "scheme", "box_source", "landmarks")
+               if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise FormatError(f"{p}: predictions file lacks {missing}")
+    return doc
+
+
+def evaluate_predictions(path: str | Path, records: Sequence[FaceRecord],
+                         scheme: LandmarkScheme, threshold: float = 0.1) -> dict:
+    """Score another system's stored predictions under faceland's protocol.
+
+    For systems that cannot run inside faceland's environment (MediaPipe needs numpy < 2, say):
+    the system runs elsewhere and writes a JSON file, which is scored exactly like
+    :func:`evaluate_records` scores a live model.
+
+    File format::
+
+        {"system": str, "scheme": "68" (or any scheme with a map to the data set's, e.g. "468"),
+         "box_source": "gt" | "detector", "box_definition": str (optional), "command": str
+         (optional: how the file was made), "landmarks": {record key: [[x, y], ...] | null}}
+
+    Keys are the data set's record keys (300W: the image path relative to the 300W root, e.g.
+    ``"helen/testset/296814969_3.jpg"``); points are image pixels, 0-based pixel centres; ``null``
+    is a face the system missed (NME = inf, a failure).
+
+    Raises:
+        faceland.data.formats.FormatError: unreadable file, or records without a prediction.
+        faceland.errors.UnknownNameError: no map from the file's scheme to the data set's.
+    """
+    from faceland.schemes import convert_points
+
+    doc = read_predictions(path)
+    table = doc["landmarks"]
+    absent = [r.key for r in records if r.key not in table]
+    if absent:
+        raise FormatError(f"{path}: no prediction for {len(absent)} of {len(records)} faces "
+                          f"(first: {absent[0]}); use null for a missed face")
+    preds = []
+    for r in records:
+        v = table[r.key]
+        if v is None:
+            preds.append(np.full((scheme.num_points, 2), np.nan))
+            continue
+        pts = np.asarray(v, dtype=np.float64)
+        if str(doc["scheme"]) != scheme.name:
+            pts = convert_points(pts, str(doc["scheme"]), scheme.name)
+        if pts.shape != (scheme.num_points, 2):
+            raise FormatError(f"{path}: {r.key}: expected {scheme.num_points} points, got "
+                              f"{pts.shape}")
+        preds.append(pts)
+    info = {"model": doc["system"], "weights_sha256": None, "enlarge": None, "input_size": None,
+            "flip_test": False, "predictions_file": str(path),
+            "predictions_command": doc.get("command"),
+            "box_definition": doc.get("box_definition", "as stated by the system")}
+    return score_predictions(np.stack(preds), list(records), scheme, scheme,
+                             str(doc["box_source"]), info, threshold, [])
+
+
+def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: LandmarkScheme,
+                      parent: LandmarkScheme, boxes: str, info: dict, threshold: float = 0.1,
+                      skipped: Sequence[str] = ()) -> dict:
+    """Metrics and protocol card for ``(N, K, 2)`` predictions of ``records``.
+
+    Args:
+        pred: image pixels, 0-based pixel centres; a face that was missed is all NaN.
+        records: the annotated faces, in the same order.
+        scheme: the predicted scheme (a subset scheme of ``parent`` for subset models).
+        parent: the data set's scheme.
+        boxes: the box source (``"gt"`` or ``"detector"``).
+        info: what the card records about the system: ``model``, ``weights_sha256``,
+            ``enlarge``, ``input_size``, ``flip_test``, ``box_definition`` and any extra keys.
+        threshold: FR / AUC threshold (fraction of the normalising distance).
+        skipped: unreadable images left out.
+
+    Returns:
+        The dict described in :func:`evaluate_records`.
+    """
+    gt = np.stack([scheme.select(r.points) for r in records])
     norm = scheme.default_norm
     # Box normalisation uses the annotated face box where every record has one (AFLW), else the
     # ground-truth landmark box of the full markup (also for subset schemes such as "1").
@@ -132,7 +232,7 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
     if scheme.ipd_groups:
         e_ipd = nme(pred, gt, scheme, "ipd")
         result["nme_ipd"] = float(e_ipd[found].mean() * 100) if found.any() else float("nan")
-    info = landmarker.protocol()
+    info = dict(info)
     result.update({
         "mean_error_px": float(err_px[found].mean()) if found.any() else float("nan"),
         "fr": failure_rate(e_iod, threshold) * 100,
@@ -140,28 +240,26 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
         "n_images": len(records),
         "n_missed": int((~found).sum()),
         "n_skipped": len(skipped),
-        "skipped": skipped,
+        "skipped": list(skipped),
         "per_image": {r.key or str(r.image): (round(float(e) * 100, 4) if np.isfinite(e) else None)
                       for r, e in zip(records, e_iod, strict=True)},
         "protocol": {
             "box_source": boxes,
-            "box_definition": "tight ground-truth landmark box, square side max(w, h) * enlarge"
-            if boxes == "gt" else
-            f"{landmarker.detector.name} detection nearest the face, calibrated to a landmark "
-            "box; missed face = NME inf",
-            "enlarge": info["enlarge"],
-            "input_size": info["input_size"],
+            "box_definition": info.pop("box_definition"),
+            "enlarge": info.pop("enlarge"),
+            "input_size": info.pop("input_size"),
             "pixel_origin": "0-based pixel centres (iBUG .pts minus 1)",
             "normalisation": {"iod": "outer eye corners", "ipd": "eye-contour means",
                               "box": "sqrt(w*h) of the gt landmark box"},
             "fr_auc_normalisation": norm,
             "threshold": threshold,
             "auc_rule": "exact integral of the empirical CED step function / threshold",
-            "flip_test": info["flip_test"],
-            "model": info["model"],
-            "weights_sha256": info["weights_sha256"],
+            "flip_test": info.pop("flip_test"),
+            "model": info.pop("model"),
+            "weights_sha256": info.pop("weights_sha256"),
             "faceland_version": faceland.__version__,
             "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            **info,
         },
     })
     return result

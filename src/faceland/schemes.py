@@ -6,8 +6,10 @@ internal convention for coordinates is documented in :mod:`faceland.geometry`.
 Sources: iBUG 300-W 68-point markup (Sagonas et al., 300 Faces In-the-Wild Challenge, 2013);
 WFLW 98 points (Wu et al., "Look at Boundary", CVPR 2018); COFW 29 points (Burgos-Artizzu et al.,
 ICCV 2013); AFLW 19 points (Zhu et al., CVPR 2016 protocol); IMM 58 points (Nordstrom et al.,
-"The IMM Face Database", 2004). Flip pairs are those used by MMPose / HRNet for the public sets;
-the IMM pairs were derived from the ``.asf`` contour paths.
+"The IMM Face Database", 2004); MediaPipe Face Mesh 468 vertices (Kartynnik et al., CVPR
+Workshops 2019). Flip pairs are those used by MMPose / HRNet for the public sets;
+the IMM pairs were derived from the ``.asf`` contour paths, the MediaPipe pairs measured on
+mirrored faces.
 """
 
 from __future__ import annotations
@@ -133,6 +135,16 @@ _P58 = [(i, 12 - i) for i in range(6)] + [(13 + i, 21 + i) for i in range(8)] + 
     (29 + i, 34 + i) for i in range(5)
 ] + [(39, 43), (40, 42), (44, 46), (47, 57), (48, 56), (49, 55), (50, 54), (51, 53)]
 
+# MediaPipe Face Mesh, 468 vertices (Kartynnik et al., "Real-time Facial Surface Geometry from
+# Monocular Video on Mobile GPUs", CVPR Workshops 2019). Mirror pairs as runs
+# (first vertex, its mirror, run length), measured by running MediaPipe 0.10.21 on 200 300W-train
+# faces and on their mirror images (scripts/mediapipe_predictions.py --fit-map: a majority vote,
+# made symmetric, that is an involution); the other 28 vertices lie on the midline.
+_MP468_RUNS = ((3, 248, 1), (7, 249, 1), (20, 250, 74), (95, 324, 56), (153, 380, 11),
+               (165, 391, 3), (169, 394, 6), (176, 400, 19), (196, 419, 1), (198, 420, 1),
+               (201, 421, 47))
+_P468 = [(a + i, b + i) for a, b, n in _MP468_RUNS for i in range(n)]
+
 SCHEMES: dict[str, LandmarkScheme] = {
     s.name: s
     for s in [
@@ -145,6 +157,8 @@ SCHEMES: dict[str, LandmarkScheme] = {
                        (tuple(range(21, 29)), tuple(range(13, 21))), "IMM 58 points"),
         LandmarkScheme("1", 1, (), None, None, "IMM nose tip (point 52 of the IMM 58)",
                        parent="58", indices=(IMM_NOSE_TIP,)),
+        LandmarkScheme("468", 468, tuple(_P468), (33, 263), None,
+                       "MediaPipe Face Mesh 468 vertices (outer eye corners 33 / 263)"),
     ]
 }
 
@@ -174,16 +188,32 @@ _W98_TO_68 = (
     + list(range(76, 96))  # mouth: outer 12 + inner 8, same order
 )
 
+# MediaPipe 468 -> iBUG 68 (approximate): for each flip pair of the 68 points, the mirror-symmetric
+# pair of mesh vertices nearest on average (in inter-ocular units) to the 300W annotation, over
+# MediaPipe 0.10.21's meshes of the 2012 300W-train faces here; midline points get the nearest
+# midline vertex (scripts/mediapipe_predictions.py --fit-map). Mean distance of the chosen vertices
+# on train: 5.2 % of the IOD. The mesh lies on the face surface, so the jaw (300W: the visible
+# contour) is the least faithful part, above all for turned faces.
+_MP468_TO_68 = (
+    127, 227, 177, 215, 172, 136, 149, 148, 152, 377, 378, 365, 397, 435, 401, 447, 356,  # jaw
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,  # brows
+    168, 197, 5, 4, 240, 97, 2, 326, 460,  # nose
+    7, 160, 158, 155, 153, 144, 382, 385, 387, 249, 373, 380,  # eyes
+    61, 39, 37, 11, 267, 269, 291, 405, 314, 17, 84, 181,  # outer lips
+    62, 38, 13, 268, 292, 317, 14, 87,  # inner lips
+)
+
 #: ``(source, target) -> source indices``: ``target_points = source_points[indices]``.
-SCHEME_MAPS: dict[tuple[str, str], tuple[int, ...]] = {("98", "68"): tuple(_W98_TO_68)}
+SCHEME_MAPS: dict[tuple[str, str], tuple[int, ...]] = {("98", "68"): tuple(_W98_TO_68),
+                                                        ("468", "68"): _MP468_TO_68}
 
 
 def convert_points(points: np.ndarray, source: str, target: str) -> np.ndarray:
     """Convert ``(..., K_source, 2)`` landmarks to another scheme (approximate correspondences).
 
-    Available: ``98 -> 68`` (WFLW to iBUG). The maps pick the nearest corresponding points;
-    they are approximate (documented per map) and are not a substitute for a model trained on
-    the target markup.
+    Available: ``98 -> 68`` (WFLW to iBUG) and ``468 -> 68`` (MediaPipe Face Mesh to iBUG). The
+    maps pick the nearest corresponding points; they are approximate (documented per map) and
+    are not a substitute for a model trained on the target markup.
 
     Raises:
         UnknownNameError: no map between the two schemes.
