@@ -44,11 +44,11 @@ def test_evaluate_pts_folder(pts_folder, tmp_path, capsys, boxes) -> None:
 
 
 def _predictions_file(path: Path, folder: Path, boxes: str = "gt", drop: int = -1,
-                      miss: int = -1, scheme: str = "68") -> Path:
+                      miss: int = -1, scheme: str = "68", shift=(0.0, 0.0)) -> Path:
     from faceland.data.datasets import load_pts_folder
 
     recs = load_pts_folder(folder)
-    table = {r.key: r.points.tolist() for i, r in enumerate(recs) if i != drop}
+    table = {r.key: (r.points + shift).tolist() for i, r in enumerate(recs) if i != drop}
     if miss >= 0:
         table[recs[miss].key] = None
     path.write_text(json.dumps({"system": "oracle", "scheme": scheme, "box_source": boxes,
@@ -70,6 +70,28 @@ def test_evaluate_stored_predictions(pts_folder, tmp_path, capsys) -> None:
     assert res["auc"] == pytest.approx(5 / 6)
     card = res["protocol"]
     assert card["model"] == "oracle" and card["predictions_file"] == str(preds)
+
+
+def test_evaluate_normalisations_by_hand(pts_folder, tmp_path) -> None:
+    """Every point off by (3, 4) px: a 5 px error, divided by IOD, IPD and sqrt(w h) of the gt
+    landmark box, per image, then averaged: computed here by hand from the .pts files."""
+    import numpy as np
+
+    from faceland.data.datasets import load_pts_folder
+
+    out = tmp_path / "r.json"
+    preds = _predictions_file(tmp_path / "p.json", pts_folder, shift=(3.0, 4.0))
+    assert main(["evaluate", "--dataset", "pts", "--root", str(pts_folder), "--predictions",
+                 str(preds), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    pts = np.stack([r.points for r in load_pts_folder(pts_folder)])
+    iod = np.linalg.norm(pts[:, 36] - pts[:, 45], axis=1)
+    ipd = np.linalg.norm(pts[:, 36:42].mean(1) - pts[:, 42:48].mean(1), axis=1)
+    wh = np.sqrt(np.ptp(pts[..., 0], axis=1) * np.ptp(pts[..., 1], axis=1))
+    assert res["mean_error_px"] == pytest.approx(5.0)
+    assert res["nme_iod"] == pytest.approx(np.mean(500 / iod))
+    assert res["nme_ipd"] == pytest.approx(np.mean(500 / ipd))
+    assert res["nme_box"] == pytest.approx(np.mean(500 / wh))
 
 
 def test_evaluate_stored_predictions_errors(pts_folder, tmp_path, capsys) -> None:

@@ -168,6 +168,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
     if "nme_ipd" in res:
         line += f" | NME (IPD) {res['nme_ipd']:.3f} %"
+    if norm != "box":
+        line += f" | NME (box) {res['nme_box']:.3f} %"
     line += f" | error {res['mean_error_px']:.2f} px"
     line += (f" | FR@0.1 {res['fr']:.2f} % | AUC@0.1 {res['auc']:.4f} | images "
              f"{res['n_images']}" + (f" (missed {res['n_missed']})" if res["n_missed"] else ""))

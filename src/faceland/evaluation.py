@@ -9,7 +9,8 @@ Protocol (written into every result as its ``protocol`` card):
   and is counted in ``n_missed``.
 * NME in percent, normalised by the inter-ocular distance (outer eye corners, ``nme_iod``) and by
   the inter-pupil distance (eye-contour means, ``nme_ipd``); mean over images. A missed face is
-  left out of the NME means (reported separately), but counts in FR and AUC.
+  left out of the NME means (reported separately), but counts in FR and AUC. ``nme_box``
+  normalises by ``sqrt(w * h)`` of the gt landmark box (AFLW: of the annotated face box).
 * ``fr``: percent of images with IOD-NME > 10 %; ``auc``: area under the IOD CED from 0 to 0.1
   divided by 0.1 (exact step-function integral, see :mod:`faceland.metrics`).
 * Predictions are compared in the image frame, 0-based pixel centres.
@@ -70,8 +71,9 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
         progress: print a progress line every 100 images.
 
     Returns:
-        A JSON-ready dict: ``nme_iod``, ``nme_ipd`` (percent; ``nme_box`` for schemes without
-        eye corners), ``mean_error_px`` (mean point error in image pixels), ``fr`` (percent), ``auc``
+        A JSON-ready dict: ``nme_iod``, ``nme_ipd`` (where the scheme has eye corners) and
+        ``nme_box`` (sqrt(w h) of the gt landmark box, or of the annotated box for AFLW), all
+        percent; ``mean_error_px`` (mean point error in image pixels), ``fr`` (percent), ``auc``
         (fraction), ``n_images`` (evaluated), ``n_missed`` (detector misses), ``n_skipped`` and
         ``skipped`` (unreadable images, reported on stderr and left out), ``per_image`` (key ->
         IOD NME percent or null), ``protocol`` (the card).
@@ -216,22 +218,24 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
     norm = scheme.default_norm
     # Box normalisation uses the annotated face box where every record has one (AFLW), else the
     # ground-truth landmark box of the full markup (also for subset schemes such as "1").
+    # ``nme_box`` is reported for every scheme (next to IOD / IPD where the scheme has eyes).
     ann_boxes = [r.detector_box for r in records]
     if norm == "box" and all(b is not None for b in ann_boxes) and scheme is parent:
         box = np.stack(ann_boxes)
-    elif norm == "box":
-        box = np.stack([landmark_box(r.points) for r in records])
     else:
-        box = None
+        box = np.stack([landmark_box(r.points) for r in records])
     e_iod = nme(pred, gt, scheme, norm, box)
     err_px = np.linalg.norm(pred - gt, axis=-1).mean(axis=1)
     found = np.isfinite(e_iod)
-    result = {
-        f"nme_{norm}": float(e_iod[found].mean() * 100) if found.any() else float("nan"),
-    }
+
+    def mean_percent(e: np.ndarray) -> float:
+        return float(e[found].mean() * 100) if found.any() else float("nan")
+
+    result = {f"nme_{norm}": mean_percent(e_iod)}
     if scheme.ipd_groups:
-        e_ipd = nme(pred, gt, scheme, "ipd")
-        result["nme_ipd"] = float(e_ipd[found].mean() * 100) if found.any() else float("nan")
+        result["nme_ipd"] = mean_percent(nme(pred, gt, scheme, "ipd"))
+    if norm != "box":
+        result["nme_box"] = mean_percent(nme(pred, gt, scheme, "box", box))
     info = dict(info)
     result.update({
         "mean_error_px": float(err_px[found].mean()) if found.any() else float("nan"),
