@@ -1,6 +1,7 @@
 """Parameter counts and FLOPs per face of every registered model and every config in configs/.
 
-    python scripts/model_stats.py [--configs configs] [--models NAME ...] [--smoke]
+    python scripts/model_stats.py [--configs configs] [--models NAME ...] [--smoke] [--time]
+        [--threads 2]
 
 One row per (model, configuration): ``defaults`` is the factory's own defaults (the paper-scale
 setting where a model follows a paper), each ``configs/*.yaml`` naming the model gives a row with
@@ -14,12 +15,17 @@ are not. torchvision's ``deform_conv2d`` is invisible to the counter, so each
 ``DeformConv2d`` adds the FLOPs of the ordinary convolution of the same shape (its bilinear
 sampling is not counted). The forward runs in eval mode with autograd on, so that
 ``nn.MultiheadAttention`` takes its counted (non-fused) path.
+
+``--time`` adds the median eager forward time of one face (batch 1, ``torch.no_grad``, random
+weights: speed does not depend on them) with ``--threads`` torch threads, after 3 warm-up runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,8 +60,9 @@ def _deform_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-def stats(name: str, **kwargs) -> tuple[float, float]:
-    """``(params in millions, GFLOPs per face)`` of ``create_model(name, **kwargs)``."""
+def stats(name: str, repeats: int = 0, **kwargs) -> tuple[float, float, float | None]:
+    """``(params in millions, GFLOPs per face, eager ms per face or None)`` of
+    ``create_model(name, **kwargs)``; the time is measured when ``repeats`` > 0."""
     model = create_model(name, **kwargs).eval()
     params = sum(p.numel() for p in model.parameters()) / 1e6
     x = torch.rand(1, 3, model.input_size, model.input_size)
@@ -63,12 +70,23 @@ def stats(name: str, **kwargs) -> tuple[float, float]:
     with counter:
         model(x)
     flops = counter.get_total_flops() + _deform_flops(model, x)
-    return params, flops / 1e9
+    ms = None
+    if repeats:
+        times = []
+        with torch.no_grad():
+            for i in range(repeats + 3):
+                t0 = time.perf_counter()
+                model(x)
+                if i >= 3:
+                    times.append((time.perf_counter() - t0) * 1000)
+        ms = statistics.median(times)
+    return params, flops / 1e9, ms
 
 
-def rows(config_dir: Path, names: list[str], smoke: bool = False,
-         verbose: bool = False) -> list[tuple[str, str, int, str, str]]:
-    """Table rows ``(model, config, input, params M, GFLOPs)``; errors are reported in the row."""
+def rows(config_dir: Path, names: list[str], smoke: bool = False, verbose: bool = False,
+         repeats: int = 0) -> list[tuple]:
+    """Table rows ``(model, config, input, params M, GFLOPs[, ms])``; errors are reported in the
+    row."""
     configs: dict[str, list[tuple[str, dict]]] = {}
     for path in sorted(config_dir.glob("*.yaml")):
         cfg = load_config(path)
@@ -82,11 +100,13 @@ def rows(config_dir: Path, names: list[str], smoke: bool = False,
         settings += configs.get(name, [])
         for label, kw in settings:
             try:
-                p, g = stats(name, num_points=68, **kw)
+                p, g, ms = stats(name, repeats, num_points=68, **kw)
                 n = create_model(name, num_points=68, **kw).input_size
-                out.append((name, label, n, f"{p:.2f}", f"{g:.2f}"))
+                row = (name, label, n, f"{p:.2f}", f"{g:.2f}")
+                out.append(row + ((f"{ms:.1f}",) if repeats else ()))
             except Exception as e:  # noqa: BLE001 - report and go on with the other models
-                out.append((name, label, kw.get("input_size", 0), "error", f"{type(e).__name__}: {e}"))
+                out.append((name, label, kw.get("input_size", 0), "error",
+                            f"{type(e).__name__}: {e}") + (("-",) if repeats else ()))
             if verbose:
                 print(*out[-1], sep=" | ", flush=True)
     return out
@@ -98,12 +118,17 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=None, help="default: every registered model")
     ap.add_argument("--smoke", action="store_true", help="also the tiny test settings")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--time", action="store_true", help="also time one face (eager, batch 1)")
+    ap.add_argument("--repeats", type=int, default=10, help="timed runs with --time")
     ap.add_argument("-v", "--verbose", action="store_true", help="print rows as they come")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    table = rows(Path(args.configs), args.models or list_models(), args.smoke, args.verbose)
+    table = rows(Path(args.configs), args.models or list_models(), args.smoke, args.verbose,
+                 args.repeats if args.time else 0)
     head = ("model", "config", "input", "params (M)", "GFLOPs / face")
-    widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(5)]
+    if args.time:
+        head += (f"ms / face ({args.threads} threads)",)
+    widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]
     line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
     print(line)
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
