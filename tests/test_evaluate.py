@@ -112,6 +112,30 @@ def test_evaluate_stored_predictions_errors(pts_folder, tmp_path, capsys) -> Non
     assert "d.json" in err and "not a JSON" in err and len(err.strip().splitlines()) == 1
 
 
+def test_evaluate_youtube_faces_frames(tmp_path, data_root) -> None:
+    """`--dataset ytf`: a folder with keypoints.csv (here 5 real frames)."""
+    from faceland.data.datasets import load_ytf
+
+    src = data_root / "ytf68" / "train"
+    lines = (src / "keypoints.csv").read_text().splitlines()
+    d = tmp_path / "ytf"
+    d.mkdir()
+    keep = [lines[0], *lines[1:4], *lines[-2:]]
+    (d / "keypoints.csv").write_text("\n".join(keep) + "\n")
+    for row in keep[1:]:
+        shutil.copy(src / row.split(",")[0], d)
+    recs = load_ytf(d)
+    assert len(recs) == 5
+    for r in recs:  # identity = the file name before its frame number
+        assert r.key == f"{r.meta['person']}_{r.key.rsplit('_', 1)[1]}"
+        assert not r.meta["person"][-1].isdigit()
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--dataset", "ytf", "--root", str(d), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["n_images"] == 5 and res["protocol"]["split"] == "ytf"
+    assert 0 < res["nme_iod"] < 15  # a model trained on 300W, on lower-quality video labels
+
+
 def test_evaluate_missing_root_is_one_line_error(tmp_path, capsys) -> None:
     rc = main(["evaluate", "--root", str(tmp_path / "none")])
     assert rc == 2

@@ -112,7 +112,14 @@ def _predict_video(lm, path: Path, out: Path, stem: str, args: argparse.Namespac
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from faceland.data.datasets import load_300w, load_coco, load_imm, load_pts_folder, load_wflw
+    from faceland.data.datasets import (
+        load_300w,
+        load_coco,
+        load_imm,
+        load_pts_folder,
+        load_wflw,
+        load_ytf,
+    )
     from faceland.evaluation import (
         evaluate_predictions,
         evaluate_records,
@@ -130,6 +137,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         recs, scheme = load_300w(root, args.split), get_scheme("68")
     elif args.dataset == "imm":
         recs, scheme = load_imm(root, args.split), get_scheme("58")
+    elif args.dataset == "ytf":
+        recs, scheme = load_ytf(root), get_scheme("68")
     elif args.dataset == "pts":
         recs = load_pts_folder(root, None)
         if not recs:
@@ -163,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     res["protocol"].update({"dataset": args.dataset, "root": str(root),
                             "command": shlex.join(["faceland", *args.argv]),
                             "split": args.split if args.dataset in ("300w", "imm") else
-                            Path(args.annotations).name if args.annotations else None})
+                            Path(args.annotations).name if args.annotations else root.name})
     norm = res["protocol"]["fr_auc_normalisation"]
     line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
     if "nme_ipd" in res:
@@ -245,9 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="NME / FR / AUC on a benchmark split")
-    p.add_argument("--dataset", choices=["300w", "imm", "pts", "coco", "wflw"], default="300w",
+    p.add_argument("--dataset", choices=["300w", "imm", "pts", "coco", "wflw", "ytf"],
+                   default="300w",
                    help="300w (splits), imm, pts (any folder of images with .pts), coco (a "
-                        "COCO-keypoints JSON: WFLW/COFW/AFLW/...), wflw (a WFLW list file)")
+                        "COCO-keypoints JSON: WFLW/COFW/AFLW/...), wflw (a WFLW list file), ytf "
+                        "(YouTube-Faces frames: a folder with keypoints.csv)")
     p.add_argument("--root", required=True, help="data set folder (coco/wflw: the images folder)")
     p.add_argument("--annotations", default=None, help="coco: the JSON; wflw: the list file")
     p.add_argument("--split", default="common",

@@ -22,6 +22,7 @@ from faceland.data.formats import (
     read_coco_keypoints,
     read_pts,
     read_wflw_list,
+    read_ytf_csv,
 )
 from faceland.errors import UnknownNameError
 
@@ -34,6 +35,7 @@ __all__ = [
     "load_imm",
     "load_coco",
     "load_wflw",
+    "load_ytf",
     "split_train_val",
 ]
 
@@ -178,6 +180,26 @@ def load_imm(root: str | Path, split: str = "all") -> list[FaceRecord]:
             out.append(FaceRecord(img, read_asf(asf), key=img.name, meta={"person": person}))
     if not out:
         raise FileNotFoundError(f"IMM split '{split}': no .asf/.jpg pairs under {root}")
+    return out
+
+
+def load_ytf(root: str | Path) -> list[FaceRecord]:
+    """YouTube-Faces frames with 68 points: ``root/keypoints.csv`` and the images beside it.
+
+    The identity (the file name before its last ``_NN``) is stored in ``meta["person"]``, so that
+    validation splits can be made by identity. Coordinates are taken as 0-based pixel centres
+    (see :func:`faceland.data.formats.read_ytf_csv`).
+
+    Raises:
+        faceland.data.formats.FormatError: missing or malformed CSV.
+        FileNotFoundError: no listed image exists under ``root``.
+    """
+    root = Path(root)
+    table = read_ytf_csv(root / "keypoints.csv")
+    out = [FaceRecord(root / name, pts, key=name, meta={"person": name.rsplit("_", 1)[0]})
+           for name, pts in sorted(table.items()) if (root / name).is_file()]
+    if not out:
+        raise FileNotFoundError(f"{root}: none of the {len(table)} images in keypoints.csv exist")
     return out
 
 
