@@ -85,8 +85,8 @@ def stats(name: str, repeats: int = 0, **kwargs) -> tuple[float, float, float | 
 
 def rows(config_dir: Path, names: list[str], smoke: bool = False, verbose: bool = False,
          repeats: int = 0) -> list[tuple]:
-    """Table rows ``(model, config, input, params M, GFLOPs[, ms])``; errors are reported in the
-    row."""
+    """Table rows ``(model, config, input, params M, fp32 MB, GFLOPs[, ms])``; errors are
+    reported in the row."""
     configs: dict[str, list[tuple[str, dict]]] = {}
     for path in sorted(config_dir.glob("*.yaml")):
         cfg = load_config(path)
@@ -102,10 +102,10 @@ def rows(config_dir: Path, names: list[str], smoke: bool = False, verbose: bool 
             try:
                 p, g, ms = stats(name, repeats, num_points=68, **kw)
                 n = create_model(name, num_points=68, **kw).input_size
-                row = (name, label, n, f"{p:.2f}", f"{g:.2f}")
+                row = (name, label, n, f"{p:.2f}", f"{p * 4 / 1.048576:.1f}", f"{g:.2f}")
                 out.append(row + ((f"{ms:.1f}",) if repeats else ()))
             except Exception as e:  # noqa: BLE001 - report and go on with the other models
-                out.append((name, label, kw.get("input_size", 0), "error",
+                out.append((name, label, kw.get("input_size", 0), "error", "-",
                             f"{type(e).__name__}: {e}") + (("-",) if repeats else ()))
             if verbose:
                 print(*out[-1], sep=" | ", flush=True)
@@ -125,7 +125,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     table = rows(Path(args.configs), args.models or list_models(), args.smoke, args.verbose,
                  args.repeats if args.time else 0)
-    head = ("model", "config", "input", "params (M)", "GFLOPs / face")
+    head = ("model", "config", "input", "params (M)", "fp32 size (MB)", "GFLOPs / face")
     if args.time:
         head += (f"ms / face ({args.threads} threads)",)
     widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]

@@ -94,9 +94,11 @@ ground-truth-style landmark box enlarged {card['enlarge']}x.
 | gt (landmark box, 1.25x) | {gt['nme_iod']:.2f} | {gt['nme_ipd']:.2f} | {gt['fr']:.2f} % | {gt['auc']:.4f} | {gt['n_missed']} | `{commands['300w_common_gt']}` |
 | detector (res10 SSD, calibrated) | {det['nme_iod']:.2f} | {det['nme_ipd']:.2f} | {det['fr']:.2f} % | {det['auc']:.4f} | {det['n_missed']} | `{commands['300w_common_detector']}` |
 
-Same machine, input frame and 554 images; published numbers use the full 3148-image train set,
-GPUs and (mostly) ImageNet-pretrained larger backbones: HRNetV2-W18 2.91, PIPNet-style and
-MobileFaceNet/PFLD-class models 3.3-3.5 (see `../shared/FIELD-NOTES.md`). {TERMS}
+Other systems on the same 554 images under the same protocol are in
+[docs/results.md](docs/results.md) (dlib's ERT, which was probably trained on these very images,
+and MediaPipe Face Mesh mapped to 68 points). Published numbers use the full 3148-image train set,
+GPUs and larger ImageNet-pretrained backbones at 256 px (HRNetV2-W18: 2.91 % IOD on common, Wang
+et al., TPAMI 2020). {TERMS}
 <!-- model-card:end -->"""
     readme = REPO / "README.md"
     text = readme.read_text()

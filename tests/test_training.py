@@ -61,6 +61,7 @@ def test_smoke_training_exports_a_loadable_model(tmp_path, data_root) -> None:
     model, card = load_model(path)
     assert card["training"]["n_train"] == 32 and card["training"]["n_val"] == 8
     assert card["training"]["best_val_nme_iod_percent"] is not None
+    assert card["training"]["train_wall_minutes_total"] > 0  # recorded without a time budget
     assert model.num_points == 68
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
 

@@ -256,11 +256,13 @@ def train(cfg: TrainConfig) -> Path:
     best_cb = pl.callbacks.ModelCheckpoint(ckpt_dir, "best-{epoch:03d}-{val_nme:.3f}",
                                            monitor="val_nme", mode="min", save_top_k=1,
                                            save_last=True)
+    # Our own Timer (Lightning's max_time makes the same one) so that the training wall time is
+    # recorded, across resumes, also for runs without a time budget.
+    timer = pl.callbacks.Timer({"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None)
     trainer = pl.Trainer(
         max_epochs=cfg.epochs, accelerator="auto", devices="auto",
-        default_root_dir=str(out), callbacks=[best_cb, pl.callbacks.LearningRateMonitor()],
+        default_root_dir=str(out), callbacks=[best_cb, timer, pl.callbacks.LearningRateMonitor()],
         logger=pl.loggers.CSVLogger(str(out), name="logs"),
-        max_time={"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None,
         limit_train_batches=cfg.limit_train_batches, log_every_n_steps=10,
         enable_progress_bar=True,
     )
@@ -284,7 +286,7 @@ def train(cfg: TrainConfig) -> Path:
             if best_cb.best_model_score is not None else None,
             "epochs_done": trainer.current_epoch,
             "wall_minutes_this_invocation": round(wall / 60, 1),
-            "train_wall_minutes_total": round(module._elapsed_minutes(), 1),
+            "train_wall_minutes_total": round(module._elapsed_minutes(), 2),
             "hardware": f"{platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
         },
