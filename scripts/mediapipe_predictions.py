@@ -13,6 +13,8 @@ separate environment and imports only faceland's numpy/OpenCV modules (``PYTHONP
     faceland evaluate --dataset 300w --root ../shared/data/300w --split common --boxes gt \\
         --predictions docs/results/mediapipe-facemesh-300w-common-gt.predictions.json \\
         --json docs/results/mediapipe-facemesh-300w-common-gt.json
+    # speed: median ms per image (MediaPipe's detector + mesh), 2 threads are MediaPipe's own:
+    PYTHONPATH=src /tmp/mpenv/bin/python scripts/mediapipe_predictions.py --time assets/astronaut.jpg
     # re-fit the map (train split only; prints the index table for faceland.schemes):
     PYTHONPATH=src /tmp/mpenv/bin/python scripts/mediapipe_predictions.py \\
         --root ../shared/data/300w --split train --fit-map
@@ -124,10 +126,28 @@ def main() -> None:
     ap.add_argument("--split", default="common")
     ap.add_argument("--boxes", choices=["gt", "detector"], default="gt")
     ap.add_argument("--out", type=Path, help="predictions JSON to write")
+    ap.add_argument("--time", metavar="IMAGE", help="print the median milliseconds of MediaPipe "
+                    "(detector + mesh) on IMAGE over 30 runs, then exit")
     ap.add_argument("--fit-map", action="store_true",
                     help="choose, for each of the 68 points, the mesh vertex nearest on average "
                          "(in IOD units) over the split; use on train only")
     args = ap.parse_args()
+    if args.time:
+        import statistics
+        import time
+
+        img = read_image(args.time)
+        with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=10,
+                                             refine_landmarks=False) as fm:
+            times = []
+            for i in range(33):
+                t0 = time.perf_counter()
+                fm.process(img)
+                if i >= 3:
+                    times.append((time.perf_counter() - t0) * 1000)
+        print(f"mediapipe {mp.__version__} face mesh on {args.time} {img.shape[1]}x{img.shape[0]}: "
+              f"{statistics.median(times):.1f} ms per image (median of 30)")
+        return
     records = load_300w(args.root, args.split)
     scheme = get_scheme("68")
     preds: dict[str, list | None] = {}
