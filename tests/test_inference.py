@@ -92,7 +92,8 @@ def test_gt_boxes_accuracy_on_real_faces(landmarker, face_records) -> None:
         img = read_image(r.image)
         p = landmarker.landmarks_from_boxes(img, [landmark_box(r.points)], "landmark")[0]
         errs.append(_iod_nme(p, r.points))
-    assert np.mean(errs) < 0.06, np.mean(errs)
+    # The shipped model: 3.26 % on these 15 faces (3.18 % on all 554, README model card).
+    assert np.mean(errs) < 0.04, np.mean(errs)
 
 
 @pytest.mark.slow
@@ -101,7 +102,7 @@ def test_detector_path_finds_real_faces(landmarker, face_records) -> None:
     for r in face_records:
         faces = landmarker.predict(read_image(r.image))
         errs.append(_iod_nme(_nearest(faces, r.points), r.points))
-    assert np.median(errs) < 0.08, errs
+    assert np.median(errs) < 0.045, errs  # measured: median 3.1 %, worst 4.8 %
 
 
 def test_no_face_gives_empty_list(landmarker) -> None:
