@@ -85,6 +85,10 @@ def main() -> None:
         "the gt box and its own detector runs inside; the mesh is mapped to 68 points with",
         "faceland's 468 -> 68 map, fitted on 300W train, which is approximate (the jaw most).",
         "",
+        "`ytf / train`: the YouTube-Faces 68-point frames (the folder is named train; no",
+        "faceland model was trained on it), an out-of-domain video test with noisier labels.",
+        "The MobileNetV2 default model's two 300W gt rows differ by flip TTA (see the column).",
+        "",
         "Reproduce every row: `python scripts/make_results.py --rerun`.",
         "",
         "| data | split | boxes | system | NME IOD | NME IPD | NME box | error px | FR@0.1 | AUC@0.1 "
