@@ -62,8 +62,9 @@ def _nearest(meshes: list[np.ndarray], box: np.ndarray) -> np.ndarray | None:
     """The mesh whose box centre is nearest the box centre (within half the box side)."""
     if not meshes:
         return None
+    # The rule of faceland.evaluation's detector matching (that module needs torch, not here).
     c = (box[:2] + box[2:]) / 2
-    d = [np.linalg.norm((landmark_box(m)[:2] + landmark_box(m)[2:]) / 2 - c) for m in meshes]
+    d = [np.linalg.norm(((b := landmark_box(m))[:2] + b[2:]) / 2 - c) for m in meshes]
     i = int(np.argmin(d))
     return meshes[i] if d[i] < 0.5 * max(box[2] - box[0], box[3] - box[1]) else None
 
