@@ -71,15 +71,47 @@ def main() -> None:
             cfg.out_dir = str(REPO / "runs" / "ablations" / args.study / row)
             weights = train(cfg)
             subprocess.run(["faceland", "evaluate", "--dataset", "300w", "--root", args.data,
-                            "--split", "common", "--boxes", "gt", "--model", str(weights),
-                            "--json", str(result)], check=True)
-        r = json.loads(result.read_text())
-        table.append(f"| {row} | {r['nme_iod']:.2f} | {r['nme_ipd']:.2f} | {r['fr']:.2f} | "
-                     f"{r['auc']:.4f} |")
+                            "--split", "common", "--boxes", "gt",
+                            "--model", str(weights.relative_to(REPO)),
+                            "--json", str(result.relative_to(REPO))], check=True, cwd=REPO)
+        r = annotate(result, args.study, row, base_path, over)
+        t = r["ablation"]["training"]
+        table.append(f"| {row} | {t['epochs_done']} | {_f(t['best_val_nme_iod_percent'])} | "
+                     f"{r['nme_iod']:.2f} | {r['nme_ipd']:.2f} | {r['fr']:.2f} | {r['auc']:.4f} |")
     print(f"{args.study}: {args.minutes:g} min per row, 300W common, gt boxes\n")
-    print("| row | NME IOD | NME IPD | FR@0.1 | AUC@0.1 |\n|---|---|---|---|---|")
+    print("| row | epochs | best val NME | NME IOD | NME IPD | FR@0.1 | AUC@0.1 |\n"
+          "|---|---|---|---|---|---|---|")
     print("\n".join(table))
 
+
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def annotate(result: Path, study: str, row: str, base_path: str, over: dict) -> dict:
+    """Add an ``ablation`` block to a row's result JSON (idempotent) and return the result.
+
+    The block records the study, row, base config, overrides and the training summary from the
+    row's ``model.json`` (epochs done, best validation NME, wall minutes, hardware), so that
+    ``scripts/make_results.py`` can write the ablation tables from the JSON alone.
+    """
+    r = json.loads(result.read_text())
+    card_path = REPO / "runs" / "ablations" / study / row / "model.json"
+    if "ablation" not in r and card_path.exists():
+        tr = json.loads(card_path.read_text())["training"]
+        r["ablation"] = {
+            "study": study, "row": row, "base_config": base_path, "overrides": over,
+            "command": f"python scripts/ablations.py {study} --rows {row} "
+                       f"--minutes {tr['max_time_minutes']:g}",
+            "training": {k: tr.get(k) for k in (
+                "epochs_done", "best_val_nme_iod_percent", "train_wall_minutes_total",
+                "max_time_minutes", "n_train", "n_val", "input_size", "batch_size", "lr",
+                "optimizer", "schedule", "model_args", "augment", "hardware")},
+        }
+        # Commands are run from the repository root: store them with relative paths.
+        r["protocol"]["command"] = r["protocol"]["command"].replace(f"{REPO}/", "")
+        result.write_text(json.dumps(r, indent=1))
+    return r
 
 if __name__ == "__main__":
     main()

@@ -2,11 +2,14 @@
 
     python scripts/model_stats.py [--configs configs] [--models NAME ...] [--smoke] [--time]
         [--threads 2]
+    python scripts/model_stats.py --variants hourglass stacks=1,2,4 channels=64,128,256 [--time]
 
 One row per (model, configuration): ``defaults`` is the factory's own defaults (the paper-scale
 setting where a model follows a paper), each ``configs/*.yaml`` naming the model gives a row with
 its ``input_size`` and ``model_args`` (built with ``pretrained=False``: nothing is downloaded),
-``--smoke`` adds the test-suite's tiny setting.
+``--smoke`` adds the test-suite's tiny setting. ``--variants MODEL KEY=V1,V2 ...`` instead gives
+one row per combination of the listed constructor arguments (values parsed as YAML scalars) on
+top of the factory defaults, e.g. seed 001's size table: stacks x channels of the hourglass.
 
 FLOPs: :class:`torch.utils.flop_counter.FlopCounterMode` on a batch of one ``N x N`` face, two
 FLOPs per multiply-add (halve them for the "MACs" many papers call FLOPs); convolutions, matrix
@@ -112,6 +115,33 @@ def rows(config_dir: Path, names: list[str], smoke: bool = False, verbose: bool 
     return out
 
 
+def variant_rows(spec: list[str], repeats: int = 0, verbose: bool = False) -> list[tuple]:
+    """Rows for ``--variants MODEL KEY=V1,V2 ...``: every combination of the listed arguments."""
+    import itertools
+
+    import yaml
+
+    name, *pairs = spec
+    keys, values = [], []
+    for pair in pairs:
+        key, _, vals = pair.partition("=")
+        if not vals:
+            raise SystemExit(f"--variants: expected KEY=V1,V2,..., got {pair!r}")
+        keys.append(key)
+        values.append([yaml.safe_load(v) for v in vals.split(",")])
+    out = []
+    for combo in itertools.product(*values):
+        kw = dict(zip(keys, combo, strict=True))
+        p, g, ms = stats(name, repeats, num_points=68, pretrained=False, **kw)
+        n = create_model(name, num_points=68, pretrained=False, **kw).input_size
+        label = ", ".join(f"{k}={v}" for k, v in kw.items())
+        row = (name, label, n, f"{p:.2f}", f"{p * 4 / 1.048576:.1f}", f"{g:.2f}")
+        out.append(row + ((f"{ms:.1f}",) if repeats else ()))
+        if verbose:
+            print(*out[-1], sep=" | ", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default=str(Path(__file__).resolve().parents[1] / "configs"))
@@ -120,11 +150,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--time", action="store_true", help="also time one face (eager, batch 1)")
     ap.add_argument("--repeats", type=int, default=10, help="timed runs with --time")
+    ap.add_argument("--variants", nargs="+", metavar="MODEL KEY=V1,V2",
+                    help="one row per combination of these constructor arguments")
     ap.add_argument("-v", "--verbose", action="store_true", help="print rows as they come")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    table = rows(Path(args.configs), args.models or list_models(), args.smoke, args.verbose,
-                 args.repeats if args.time else 0)
+    repeats = args.repeats if args.time else 0
+    if args.variants:
+        table = variant_rows(args.variants, repeats, args.verbose)
+    else:
+        table = rows(Path(args.configs), args.models or list_models(), args.smoke, args.verbose,
+                     repeats)
     head = ("model", "config", "input", "params (M)", "fp32 size (MB)", "GFLOPs / face")
     if args.time:
         head += (f"ms / face ({args.threads} threads)",)

@@ -1,0 +1,58 @@
+"""The results-table and model-size scripts: generated Markdown from saved JSON, size variants."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _result(study: str, row: str, nme: float, epochs: int) -> dict:
+    return {
+        "nme_iod": nme, "nme_ipd": nme * 1.4, "fr": 0.5, "auc": 0.61,
+        "protocol": {"weights_sha256": "abc123", "command": "faceland evaluate ..."},
+        "ablation": {
+            "study": study, "row": row, "base_config": "configs/x.yaml",
+            "overrides": {"model_args": {"coordconv": False}} if row == "b" else {},
+            "command": f"python scripts/ablations.py {study} --rows {row} --minutes 20",
+            "training": {"epochs_done": epochs, "best_val_nme_iod_percent": nme + 0.3,
+                         "max_time_minutes": 20.0, "input_size": 128, "n_train": 1811,
+                         "n_val": 201, "batch_size": 16, "optimizer": "rmsprop", "lr": 1e-4,
+                         "hardware": "x86_64, 2 CPU cores"},
+        },
+    }
+
+
+def test_ablation_tables_from_json(tmp_path: Path) -> None:
+    mod = _load("make_results")
+    (tmp_path / "s-a.json").write_text(json.dumps(_result("s", "a", 5.123, 40)))
+    (tmp_path / "s-b.json").write_text(json.dumps(_result("s", "b", 6.0, 41)))
+    (tmp_path / "plain.json").write_text(json.dumps({"nme_iod": 1.0, "protocol": {}}))
+    md = "\n".join(mod.ablation_tables(tmp_path))
+    assert "### `s`" in md and "20 min per row" in md and "rmsprop lr 0.0001" in md
+    assert "| a | `(base config)` | 40 | 5.42 | 5.12 | 7.17 | 0.50 | 0.6100 |" in md
+    assert '| b | `{"model_args": {"coordconv": false}}` | 41 |' in md
+    assert mod.ablation_tables(tmp_path / "missing") == []
+
+
+def test_model_stats_variants_count_parameters() -> None:
+    from faceland.models import create_model
+
+    mod = _load("model_stats")
+    rows = mod.variant_rows(["hourglass", "stacks=1,2", "channels=16", "input_size=64"])
+    assert [r[1] for r in rows] == ["stacks=1, channels=16, input_size=64",
+                                    "stacks=2, channels=16, input_size=64"]
+    for r, stacks in zip(rows, (1, 2), strict=True):
+        m = create_model("hourglass", num_points=68, stacks=stacks, channels=16, input_size=64)
+        assert r[3] == f"{sum(p.numel() for p in m.parameters()) / 1e6:.2f}"
+        assert float(r[5]) > 0
+    assert float(rows[1][3]) > float(rows[0][3])
