@@ -167,7 +167,7 @@ def test_imm_cnns_layer_spec_and_non_square_input() -> None:
 
 
 @pytest.mark.parametrize("name", ["hourglass_seed001", "hourglass_cpu", "unet_seed004_imm",
-                                  "imm_nose", "imm_face"])
+                                  "unet_imm_cpu", "imm_nose", "imm_face"])
 def test_configs_load_and_build(name: str) -> None:
     from faceland.schemes import get_scheme
     from faceland.training import load_config
