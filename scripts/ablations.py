@@ -19,6 +19,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from make_results import ablation_tables  # scripts/ is on sys.path when run as a script
+
 from faceland.training import load_config, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +57,6 @@ def main() -> None:
     args = ap.parse_args()
     base_path, rows = STUDIES[args.study]
     out_dir = REPO / "docs" / "results" / "ablations"
-    table = []
     for row, over in rows.items():
         if args.rows and row not in args.rows:
             continue
@@ -74,18 +75,8 @@ def main() -> None:
                             "--split", "common", "--boxes", "gt",
                             "--model", str(weights.relative_to(REPO)),
                             "--json", str(result.relative_to(REPO))], check=True, cwd=REPO)
-        r = annotate(result, args.study, row, base_path, over)
-        t = r["ablation"]["training"]
-        table.append(f"| {row} | {t['epochs_done']} | {_f(t['best_val_nme_iod_percent'])} | "
-                     f"{r['nme_iod']:.2f} | {r['nme_ipd']:.2f} | {r['fr']:.2f} | {r['auc']:.4f} |")
-    print(f"{args.study}: {args.minutes:g} min per row, 300W common, gt boxes\n")
-    print("| row | epochs | best val NME | NME IOD | NME IPD | FR@0.1 | AUC@0.1 |\n"
-          "|---|---|---|---|---|---|---|")
-    print("\n".join(table))
-
-
-def _f(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
+        annotate(result, args.study, row, base_path, over)
+    print("\n".join(ablation_tables(out_dir, study=args.study)))
 
 
 def annotate(result: Path, study: str, row: str, base_path: str, over: dict) -> dict:
@@ -112,6 +103,7 @@ def annotate(result: Path, study: str, row: str, base_path: str, over: dict) -> 
         r["protocol"]["command"] = r["protocol"]["command"].replace(f"{REPO}/", "")
         result.write_text(json.dumps(r, indent=1))
     return r
+
 
 if __name__ == "__main__":
     main()

@@ -30,6 +30,12 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _ced_link(result: Path, folder: str) -> str:
+    """Markdown link to the CED plot saved beside a result JSON (``folder`` relative to docs/)."""
+    ced = result.with_suffix(".png")
+    return f"[plot]({folder}/{ced.name})" if ced.exists() else "-"
+
+
 def rerun(results: Path) -> list[str]:
     """Run each result's recorded ``faceland evaluate`` command again; returns the failures."""
     failed = []
@@ -45,8 +51,9 @@ def rerun(results: Path) -> list[str]:
     return failed
 
 
-def ablation_tables(folder: Path) -> list[str]:
-    """Markdown tables of the ablation studies from ``docs/results/ablations/*.json``.
+def ablation_tables(folder: Path, study: str | None = None) -> list[str]:
+    """Markdown tables of the ablation studies (or of one ``study``) from
+    ``docs/results/ablations/*.json``.
 
     Each JSON is a ``faceland evaluate`` result with an ``ablation`` block added by
     ``scripts/ablations.py`` (study, row, overrides, training summary).
@@ -54,7 +61,7 @@ def ablation_tables(folder: Path) -> list[str]:
     studies: dict[str, list[tuple[dict, Path]]] = {}
     for f in sorted(folder.glob("*.json")):
         r = json.loads(f.read_text())
-        if "ablation" in r:
+        if "ablation" in r and study in (None, r["ablation"]["study"]):
             studies.setdefault(r["ablation"]["study"], []).append((r, f))
     if not studies:
         return []
@@ -88,14 +95,12 @@ def ablation_tables(folder: Path) -> list[str]:
         for r, f in rows:
             a, t = r["ablation"], r["ablation"]["training"]
             over = json.dumps(a["overrides"]) if a["overrides"] else "(base config)"
-            ced = f.with_suffix(".png")
-            link = f"[plot](results/ablations/{ced.name})" if ced.exists() else "-"
             out.append(
                 f"| {a['row']} | `{over}` | {t['epochs_done']} | "
                 f"{_fmt(t['best_val_nme_iod_percent'], '.2f')} | {_fmt(r.get('nme_iod'), '.2f')} | "
                 f"{_fmt(r.get('nme_ipd'), '.2f')} | {_fmt(r.get('fr'), '.2f')} | "
                 f"{_fmt(r.get('auc'), '.4f')} | `{r['protocol'].get('weights_sha256')}` | "
-                f"`{a['command']}` | {link} |")
+                f"`{a['command']}` | {_ced_link(f, 'results/ablations')} |")
     return out
 
 
@@ -150,15 +155,13 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset, split, boxes, model, r, p, f in sorted(rows, key=lambda t: tuple(map(str, t[:4]))):
-        ced = f.with_suffix(".png")
-        link = f"[plot](results/{ced.name})" if ced.exists() else "-"
         lines.append(
             f"| {dataset} | {split} | {boxes} | {model} | {_fmt(r.get('nme_iod'), '.2f')} | "
             f"{_fmt(r.get('nme_ipd'), '.2f')} | {_fmt(r.get('nme_box'), '.2f')} | "
             f"{_fmt(r.get('mean_error_px'), '.2f')} | {_fmt(r.get('fr'), '.2f')} | "
             f"{_fmt(r.get('auc'), '.4f')} | {r['n_images']} | {r.get('n_missed', 0)} | "
             f"{p.get('input_size') or '-'} | {'yes' if p.get('flip_test') else 'no'} | "
-            f"`{p.get('weights_sha256') or '-'}` | `{p.get('command', '-')}` | {link} |")
+            f"`{p.get('weights_sha256') or '-'}` | `{p.get('command', '-')}` | {_ced_link(f, 'results')} |")
     hw = sorted({r[5].get("hardware", "?") for r in rows})
     lines += ["", f"Hardware: {', '.join(hw)}; faceland "
               f"{', '.join(sorted({str(r[5].get('faceland_version')) for r in rows}))}."]

@@ -63,8 +63,8 @@ def _deform_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-def stats(name: str, repeats: int = 0, **kwargs) -> tuple[float, float, float | None]:
-    """``(params in millions, GFLOPs per face, eager ms per face or None)`` of
+def stats(name: str, repeats: int = 0, **kwargs) -> tuple[float, float, float | None, int]:
+    """``(params in millions, GFLOPs per face, eager ms per face or None, input size)`` of
     ``create_model(name, **kwargs)``; the time is measured when ``repeats`` > 0."""
     model = create_model(name, **kwargs).eval()
     params = sum(p.numel() for p in model.parameters()) / 1e6
@@ -83,7 +83,14 @@ def stats(name: str, repeats: int = 0, **kwargs) -> tuple[float, float, float | 
                 if i >= 3:
                     times.append((time.perf_counter() - t0) * 1000)
         ms = statistics.median(times)
-    return params, flops / 1e9, ms
+    return params, flops / 1e9, ms, model.input_size
+
+
+def _row(name: str, label: str, repeats: int, **kwargs) -> tuple:
+    """One table row ``(model, config, input, params M, fp32 MB, GFLOPs[, ms])``."""
+    p, g, ms, n = stats(name, repeats, num_points=68, **kwargs)
+    row = (name, label, n, f"{p:.2f}", f"{p * 4 / 1.048576:.1f}", f"{g:.2f}")
+    return row + ((f"{ms:.1f}",) if repeats else ())
 
 
 def rows(config_dir: Path, names: list[str], smoke: bool = False, verbose: bool = False,
@@ -103,10 +110,7 @@ def rows(config_dir: Path, names: list[str], smoke: bool = False, verbose: bool 
         settings += configs.get(name, [])
         for label, kw in settings:
             try:
-                p, g, ms = stats(name, repeats, num_points=68, **kw)
-                n = create_model(name, num_points=68, **kw).input_size
-                row = (name, label, n, f"{p:.2f}", f"{p * 4 / 1.048576:.1f}", f"{g:.2f}")
-                out.append(row + ((f"{ms:.1f}",) if repeats else ()))
+                out.append(_row(name, label, repeats, **kw))
             except Exception as e:  # noqa: BLE001 - report and go on with the other models
                 out.append((name, label, kw.get("input_size", 0), "error", "-",
                             f"{type(e).__name__}: {e}") + (("-",) if repeats else ()))
@@ -132,11 +136,8 @@ def variant_rows(spec: list[str], repeats: int = 0, verbose: bool = False) -> li
     out = []
     for combo in itertools.product(*values):
         kw = dict(zip(keys, combo, strict=True))
-        p, g, ms = stats(name, repeats, num_points=68, pretrained=False, **kw)
-        n = create_model(name, num_points=68, pretrained=False, **kw).input_size
         label = ", ".join(f"{k}={v}" for k, v in kw.items())
-        row = (name, label, n, f"{p:.2f}", f"{p * 4 / 1.048576:.1f}", f"{g:.2f}")
-        out.append(row + ((f"{ms:.1f}",) if repeats else ()))
+        out.append(_row(name, label, repeats, pretrained=False, **kw))
         if verbose:
             print(*out[-1], sep=" | ", flush=True)
     return out
