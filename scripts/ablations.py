@@ -47,6 +47,52 @@ STUDIES: dict[str, tuple[str, dict[str, dict]]] = {
     }),
 }
 
+#: rows whose resolved config equals another study's row: the run is shared, not repeated
+#: (tau 1000 is the RePFormer default, so ``repformer_tau/tau1000`` is ``pth_dlr``).
+SAME_RUN: dict[tuple[str, str], tuple[str, str]] = {
+    ("repformer_tau", "tau1000"): ("repformer_components", "pth_dlr"),
+}
+
+
+def row_config(study: str, row: str, data: str, minutes: float):
+    """The resolved training config of one row: base config + overrides + the equal budget."""
+    base_path, rows = STUDIES[study]
+    cfg = load_config(REPO / base_path)
+    for key, val in rows[row].items():
+        cur = copy.deepcopy(getattr(cfg, key))
+        setattr(cfg, key, {**cur, **val} if isinstance(cur, dict) else val)
+    cfg.root = data
+    cfg.schedule, cfg.epochs, cfg.max_time_minutes = "cosine", 10_000, minutes
+    cfg.warmup_steps = min(getattr(cfg, "warmup_steps", 0), 500)
+    cfg.out_dir = str(REPO / "runs" / "ablations" / study / row)
+    return cfg
+
+
+def run_row(study: str, row: str, data: str, minutes: float) -> dict:
+    """Train and evaluate one row unless its result exists; return the annotated result."""
+    out_dir = REPO / "docs" / "results" / "ablations"
+    result = out_dir / f"{study}-{row}.json"
+    over = STUDIES[study][1][row]
+    if (study, row) in SAME_RUN and not result.exists():
+        src_study, src_row = SAME_RUN[(study, row)]
+        a = vars(row_config(study, row, data, minutes))
+        b = vars(row_config(src_study, src_row, data, minutes))
+        a.pop("out_dir"), b.pop("out_dir")
+        if a != b:
+            raise SystemExit(f"{study}/{row} is not the same run as {src_study}/{src_row}")
+        r = copy.deepcopy(run_row(src_study, src_row, data, minutes))
+        r["ablation"].update(study=study, row=row, overrides=over,
+                             same_run_as=f"{src_study}/{src_row}")
+        result.write_text(json.dumps(r, indent=1))
+        return r
+    if not result.exists():
+        weights = train(row_config(study, row, data, minutes))
+        subprocess.run(["faceland", "evaluate", "--dataset", "300w", "--root", data,
+                        "--split", "common", "--boxes", "gt",
+                        "--model", str(weights.relative_to(REPO)),
+                        "--json", str(result.relative_to(REPO))], check=True, cwd=REPO)
+    return annotate(result, study, row, STUDIES[study][0], over)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -55,27 +101,10 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/300w")
     ap.add_argument("--rows", nargs="*", help="only these rows")
     args = ap.parse_args()
-    base_path, rows = STUDIES[args.study]
+    for row in STUDIES[args.study][1]:
+        if not args.rows or row in args.rows:
+            run_row(args.study, row, args.data, args.minutes)
     out_dir = REPO / "docs" / "results" / "ablations"
-    for row, over in rows.items():
-        if args.rows and row not in args.rows:
-            continue
-        result = out_dir / f"{args.study}-{row}.json"
-        if not result.exists():
-            cfg = load_config(REPO / base_path)
-            for key, val in over.items():
-                cur = copy.deepcopy(getattr(cfg, key))
-                setattr(cfg, key, {**cur, **val} if isinstance(cur, dict) else val)
-            cfg.root = args.data
-            cfg.schedule, cfg.epochs, cfg.max_time_minutes = "cosine", 10_000, args.minutes
-            cfg.warmup_steps = min(getattr(cfg, "warmup_steps", 0), 500)
-            cfg.out_dir = str(REPO / "runs" / "ablations" / args.study / row)
-            weights = train(cfg)
-            subprocess.run(["faceland", "evaluate", "--dataset", "300w", "--root", args.data,
-                            "--split", "common", "--boxes", "gt",
-                            "--model", str(weights.relative_to(REPO)),
-                            "--json", str(result.relative_to(REPO))], check=True, cwd=REPO)
-        annotate(result, args.study, row, base_path, over)
     print("\n".join(ablation_tables(out_dir, study=args.study)))
 
 

@@ -94,9 +94,11 @@ def ablation_tables(folder: Path, study: str | None = None) -> list[str]:
         ]
         for r, f in rows:
             a, t = r["ablation"], r["ablation"]["training"]
-            over = json.dumps(a["overrides"]) if a["overrides"] else "(base config)"
+            over = f"`{json.dumps(a['overrides'])}`" if a["overrides"] else "`(base config)`"
+            if a.get("same_run_as"):
+                over += f" (same run as `{a['same_run_as']}`)"
             out.append(
-                f"| {a['row']} | `{over}` | {t['epochs_done']} | "
+                f"| {a['row']} | {over} | {t['epochs_done']} | "
                 f"{_fmt(t['best_val_nme_iod_percent'], '.2f')} | {_fmt(r.get('nme_iod'), '.2f')} | "
                 f"{_fmt(r.get('nme_ipd'), '.2f')} | {_fmt(r.get('fr'), '.2f')} | "
                 f"{_fmt(r.get('auc'), '.4f')} | `{r['protocol'].get('weights_sha256')}` | "

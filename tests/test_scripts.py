@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -56,3 +57,22 @@ def test_model_stats_variants_count_parameters() -> None:
         assert r[3] == f"{sum(p.numel() for p in m.parameters()) / 1e6:.2f}"
         assert float(r[5]) > 0
     assert float(rows[1][3]) > float(rows[0][3])
+
+
+def test_shared_ablation_runs_resolve_to_the_same_config() -> None:
+    sys.path.insert(0, str(SCRIPTS))  # ablations.py imports make_results from scripts/
+    try:
+        abl = _load("ablations")
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+    def cfg(study: str, row: str) -> dict:
+        c = vars(abl.row_config(study, row, "data", 25.0))
+        c.pop("out_dir")
+        return c
+
+    assert abl.SAME_RUN
+    for (study, row), (src_study, src_row) in abl.SAME_RUN.items():
+        assert cfg(study, row) == cfg(src_study, src_row)
+    assert cfg("repformer_tau", "tau10") != cfg("repformer_components", "pth_dlr")
+    assert cfg("repformer_components", "baseline")["model_args"]["pth"] is False
