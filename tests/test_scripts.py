@@ -76,3 +76,22 @@ def test_shared_ablation_runs_resolve_to_the_same_config() -> None:
         assert cfg(study, row) == cfg(src_study, src_row)
     assert cfg("repformer_tau", "tau10") != cfg("repformer_components", "pth_dlr")
     assert cfg("repformer_components", "baseline")["model_args"]["pth"] is False
+
+
+def test_stage_nme_per_stage_on_the_run_validation_split(tmp_path: Path, data_root: Path) -> None:
+    import pytest
+
+    from faceland.checkpoint import save_model
+    from faceland.models import create_model
+
+    stage_nme = _load("stage_nme").stage_nme
+    card = {"scheme": "68", "input_size": 64, "enlarge": 1.25,
+            "training": {"dataset": "300w", "root": str(data_root / "300w"), "split": "train",
+                         "val_fraction": 0.1, "seed": 0, "max_images": 40}}
+    rep = create_model("repformer", backbone="resnet18", input_size=64, dim=32, heads=2,
+                       ff_dim=64, levels=3)
+    values = stage_nme(str(save_model(rep, tmp_path / "rep", card)))
+    assert len(values) == 4 and all(0 < v < 200 for v in values)
+    reg = create_model("regression", backbone="resnet18", input_size=64)
+    with pytest.raises(ValueError, match="has no stages"):
+        stage_nme(str(save_model(reg, tmp_path / "reg", card)))

@@ -119,7 +119,14 @@ def load_config(path: str | Path) -> TrainConfig:
     return cfg
 
 
-def _records(cfg: TrainConfig) -> tuple[list[FaceRecord], list[FaceRecord]]:
+def train_val_records(cfg: TrainConfig) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    """The run's ``(train, validation)`` faces: ``cfg.split`` of ``cfg.dataset`` split by
+    :func:`faceland.data.datasets.split_train_val` with ``cfg.val_fraction`` and ``cfg.seed``
+    (IMM: by person). Points are image pixels, 0-based pixel centres.
+
+    Raises:
+        ValueError: an unknown dataset.
+    """
     if cfg.dataset == "300w":
         recs = load_300w(cfg.root, cfg.split)
         group = None
@@ -237,7 +244,7 @@ def train(cfg: TrainConfig) -> Path:
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(cfg.threads)
     scheme = get_scheme(cfg.scheme)
-    train_recs, val_recs = _records(cfg)
+    train_recs, val_recs = train_val_records(cfg)
     log.info("train %d / val %d faces", len(train_recs), len(val_recs))
     aug = TrainAugment(AugmentConfig(**cfg.augment), seed=cfg.seed)
     ds_train = CropDataset(train_recs, scheme, cfg.input_size, cfg.enlarge, aug)
