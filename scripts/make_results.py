@@ -94,6 +94,8 @@ def ablation_tables(folder: Path, study: str | None = None) -> list[str]:
         ]
         for r, f in rows:
             a, t = r["ablation"], r["ablation"]["training"]
+            src = f.with_name(a["same_run_as"].replace("/", "-") + ".json") \
+                if a.get("same_run_as") else f  # a shared run's CED plot is the source's
             over = f"`{json.dumps(a['overrides'])}`" if a["overrides"] else "`(base config)`"
             if a.get("same_run_as"):
                 over += f" (same run as `{a['same_run_as']}`)"
@@ -102,7 +104,7 @@ def ablation_tables(folder: Path, study: str | None = None) -> list[str]:
                 f"{_fmt(t['best_val_nme_iod_percent'], '.2f')} | {_fmt(r.get('nme_iod'), '.2f')} | "
                 f"{_fmt(r.get('nme_ipd'), '.2f')} | {_fmt(r.get('fr'), '.2f')} | "
                 f"{_fmt(r.get('auc'), '.4f')} | `{r['protocol'].get('weights_sha256')}` | "
-                f"`{a['command']}` | {_ced_link(f, 'results/ablations')} |")
+                f"`{a['command']}` | {_ced_link(src, 'results/ablations')} |")
     return out
 
 

@@ -43,6 +43,13 @@ def test_ablation_tables_from_json(tmp_path: Path) -> None:
     assert "| a | `(base config)` | 40 | 5.42 | 5.12 | 7.17 | 0.50 | 0.6100 |" in md
     assert '| b | `{"model_args": {"coordconv": false}}` | 41 |' in md
     assert mod.ablation_tables(tmp_path / "missing") == []
+    # a row sharing another study's run says so and links that run's CED plot
+    shared = _result("t", "c", 5.123, 40)
+    shared["ablation"]["same_run_as"] = "s/a"
+    (tmp_path / "t-c.json").write_text(json.dumps(shared))
+    (tmp_path / "s-a.png").write_bytes(b"png")
+    md = "\n".join(mod.ablation_tables(tmp_path, study="t"))
+    assert "(same run as `s/a`)" in md and "[plot](results/ablations/s-a.png)" in md
 
 
 def test_model_stats_variants_count_parameters() -> None:
