@@ -68,24 +68,27 @@ def row_config(study: str, row: str, data: str, minutes: float):
     return cfg
 
 
+def same_run(study: str, row: str, other_study: str, other_row: str) -> bool:
+    """Whether two rows resolve to the same training config (apart from their run folders)."""
+    a, b = (dict(vars(row_config(st, r, "data", 1.0)), out_dir=None)
+            for st, r in ((study, row), (other_study, other_row)))
+    return a == b
+
+
 def run_row(study: str, row: str, data: str, minutes: float) -> dict:
     """Train and evaluate one row unless its result exists; return the annotated result."""
     out_dir = REPO / "docs" / "results" / "ablations"
     result = out_dir / f"{study}-{row}.json"
     over = STUDIES[study][1][row]
-    if (study, row) in SAME_RUN and not result.exists():
+    if not result.exists() and (study, row) in SAME_RUN:
         src_study, src_row = SAME_RUN[(study, row)]
-        a = vars(row_config(study, row, data, minutes))
-        b = vars(row_config(src_study, src_row, data, minutes))
-        a.pop("out_dir"), b.pop("out_dir")
-        if a != b:
+        if not same_run(study, row, src_study, src_row):
             raise SystemExit(f"{study}/{row} is not the same run as {src_study}/{src_row}")
         r = copy.deepcopy(run_row(src_study, src_row, data, minutes))
         r["ablation"].update(study=study, row=row, overrides=over,
                              same_run_as=f"{src_study}/{src_row}")
         result.write_text(json.dumps(r, indent=1))
-        return r
-    if not result.exists():
+    elif not result.exists():
         weights = train(row_config(study, row, data, minutes))
         subprocess.run(["faceland", "evaluate", "--dataset", "300w", "--root", data,
                         "--split", "common", "--boxes", "gt",

@@ -94,11 +94,11 @@ def ablation_tables(folder: Path, study: str | None = None) -> list[str]:
         ]
         for r, f in rows:
             a, t = r["ablation"], r["ablation"]["training"]
-            src = f.with_name(a["same_run_as"].replace("/", "-") + ".json") \
-                if a.get("same_run_as") else f  # a shared run's CED plot is the source's
             over = f"`{json.dumps(a['overrides'])}`" if a["overrides"] else "`(base config)`"
+            src = f  # a shared run's CED plot is its source run's
             if a.get("same_run_as"):
                 over += f" (same run as `{a['same_run_as']}`)"
+                src = f.with_name(a["same_run_as"].replace("/", "-") + ".json")
             out.append(
                 f"| {a['row']} | {over} | {t['epochs_done']} | "
                 f"{_fmt(t['best_val_nme_iod_percent'], '.2f')} | {_fmt(r.get('nme_iod'), '.2f')} | "

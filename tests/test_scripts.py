@@ -73,16 +73,12 @@ def test_shared_ablation_runs_resolve_to_the_same_config() -> None:
     finally:
         sys.path.remove(str(SCRIPTS))
 
-    def cfg(study: str, row: str) -> dict:
-        c = vars(abl.row_config(study, row, "data", 25.0))
-        c.pop("out_dir")
-        return c
-
     assert abl.SAME_RUN
     for (study, row), (src_study, src_row) in abl.SAME_RUN.items():
-        assert cfg(study, row) == cfg(src_study, src_row)
-    assert cfg("repformer_tau", "tau10") != cfg("repformer_components", "pth_dlr")
-    assert cfg("repformer_components", "baseline")["model_args"]["pth"] is False
+        assert abl.same_run(study, row, src_study, src_row)
+    assert not abl.same_run("repformer_tau", "tau10", "repformer_components", "pth_dlr")
+    baseline = abl.row_config("repformer_components", "baseline", "data", 25.0)
+    assert baseline.model_args["pth"] is False and baseline.max_time_minutes == 25.0
 
 
 def test_stage_nme_per_stage_on_the_run_validation_split(tmp_path: Path, data_root: Path) -> None:
