@@ -215,6 +215,22 @@ def test_seed001_step_schedule_in_steps() -> None:
         _lr_factors(cfg, 10, [0])
 
 
+def test_fraction_milestones_follow_epochs_or_the_time_budget() -> None:
+    from faceland.training import LandmarkModule, TrainConfig
+
+    cfg = TrainConfig(epochs=10, schedule="step", milestone_unit="fraction",
+                      milestones=[0.5, 0.75], gamma=0.2, warmup_epochs=0, max_time_minutes=60)
+    module = LandmarkModule(create_model("imm_nose_cnn", channels=(2, 2, 2, 2), hidden=2), cfg)
+    module.trainer = SimpleNamespace(estimated_stepping_batches=1000, callbacks=[])
+    f = module.configure_optimizers()["lr_scheduler"]["scheduler"].lr_lambdas[0]
+    module._elapsed_minutes = lambda: 0.0  # epochs end first: decays at steps 500 and 750
+    assert [f(s) for s in (499, 500, 749, 750)] == pytest.approx([1, 0.2, 0.2, 0.04])
+    module._elapsed_minutes = lambda: 31.0  # past half of the 60-min budget at step 10
+    assert f(10) == pytest.approx(0.2)
+    module._elapsed_minutes = lambda: 45.0
+    assert f(10) == pytest.approx(0.04)
+
+
 # ------------------------------------------------------------------ scheme "1" (IMM nose tip)
 
 

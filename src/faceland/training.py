@@ -51,7 +51,10 @@ class TrainConfig:
             set, the cosine runs over the epochs or the wall-time budget, whichever ends first,
             so that a time-limited CPU run still anneals) or ``step`` (multiply by ``gamma`` at
             each of ``milestones``; ``gamma`` may be a list with one factor per milestone).
-        milestone_unit: ``epoch`` (default) or ``step``: the unit of ``milestones``.
+        milestone_unit: ``epoch`` (default), ``step``, or ``fraction``: the unit of
+            ``milestones``. ``fraction`` milestones are shares of the run in ``[0, 1]``, where
+            the run ends at ``epochs`` or at ``max_time_minutes``, whichever comes first (as
+            for the cosine), so that a time-limited run decays at the same points of its budget.
         warmup_steps: linear warm-up length in optimizer steps; when > 0 it replaces
             ``warmup_epochs`` (seed 001: 2000 steps).
         augment: :class:`~faceland.transforms.AugmentConfig` fields.
@@ -202,17 +205,22 @@ class LandmarkModule(pl.LightningModule):
                     progress = max(progress, self._elapsed_minutes() / cfg.max_time_minutes)
                 return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         elif cfg.schedule == "step":
-            if cfg.milestone_unit not in ("epoch", "step"):
-                raise ValueError(f"unknown milestone_unit {cfg.milestone_unit!r} (epoch or step)")
-            unit = per_epoch if cfg.milestone_unit == "epoch" else 1
+            unit_of = {"epoch": per_epoch, "step": 1, "fraction": steps}
+            if cfg.milestone_unit not in unit_of:
+                raise ValueError(f"unknown milestone_unit {cfg.milestone_unit!r} "
+                                 "(epoch, step or fraction)")
+            unit = unit_of[cfg.milestone_unit]
             gammas = cfg.gamma if isinstance(cfg.gamma, list) else [cfg.gamma] * len(cfg.milestones)
             if len(gammas) != len(cfg.milestones):
                 raise ValueError(f"gamma: {len(gammas)} factors for {len(cfg.milestones)} milestones")
 
             def f(s: int) -> float:
                 w = (s + 1) / warm if s < warm else 1.0
+                done = s / unit  # in milestone units
+                if cfg.milestone_unit == "fraction" and cfg.max_time_minutes:
+                    done = max(done, self._elapsed_minutes() / cfg.max_time_minutes)
                 return w * math.prod(g for g, m in zip(gammas, cfg.milestones, strict=True)
-                                     if s >= m * unit)
+                                     if done >= m)
         else:
             raise ValueError(f"unknown schedule {cfg.schedule!r}")
         sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
