@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -108,6 +110,60 @@ def ablation_tables(folder: Path, study: str | None = None) -> list[str]:
     return out
 
 
+def training_time_table(results: Path) -> list[str]:
+    """Markdown table: 300W common (gt boxes, no TTA) accuracy against training wall time.
+
+    One row per result whose JSON says how its weights were trained: the ``training`` block of
+    the protocol card (copied from the model card by ``faceland evaluate``) for full runs, the
+    ``ablation`` block for ablation rows (a row sharing another row's run is listed once).
+    """
+    rows = []
+    for f in sorted(results.glob("*.json")) + sorted((results / "ablations").glob("*.json")):
+        if f.name.endswith(".predictions.json"):
+            continue
+        r = json.loads(f.read_text())
+        p = r.get("protocol", {})
+        if (p.get("dataset"), p.get("split"), p.get("box_source"), p.get("flip_test")) != (
+                "300w", "common", "gt", False):
+            continue
+        if "ablation" in r:
+            a = r["ablation"]
+            if a.get("same_run_as"):
+                continue
+            t, name = a["training"], f"{a['study']} / {a['row']}"
+            base = yaml.safe_load((REPO / a["base_config"]).read_text())
+            arch, cmd = base["model"], a["command"]
+        elif p.get("training"):
+            t, name = p["training"], p.get("model")
+            arch, cmd = t.get("model"), t.get("command") or "-"
+        else:
+            continue
+        minutes = t.get("train_wall_minutes_total")
+        rows.append((r.get("nme_iod"), name, arch, r, t, minutes, cmd))
+    if not rows:
+        return []
+    out = [
+        "",
+        "## Accuracy per training time",
+        "",
+        "Every model trained here, full runs and ablation rows, on 300W common (554 images, gt",
+        "boxes x1.25, no TTA), sorted by NME; all trained on the 300W train subset (1811 train /",
+        "201 validation faces, selection on validation) on the 2-core CPU machine named in each",
+        "row. Training minutes are the run's wall time (all its resumes together).",
+        "",
+        "| model | architecture | NME IOD | FR@0.1 | AUC@0.1 | epochs | train min | best val NME "
+        "| hardware | training command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for nme_iod, name, arch, r, t, minutes, cmd in sorted(rows, key=lambda x: x[0]):
+        out.append(
+            f"| {name} | `{arch}` | {_fmt(nme_iod, '.2f')} | {_fmt(r.get('fr'), '.2f')} | "
+            f"{_fmt(r.get('auc'), '.4f')} | {t.get('epochs_done')} | {_fmt(minutes, '.0f')} | "
+            f"{_fmt(t.get('best_val_nme_iod_percent'), '.2f')} | {t.get('hardware') or '-'} | "
+            f"`{cmd}` |")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", type=Path, default=REPO / "docs" / "results")
@@ -169,6 +225,7 @@ def main() -> None:
     hw = sorted({r[5].get("hardware", "?") for r in rows})
     lines += ["", f"Hardware: {', '.join(hw)}; faceland "
               f"{', '.join(sorted({str(r[5].get('faceland_version')) for r in rows}))}."]
+    lines += training_time_table(args.results)
     lines += ablation_tables(args.results / "ablations") + [""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out} ({len(rows)} rows)")

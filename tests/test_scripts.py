@@ -52,6 +52,35 @@ def test_ablation_tables_from_json(tmp_path: Path) -> None:
     assert "(same run as `s/a`)" in md and "[plot](results/ablations/s-a.png)" in md
 
 
+def test_training_time_table_lists_full_runs_and_ablation_rows_by_nme(tmp_path: Path) -> None:
+    mod = _load("make_results")
+    card = {"dataset": "300w", "split": "common", "box_source": "gt", "flip_test": False}
+    full = {"nme_iod": 3.5, "fr": 0.0, "auc": 0.66, "protocol": {
+        **card, "model": "run_a", "training": {
+            "model": "token_regression", "epochs_done": 140, "train_wall_minutes_total": 65.2,
+            "best_val_nme_iod_percent": 3.9, "hardware": "2 cores",
+            "command": "faceland train configs/t.yaml --set max_time_minutes=65"}}}
+    (tmp_path / "a.json").write_text(json.dumps(full))
+    flip = {**full, "protocol": {**full["protocol"], "flip_test": True}}
+    (tmp_path / "a-flip.json").write_text(json.dumps(flip))  # TTA rows are not compared
+    (tmp_path / "untrained.json").write_text(json.dumps({"nme_iod": 1.0, "protocol": card}))
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "x.yaml").write_text("model: hourglass\n")
+    abl = _result("s", "b", 2.5, 30)
+    abl["protocol"].update(card)
+    abl["ablation"]["training"]["train_wall_minutes_total"] = 20.1
+    (tmp_path / "ablations" / "s-b.json").write_text(json.dumps(abl))
+    shared = {**abl, "ablation": {**abl["ablation"], "same_run_as": "s/b"}}
+    (tmp_path / "ablations" / "t-b.json").write_text(json.dumps(shared))  # listed once
+    mod.REPO = tmp_path  # the ablation's base config is read relative to the repository
+    rows = [ln for ln in mod.training_time_table(tmp_path) if ln.startswith("| ")][1:]
+    assert len(rows) == 2
+    assert rows[0].startswith("| s / b | `hourglass` | 2.50 |") and "| 30 | 20 |" in rows[0]
+    assert rows[1].startswith("| run_a | `token_regression` | 3.50 |") and "| 140 | 65 |" in rows[1]
+    assert "`faceland train configs/t.yaml --set max_time_minutes=65`" in rows[1]
+
+
 def test_model_stats_variants_count_parameters() -> None:
     from faceland.models import create_model
 

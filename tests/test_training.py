@@ -64,6 +64,12 @@ def test_smoke_training_exports_a_loadable_model(tmp_path, data_root) -> None:
     assert card["training"]["train_wall_minutes_total"] > 0  # recorded without a time budget
     assert model.num_points == 68
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    from faceland.inference import FaceLandmarker
+
+    # Evaluation cards carry the training summary (for accuracy-per-training-time tables).
+    info = FaceLandmarker(path, detector=None).protocol()
+    assert info["training"]["n_train"] == 32 and info["training"]["epochs_done"] == 2
+    assert info["training"]["command"] is None  # train() called directly, not from the CLI
 
 
 @pytest.mark.slow
@@ -99,3 +105,5 @@ def test_killed_training_resumes(tmp_path, data_root) -> None:
     assert last["epoch"] == epochs - 1
     assert last["global_step"] == 4 * epochs
     assert (tmp_path / "run" / "model.safetensors").exists()
+    card = load_model(tmp_path / "run" / "model.safetensors")[1]
+    assert card["training"]["command"] == f"faceland train {cfg}"

@@ -211,7 +211,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(f"--set {kv}: unknown config key {key!r}")
         setattr(cfg, key, yaml.safe_load(val))
     check_config(cfg, "--set")
-    path = train(cfg)
+    command = shlex.join(["faceland", "train", str(args.config)]
+                         + [a for kv in args.set or [] for a in ("--set", kv)])
+    path = train(cfg, command=command)
     print(f"wrote {path}")
     return 0
 

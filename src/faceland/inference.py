@@ -55,6 +55,12 @@ class Face:
                 "landmarks": [[round(float(x), 3), round(float(y), 3)] for x, y in self.landmarks]}
 
 
+#: Model-card ``training`` fields copied into evaluation protocol cards.
+TRAINING_SUMMARY_KEYS = ("model", "dataset", "split", "n_train", "n_val", "input_size", "epochs",
+                         "epochs_done", "max_time_minutes", "train_wall_minutes_total",
+                         "best_val_nme_iod_percent", "hardware", "command")
+
+
 class FaceLandmarker:
     """Face detection + landmark localisation.
 
@@ -107,10 +113,14 @@ class FaceLandmarker:
         from faceland.checkpoint import weights_hash
 
         path = self.card.get("_path")
-        return {"model": self.card.get("name") or self.card.get("config", {}).get("name"),
+        info = {"model": self.card.get("name") or self.card.get("config", {}).get("name"),
                 "weights_sha256": weights_hash(path) if path else None,
                 "enlarge": self.enlarge, "input_size": self.input_size,
                 "flip_test": self.flip_test}
+        tr = self.card.get("training")
+        if tr:  # how the weights were trained, for accuracy-per-training-time tables
+            info["training"] = {k: tr.get(k) for k in TRAINING_SUMMARY_KEYS}
+        return info
 
     @property
     def scheme(self) -> LandmarkScheme:

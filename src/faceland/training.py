@@ -247,8 +247,12 @@ def check_config(cfg: TrainConfig, source: str) -> None:
             raise ValueError(f"{source}: {f.name} must be {want.__name__}, got {got!r}")
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Run (or resume) a training run; returns the exported ``model.safetensors`` path."""
+def train(cfg: TrainConfig, command: str | None = None) -> Path:
+    """Run (or resume) a training run; returns the exported ``model.safetensors`` path.
+
+    ``command`` (the command line that started the run, if any) is recorded in the model card's
+    ``training`` block beside the resolved config, epochs done, wall time and hardware.
+    """
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(cfg.threads)
     scheme = get_scheme(cfg.scheme)
@@ -304,6 +308,7 @@ def train(cfg: TrainConfig) -> Path:
             "train_wall_minutes_total": round(module._elapsed_minutes(), 2),
             "hardware": f"{platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
+            "command": command,
         },
     }
     return save_model(model.eval(), out / "model", card)
