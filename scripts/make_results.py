@@ -142,13 +142,15 @@ def training_time_table(results: Path) -> list[str]:
         rows.append((r.get("nme_iod"), name, arch, r, t, minutes, cmd))
     if not rows:
         return []
+    splits = sorted({f"{t.get('n_train')} train / {t.get('n_val')} validation"
+                     for *_, t, _, _ in rows})
     out = [
         "",
         "## Accuracy per training time",
         "",
         "Every model trained here, full runs and ablation rows, on 300W common (554 images, gt",
-        "boxes x1.25, no TTA), sorted by NME; all trained on the 300W train subset (1811 train /",
-        "201 validation faces, selection on validation) on the 2-core CPU machine named in each",
+        "boxes x1.25, no TTA), sorted by NME; trained on the 300W train subset",
+        f"({'; '.join(splits)} faces, selection on validation) on the CPU machine named in each",
         "row. Training minutes are the run's wall time (all its resumes together).",
         "",
         "| model | architecture | NME IOD | FR@0.1 | AUC@0.1 | epochs | train min | best val NME "
