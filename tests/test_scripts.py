@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
@@ -127,3 +129,18 @@ def test_stage_nme_per_stage_on_the_run_validation_split(tmp_path: Path, data_ro
     reg = create_model("regression", backbone="resnet18", input_size=64)
     with pytest.raises(ValueError, match="has no stages"):
         stage_nme(str(save_model(reg, tmp_path / "reg", card)))
+
+
+def test_mean_shape_is_box_invariant_and_placed_back_in_each_box() -> None:
+    from faceland.data.datasets import FaceRecord
+
+    mod = _load("mean_shape_predictions")
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, size=(68, 2))
+    # The same shape at two scales and positions.
+    recs = [FaceRecord(Path("a.jpg"), base * 100 + 20), FaceRecord(Path("b.jpg"), base * 40 + 300)]
+    mean = mod.mean_shape(recs)
+    box = mod._frame(base)
+    assert np.allclose(mean, (base - box[0]) / box[1])
+    c, s = mod._frame(recs[1].points)
+    assert np.allclose(mean * s + c, recs[1].points)  # back in the face's own box, exactly
