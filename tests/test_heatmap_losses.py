@@ -92,6 +92,21 @@ def test_adaptive_wing_weighted_map_and_shapes() -> None:
         adaptive_wing_loss(p, t[:, :2])
 
 
+def test_smooth_wing_weighted_map_scales_each_cell() -> None:
+    torch.manual_seed(0)
+    t = torch.zeros(2, 3, 8, 8)
+    t[:, :, 4, 4] = 1.0
+    p = torch.rand(2, 3, 8, 8)
+    m = loss_weight_map(t)
+    per = torch.stack([smooth_wing_loss(a.view(1), b.view(1)) for a, b in
+                       zip(p.flatten(), t.flatten(), strict=True)]).view_as(t)  # per-cell values
+    assert float(smooth_wing_loss(p, t)) == pytest.approx(float(per.mean()), rel=1e-5)
+    assert float(smooth_wing_loss(p, t, weighted=True)) == pytest.approx(
+        float((per * (10 * m + 1)).mean()), rel=1e-5)
+    assert float(smooth_wing_loss(p, t, weighted=True, w=0.0)) == pytest.approx(
+        float(smooth_wing_loss(p, t)), rel=1e-6)
+
+
 @pytest.mark.parametrize("theta", [0.05, 0.5])
 def test_smooth_wing_value_and_gradient_are_continuous(theta: float) -> None:
     for h in (1e-6, 1e-8):

@@ -292,6 +292,12 @@ def test_iact_loss_uses_randomized_rounding_targets() -> None:
         perfect = model.loss({**out, "heatmaps": hm}, target)
         assert float(perfect) == 0.0
         assert float(model.loss(out, target)) > 0
+        # The weighted loss map (loss_weight) only adds weight: same draw, larger loss.
+        torch.manual_seed(1)
+        plain = float(model.loss(out, target))
+        model.loss_weight = 10.0
+        torch.manual_seed(1)
+        assert float(model.loss(out, target)) > plain
 
 
 def test_iact_errors() -> None:
@@ -301,6 +307,8 @@ def test_iact_errors() -> None:
         IACT(input_size=64, pretrained=True)
     with pytest.raises(ValueError, match="decoder"):
         IACT(input_size=64, decoder="nope")
+    with pytest.raises(ValueError, match="loss_weight"):
+        IACT(input_size=64, loss_weight=-1.0)
 
 
 def test_repformer_finer_memory_uses_the_coarser_one() -> None:

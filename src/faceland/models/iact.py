@@ -36,7 +36,7 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 
 from faceland.codecs import DECODERS, RandomizedRoundingHeatmap
-from faceland.losses import mse_loss, smooth_wing_loss
+from faceland.losses import mse_loss, smooth_wing_loss, weighted_mse_loss
 from faceland.models.base import LandmarkModel, register_model
 
 __all__ = ["IACT", "DeformableProjection", "DeformableSpatialAttention", "IACTModule"]
@@ -232,10 +232,14 @@ class IACT(LandmarkModel):
         loss: ``"smooth_wing"`` (the seed's; :func:`~faceland.losses.smooth_wing_loss` with its
             defaults ``omega=14, theta1=0.05, theta2=0.5, alpha=2.1, epsilon=1`` on heatmap
             values) or ``"mse"`` (heatmap MSE).
+        loss_weight: ``w`` of the weighted loss map (each cell's loss times ``w * M + 1``, ``M``
+            the dilated foreground, :func:`~faceland.losses.loss_weight_map`; Adaptive Wing's
+            Weighted Loss Map, ``w = 10`` there); 0 = the plain mean over all cells. Not in
+            the seed's description: faceland's remedy for maps collapsing to zero at CPU scale.
 
     Raises:
         ValueError: ``input_size`` not a multiple of 32, wrong tuple lengths, unknown decoder or
-            loss, ``pretrained=True``.
+            loss, negative ``loss_weight``, ``pretrained=True``.
     """
 
     def __init__(self, num_points: int = 68, input_size: int = 256, pretrained: bool = False,
@@ -243,7 +247,7 @@ class IACT(LandmarkModel):
                  heads: tuple[int, ...] | list[int] = (2, 4, 8), depth: int = 1,
                  mlp_ratio: float = 4.0, kv_strides: tuple[int, ...] | list[int] = (1, 1, 1),
                  dropout: float = 0.0, sigma: float = 1.5, decoder: str = "local_mean",
-                 loss: str = "smooth_wing") -> None:
+                 loss: str = "smooth_wing", loss_weight: float = 0.0) -> None:
         super().__init__()
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
@@ -255,7 +259,10 @@ class IACT(LandmarkModel):
             raise ValueError(f"unknown loss {loss!r} (expected 'smooth_wing' or 'mse')")
         if pretrained:
             raise ValueError("IACT has no pretrained weights (pretrained must be False)")
+        if loss_weight < 0:
+            raise ValueError(f"loss_weight must be >= 0, got {loss_weight}")
         self.num_points, self.input_size, self.loss_kind = num_points, input_size, loss
+        self.loss_weight = float(loss_weight)
         self.heatmap_size = input_size // 4
         self.decoder = decoder
         self.codec = RandomizedRoundingHeatmap((self.heatmap_size, self.heatmap_size), sigma=sigma,
@@ -288,8 +295,10 @@ class IACT(LandmarkModel):
         hm = out["heatmaps"]
         t = self.codec.encode(target.to(hm.dtype)).to(hm.device)
         if self.loss_kind == "mse":
+            if self.loss_weight:
+                return weighted_mse_loss(hm, t, w=self.loss_weight)
             return mse_loss(hm, t)
-        return smooth_wing_loss(hm, t)
+        return smooth_wing_loss(hm, t, weighted=self.loss_weight > 0, w=self.loss_weight)
 
 
 @register_model("iact", smoke={"input_size": 64, "widths": (8, 16, 16, 32), "heads": (1, 2, 2),
