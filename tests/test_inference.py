@@ -96,6 +96,33 @@ def test_gt_boxes_accuracy_on_real_faces(landmarker, face_records) -> None:
     assert np.mean(errs) < 0.04, np.mean(errs)
 
 
+PACKAGED = sorted(p.stem for p in default_model_path().parent.glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_every_packaged_model_loads_with_a_matching_card(name: str) -> None:
+    from faceland.checkpoint import weights_hash
+
+    model, card = load_model(name)
+    path = default_model_path().parent / f"{name}.safetensors"
+    assert card["name"] == name and card["weights_sha256"] == weights_hash(path)
+    assert model.num_points == get_scheme(card["scheme"]).num_points
+    assert "research" in card["terms"].lower()
+    assert card["training"]["command"].startswith("faceland train ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in PACKAGED if n.startswith("faceland-300w-")])
+def test_packaged_300w_models_match_their_cards_on_real_faces(name: str, face_records) -> None:
+    """Each shipped 300W model on 15 real common-set faces (gt boxes): within 1.5x of the
+    IOD NME its card reports on all 554 (a wrong codec, frame or flip would be far off)."""
+    lm = FaceLandmarker(model=name, detector=None)
+    errs = [_iod_nme(lm.landmarks_from_boxes(read_image(r.image), [landmark_box(r.points)],
+                                             "landmark")[0], r.points) for r in face_records]
+    card_nme = lm.card["results"]["300w_common_gt"]["nme_iod"] / 100
+    assert np.mean(errs) < 1.5 * card_nme, (np.mean(errs), card_nme)
+
+
 @pytest.mark.slow
 def test_detector_path_finds_real_faces(landmarker, face_records) -> None:
     errs = []
