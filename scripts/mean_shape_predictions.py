@@ -28,22 +28,20 @@ from pathlib import Path
 import numpy as np
 
 from faceland.data.datasets import FaceRecord, load_300w
-from faceland.geometry import landmark_box
+from faceland.geometry import apply_affine, crop_affine, invert_affine, landmark_box
 
 
-def _frame(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre and side of the square gt box around ``points`` (pixels)."""
-    b = landmark_box(points)
-    return (b[:2] + b[2:]) / 2, float(max(b[2] - b[0], b[3] - b[1]))
+def box_frame(points: np.ndarray) -> np.ndarray:
+    """``(2, 3)`` affine from image pixels to box units of the square gt box around ``points``:
+    the harness's crop (:func:`faceland.geometry.crop_affine`) with side 1 and no enlargement,
+    so the box centre maps to 0 and its side ``max(w, h)`` to 1."""
+    return crop_affine(landmark_box(points), 1, enlarge=1.0)
 
 
 def mean_shape(records: list[FaceRecord]) -> np.ndarray:
     """``(K, 2)`` mean landmarks in box units (centre 0, side 1) over ``records``."""
-    shapes = []
-    for r in records:
-        c, s = _frame(r.points)
-        shapes.append((r.points - c) / s)
-    return np.nanmean(np.stack(shapes), axis=0)
+    return np.nanmean(np.stack([apply_affine(r.points, box_frame(r.points)) for r in records]),
+                      axis=0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     mean = mean_shape(load_300w(args.root, "train"))
     table = {}
     for r in load_300w(args.root, args.split):
-        c, s = _frame(r.points)
-        table[r.key] = (mean * s + c).round(3).tolist()
+        table[r.key] = apply_affine(mean, invert_affine(box_frame(r.points))).round(3).tolist()
     cmd = ["python", "scripts/mean_shape_predictions.py", "--root", args.root, "--split",
            args.split, "--out", str(args.out)]
     doc = {"system": "mean-shape-300w-train", "scheme": "68", "box_source": "gt",

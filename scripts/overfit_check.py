@@ -7,12 +7,13 @@
 
 Takes the first ``--faces`` faces of the config's training split (unaugmented gt crops at the
 config's input size), builds the config's model with ``--set KEY=VALUE`` overrides of its
-``model_args``, and trains it on that one batch with Adam at the config's ``lr`` (1 torch thread,
-seed 0). Every 25 steps it prints the training loss, the mean point error on the batch in crop
-pixels (eval mode) and, for heatmap models, the mean heatmap peak. A healthy model drives the
-error toward 0 within a few hundred steps; one whose error stays near the mean-shape level (or
-whose heatmap peaks fall) has a loss or wiring problem. This is a diagnosis, not a benchmark:
-it uses training faces only.
+``model_args`` (``pretrained`` dropped: backbones start from random weights, so the check runs
+offline and tests the head and loss alone), and trains it on that one batch with Adam at the
+config's ``lr`` (1 torch thread, seed 0). Every 25 steps it prints the training loss, the mean
+point error on the batch in crop pixels (eval mode) and, for heatmap models, the mean heatmap
+peak. A healthy model drives the error toward 0 within a few hundred steps; one whose error
+stays near the mean-shape level (or whose heatmap peaks fall) has a loss or wiring problem. This
+is a diagnosis, not a benchmark: it uses training faces only.
 """
 
 from __future__ import annotations
