@@ -28,9 +28,14 @@ TERMS = ("Trained on iBUG 300-W (research use only). The weights inherit the dat
 
 
 def _evaluate(name: str, data: str, boxes: str, out: Path) -> tuple[dict, str]:
+    try:  # a repository-relative path keeps the recorded command portable
+        out = out.resolve().relative_to(REPO)
+    except ValueError:
+        pass
     cmd = ["faceland", "evaluate", "--dataset", "300w", "--root", data, "--split", "common",
            "--boxes", boxes, "--model", name, "--json", str(out)]
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+    out = REPO / out
     res = json.loads(out.read_text())
     keep = {k: res[k] for k in ("nme_iod", "nme_ipd", "fr", "auc", "n_images", "n_missed")}
     shown = " ".join(c if c != data else "../shared/data/300w" for c in cmd[:-2])
