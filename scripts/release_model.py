@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,14 +29,12 @@ TERMS = ("Trained on iBUG 300-W (research use only). The weights inherit the dat
 
 
 def _evaluate(name: str, data: str, boxes: str, out: Path) -> tuple[dict, str]:
-    try:  # a repository-relative path keeps the recorded command portable
-        out = out.resolve().relative_to(REPO)
-    except ValueError:
-        pass
+    # Run from the repository root with paths relative to it, so that the command the JSON
+    # records can be rerun from there (scripts/make_results.py --rerun).
+    data = os.path.relpath(Path(data).resolve(), REPO)
     cmd = ["faceland", "evaluate", "--dataset", "300w", "--root", data, "--split", "common",
-           "--boxes", boxes, "--model", name, "--json", str(out)]
+           "--boxes", boxes, "--model", name, "--json", os.path.relpath(out.resolve(), REPO)]
     subprocess.run(cmd, check=True, cwd=REPO)
-    out = REPO / out
     res = json.loads(out.read_text())
     keep = {k: res[k] for k in ("nme_iod", "nme_ipd", "fr", "auc", "n_images", "n_missed")}
     shown = " ".join(c if c != data else "../shared/data/300w" for c in cmd[:-2])
