@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from faceland.checkpoint import load_model
+from faceland.data.crops import image_to_tensor
 from faceland.data.datasets import load_300w
 from faceland.data.formats import read_image
 from faceland.export import OnnxLandmarkModel, export_onnx
@@ -46,9 +47,13 @@ def test_every_model_exports(tmp_path, name) -> None:
         return
     path = export_onnx(model, tmp_path / f"{name}.onnx")
     n = model.input_size
-    x = torch.rand(3, 3, n, n)
+    crops = np.random.default_rng(0).integers(0, 256, (3, n, n, 3), dtype=np.uint8)
     ort = OnnxLandmarkModel(path)
-    np.testing.assert_allclose(ort.predict(x).numpy(), model.predict(x).numpy(), atol=1e-4)
+    assert ort.input_size == n and ort.num_points == model.num_points
+    expected = model.predict(image_to_tensor(crops)).numpy()
+    np.testing.assert_allclose(ort.predict_crops(crops), expected, atol=1e-4)
+    # The LandmarkModel-style call (float input in [0, 1]) gives the same on uint8-exact input.
+    np.testing.assert_allclose(ort.predict(image_to_tensor(crops)).numpy(), expected, atol=1e-4)
 
 
 def test_cli_export_and_predict_with_onnx(tmp_path) -> None:
@@ -77,3 +82,58 @@ def test_cli_models_lists_registry_and_default(capsys) -> None:
     for name in list_models():
         assert name in out
     assert "(default)" in out
+
+
+def test_saved_weights_run_through_cached_onnx_keyed_by_hash(tmp_path, monkeypatch) -> None:
+    from faceland.checkpoint import save_model, weights_hash
+
+    monkeypatch.setenv("FACELAND_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = create_model("integral", input_size=64, refine="dw").eval()
+    w = save_model(model, tmp_path / "m", {"scheme": "68", "enlarge": 1.25})
+    lm = FaceLandmarker(w, detector=None)
+    assert lm.runtime == "onnx"
+    cached = tmp_path / "cache" / "onnx" / f"m-{weights_hash(w)}.onnx"
+    assert cached.exists()
+    stamp = cached.stat().st_mtime_ns
+    FaceLandmarker(w, detector=None)
+    assert cached.stat().st_mtime_ns == stamp  # exported once, then reused
+    img = np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    box = [[30.0, 30.0, 90.0, 90.0]]
+    eager = FaceLandmarker(w, detector=None, runtime="torch").landmarks_from_boxes(img, box)
+    np.testing.assert_allclose(lm.landmarks_from_boxes(img, box), eager, atol=1e-3)
+    torch.manual_seed(1)
+    save_model(create_model("integral", input_size=64, refine="dw").eval(), tmp_path / "m",
+               {"scheme": "68"})
+    FaceLandmarker(w, detector=None)  # new weights, new hash, new graph
+    assert len(list((tmp_path / "cache" / "onnx").glob("m-*.onnx"))) == 2
+
+
+def test_runtime_arguments_are_checked(tmp_path) -> None:
+    model = create_model("integral", input_size=64)
+    with pytest.raises(ValueError, match="runtime"):
+        FaceLandmarker(model, detector=None, runtime="onnx")
+    with pytest.raises(ValueError, match="runtime"):
+        FaceLandmarker(model, detector=None, runtime="tensorrt")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a graph")
+    from faceland.errors import FormatError
+
+    with pytest.raises(FormatError, match="bad.onnx"):
+        FaceLandmarker(bad, detector=None)
+
+
+def test_shipped_default_onnx_matches_eager_on_astronaut() -> None:
+    """The default path (ONNX Runtime, uint8 crops in the graph) and eager PyTorch agree."""
+    from pathlib import Path
+
+    img = read_image(Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg")
+    fast = FaceLandmarker()
+    assert fast.runtime == "onnx"
+    eager = FaceLandmarker(runtime="torch")
+    a, b = fast.predict(img), eager.predict(img)
+    assert len(a) == len(b) == 1
+    np.testing.assert_allclose(a[0].landmarks, b[0].landmarks, atol=1e-3)
+    fa = FaceLandmarker(flip_test=True).predict(img)[0].landmarks
+    fb = FaceLandmarker(flip_test=True, runtime="torch").predict(img)[0].landmarks
+    np.testing.assert_allclose(fa, fb, atol=1e-3)

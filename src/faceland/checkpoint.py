@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 from faceland.errors import FormatError
 from faceland.models import LandmarkModel, create_model
 
-__all__ = ["save_model", "load_model", "default_model_path", "weights_hash", "DEFAULT_MODEL"]
+__all__ = ["save_model", "load_model", "read_card", "resolve_weights", "default_model_path",
+           "weights_hash", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "faceland-300w-mnv2-integral-128"
 
@@ -44,6 +45,48 @@ def weights_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def resolve_weights(path: str | Path | None = None) -> Path:
+    """The ``.safetensors`` file meant by ``path``: a file, the name of a model in the
+    package's ``weights/`` folder, or ``None`` / ``"default"`` for the shipped default.
+
+    Raises:
+        FileNotFoundError: no such weights file (the message names the path).
+    """
+    if path is None or str(path) == "default":
+        p = default_model_path()
+    else:
+        p = Path(path)
+        if not p.exists() and not p.suffix:
+            cand = Path(__file__).parent / "weights" / f"{p}.safetensors"
+            p = cand if cand.exists() else p.with_suffix(".safetensors")
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such model weights file")
+    return p
+
+
+def read_card(path: str | Path | None = None) -> tuple[Path, dict]:
+    """``(weights path, card)`` of saved weights (see :func:`resolve_weights`), without
+    building the model; the card gets ``_path`` and a ``name``.
+
+    Raises:
+        FileNotFoundError: no weights file or no card beside it.
+        faceland.errors.FormatError: a card that is not a JSON object.
+    """
+    p = resolve_weights(path)
+    card_path = p.with_suffix(".json")
+    if not card_path.exists():
+        raise FileNotFoundError(f"{card_path}: model card (architecture config) missing")
+    try:
+        card = json.loads(card_path.read_text())
+    except ValueError as e:
+        raise FormatError(f"{card_path}: not a faceland model card ({e})") from None
+    if not isinstance(card, dict):
+        raise FormatError(f"{card_path}: not a faceland model card (not a JSON object)")
+    card["_path"] = str(p)
+    card.setdefault("name", p.parent.name if p.stem == "model" else p.stem)  # runs/<run>/model
+    return p, card
+
+
 def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
     """Load a saved model in eval mode.
 
@@ -59,23 +102,12 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
         faceland.errors.FormatError: a corrupt weights file or card.
         ValueError: the weights do not match the architecture in the card.
     """
-    if path is None or str(path) == "default":
-        p = default_model_path()
-    else:
-        p = Path(path)
-        if not p.exists() and not p.suffix:
-            cand = Path(__file__).parent / "weights" / f"{p}.safetensors"
-            p = cand if cand.exists() else p.with_suffix(".safetensors")
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such model weights file")
-    card_path = p.with_suffix(".json")
-    if not card_path.exists():
-        raise FileNotFoundError(f"{card_path}: model card (architecture config) missing")
+    p, card = read_card(path)
     try:
-        card = json.loads(card_path.read_text())
         cfg = dict(card["config"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise FormatError(f"{card_path}: not a faceland model card ({e})") from None
+    except (KeyError, TypeError) as e:
+        raise FormatError(f"{p.with_suffix('.json')}: not a faceland model card ({e})") from None
+    card_path = p.with_suffix(".json")
     cfg.pop("pretrained", None)
     model = create_model(cfg.pop("name"), pretrained=False, **cfg)
     try:

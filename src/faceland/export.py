@@ -1,36 +1,54 @@
-"""ONNX export of landmark models and an ONNX Runtime runner with the model interface.
+"""ONNX export of landmark models and the ONNX Runtime runner (faceland's default runtime).
 
-The exported graph takes ``input``: ``(B, 3, N, N)`` float32 RGB in ``[0, 1]`` (dynamic batch) and
-returns ``coords``: ``(B, K, 2)`` normalised crop coordinates, exactly like
-:meth:`faceland.models.LandmarkModel.predict`.
+The exported graph takes ``image``: ``(B, N, N, 3)`` **uint8 RGB crops** (dynamic batch), exactly
+what one affine warp of the photo produces (:func:`faceland.geometry.warp_crop`), and does the
+rest inside the graph: cast, ``/ 255``, NHWC -> NCHW, the model's ImageNet normalisation, the
+network and its decoder. It returns ``coords``: ``(B, K, 2)`` normalised crop coordinates
+``(u + 0.5) / N`` (0-based pixel centres; 0 and 1 are the crop's outer pixel edges), as
+:meth:`faceland.models.LandmarkModel.predict` does. Graphs exported by faceland before 2026-12
+(``input``: ``(B, 3, N, N)`` float32 in ``[0, 1]``) still run.
+
+Shipped and saved weights are run through ONNX Runtime by :class:`faceland.FaceLandmarker`:
+:func:`onnx_for_weights` uses the ``.onnx`` shipped beside a ``.safetensors`` when its card
+records the same weights hash, else exports once into a cache folder keyed by that hash.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from faceland.errors import FormatError
 from faceland.models import LandmarkModel
 
-__all__ = ["export_onnx", "OnnxLandmarkModel"]
+__all__ = ["export_onnx", "OnnxLandmarkModel", "onnx_for_weights", "cache_dir"]
 
 
-class _CoordsOnly(nn.Module):
+class _CropsToCoords(nn.Module):
+    """uint8 NHWC crops -> normalised coordinates (the exported graph)."""
+
     def __init__(self, model: LandmarkModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
         return self.model(x)["coords"]
 
 
 def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None,
                 opset: int = 17) -> Path:
-    """Export ``model`` to ONNX at ``path``; its card (if given) is written beside it as JSON.
+    """Export ``model`` to ONNX at ``path`` (written atomically); its card (if given) is
+    written beside it as JSON.
+
+    Graph: ``image`` ``(B, N, N, 3)`` uint8 RGB -> ``coords`` ``(B, K, 2)`` normalised crop
+    coordinates (see the module docstring).
 
     Raises:
         RuntimeError: the model cannot be traced (message from the exporter).
@@ -38,59 +56,117 @@ def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     n = int(model.input_size)
-    x = torch.rand(2, 3, n, n)
+    x = torch.randint(0, 256, (2, n, n, 3), dtype=torch.uint8)
     was_training = model.training
-    wrapper = _CoordsOnly(model).eval()  # the exporter restores the wrapper's mode afterwards
+    wrapper = _CropsToCoords(model).eval()
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=p.parent)
+    os.close(fd)
     try:
-        torch.onnx.export(wrapper, (x,), str(p), input_names=["input"], output_names=["coords"],
+        torch.onnx.export(wrapper, (x,), tmp, input_names=["image"], output_names=["coords"],
                           opset_version=opset, dynamo=False,
-                          dynamic_axes={"input": {0: "batch"}, "coords": {0: "batch"}})
+                          dynamic_axes={"image": {0: "batch"}, "coords": {0: "batch"}})
+        os.replace(tmp, p)
     finally:
         model.train(was_training)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     if card is not None:
         meta = {k: v for k, v in card.items() if not k.startswith("_")}
         p.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return p
 
 
+def cache_dir() -> Path:
+    """Where exported graphs of saved weights are cached: ``$FACELAND_CACHE`` or
+    ``~/.cache/faceland`` (``$XDG_CACHE_HOME/faceland``), subfolder ``onnx``."""
+    base = os.environ.get("FACELAND_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "faceland")
+    return Path(base) / "onnx"
+
+
+def onnx_for_weights(weights: str | Path, card: dict) -> Path:
+    """The ONNX graph of saved weights, exporting it once if needed.
+
+    Uses ``weights.with_suffix(".onnx")`` when it exists and ``card["onnx"]["weights_sha256"]``
+    equals the hash of ``weights`` (shipped models); else ``cache_dir() /
+    "<stem>-<weights hash>.onnx"``, exported from the weights on first use. A cached graph is
+    tied to its weights by the hash in its name, so changed weights are exported again.
+
+    Raises:
+        FileNotFoundError: no such weights file.
+    """
+    from faceland.checkpoint import load_model, weights_hash
+
+    w = Path(weights)
+    h = weights_hash(w)
+    beside = w.with_suffix(".onnx")
+    if beside.exists() and (card.get("onnx") or {}).get("weights_sha256") == h:
+        return beside
+    cached = cache_dir() / f"{w.stem}-{h}.onnx"
+    if not cached.exists():
+        model, _ = load_model(w)
+        export_onnx(model, cached)
+    return cached
+
+
 class OnnxLandmarkModel:
-    """Runs an exported model with ONNX Runtime behind the :class:`LandmarkModel` calls used by
-    :class:`faceland.inference.FaceLandmarker` (``predict``, ``num_points``, ``input_size``).
+    """Runs an exported model with ONNX Runtime.
+
+    :meth:`predict_crops` is the fast path (uint8 crops in, numpy coordinates out);
+    :meth:`predict` keeps the :class:`LandmarkModel` call (float tensor in ``[0, 1]``).
 
     Args:
         path: the ``.onnx`` file.
-        threads: intra-op threads (default: ONNX Runtime's choice).
+        threads: intra-op threads (default: ``min(2, os.cpu_count())``; on a 2-core machine one
+            pool of 2, with no thread spinning, so that it does not fight the detector's or the
+            decoder's threads).
 
     Raises:
         FileNotFoundError: missing file.
-        ImportError: onnxruntime is not installed.
+        faceland.errors.FormatError: the file is not a loadable ONNX model.
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ImportError("running .onnx models needs onnxruntime: pip install "
-                              "'faceland[onnx]'") from None
+        import onnxruntime as ort
 
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such ONNX model")
         so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
-        self.input_size = int(self.session.get_inputs()[0].shape[-1])
+        so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise FormatError(f"{p}: not a loadable ONNX model ({str(e).splitlines()[0]})") \
+                from None
+        inp = self.session.get_inputs()[0]
+        self._input = inp.name
+        self._uint8 = inp.type == "tensor(uint8)"
+        self.input_size = int(inp.shape[2] if self._uint8 else inp.shape[-1])
         k = self.session.get_outputs()[0].shape[1]
         if not isinstance(k, int):  # symbolic in the graph: ask the model
-            k = self.predict(torch.zeros(1, 3, self.input_size, self.input_size)).shape[1]
+            n = self.input_size
+            k = self.predict_crops(np.zeros((1, n, n, 3), np.uint8)).shape[1]
         self.num_points = int(k)
         self.path = p
 
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32 normalised crop
+        coordinates."""
+        if self._uint8:
+            return self.session.run(None, {self._input: np.ascontiguousarray(crops)})[0]
+        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+        return self.session.run(None, {self._input: x})[0]
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, N, N)`` in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates."""
-        out = self.session.run(["coords"], {"input": x.cpu().numpy().astype(np.float32)})[0]
-        return torch.from_numpy(out)
+        """``(B, 3, N, N)`` float in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates."""
+        a = x.detach().cpu().numpy()
+        if self._uint8:
+            crops = np.clip(np.rint(a.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8)
+            return torch.from_numpy(self.predict_crops(crops))
+        return torch.from_numpy(self.session.run(None, {self._input: a.astype(np.float32)})[0])
 
     def to(self, *_args, **_kwargs) -> OnnxLandmarkModel:
         return self

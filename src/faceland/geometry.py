@@ -32,6 +32,7 @@ __all__ = [
     "CropParams",
     "crop_affine",
     "invert_affine",
+    "invert_affine_batch",
     "apply_affine",
     "warp_crop",
     "normalized_to_crop",
@@ -118,6 +119,13 @@ def invert_affine(a: np.ndarray) -> np.ndarray:
     """Exact inverse of a ``(2, 3)`` affine (float64)."""
     m = np.vstack([np.asarray(a, dtype=np.float64), [0.0, 0.0, 1.0]])
     return np.linalg.inv(m)[:2]
+
+
+def invert_affine_batch(a: np.ndarray) -> np.ndarray:
+    """Exact inverses of ``(F, 2, 3)`` affines (float64), vectorised: ``[A^-1 | -A^-1 t]``."""
+    a = np.asarray(a, dtype=np.float64)
+    m = np.linalg.inv(a[:, :, :2])
+    return np.concatenate([m, -(m @ a[:, :, 2:])], axis=2)
 
 
 def apply_affine(points: np.ndarray, a: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ the image was read with :func:`faceland.read_image`).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceland.checkpoint import load_model
+from faceland.checkpoint import load_model, read_card
 from faceland.data.crops import image_to_tensor
 from faceland.data.formats import read_image
 from faceland.detectors import Detection, FaceDetector, create_detector
 from faceland.geometry import (
     apply_affine,
     crop_affine,
-    invert_affine,
+    invert_affine_batch,
     normalized_to_crop,
     warp_crop,
 )
@@ -33,6 +34,8 @@ from faceland.models import LandmarkModel
 from faceland.schemes import LandmarkScheme, get_scheme
 
 __all__ = ["Face", "FaceLandmarker", "result_json"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,33 +69,62 @@ class FaceLandmarker:
 
     Args:
         model: a :class:`~faceland.models.LandmarkModel`, a path to saved weights
-            (``.safetensors``), an exported ``.onnx`` file (run with ONNX Runtime; its card JSON
-            beside it gives scheme and crop enlargement), a model name in the package's
-            ``weights/`` folder, or ``None`` / ``"default"`` for the shipped default model.
+            (``.safetensors``), an exported ``.onnx`` file (its card JSON beside it gives
+            scheme and crop enlargement), a model name in the package's ``weights/`` folder,
+            or ``None`` / ``"default"`` for the shipped default model.
         detector: a :class:`~faceland.detectors.FaceDetector`, a detector name, or ``None`` to
             require boxes in every call.
-        device: torch device string.
+        device: torch device string (``runtime="torch"`` only).
         flip_test: average the prediction with that of the mirrored crop (test-time augmentation).
         enlarge: crop enlargement (default: the model card's).
+        runtime: ``"onnx"``: ONNX Runtime (saved weights run through their shipped or cached
+            ONNX graph, see :func:`faceland.export.onnx_for_weights`); ``"torch"``: eager
+            PyTorch; ``"auto"`` (default): ONNX Runtime for saved weights and ``.onnx`` files,
+            PyTorch for an in-memory :class:`~faceland.models.LandmarkModel`.
+        threads: ONNX Runtime intra-op threads (default ``min(2, cores)``).
 
     Raises:
         FileNotFoundError: model weights not found.
+        ValueError: an unknown runtime, or ``runtime="onnx"`` with an in-memory model.
     """
 
     def __init__(self, model: LandmarkModel | str | Path | None = None,
                  detector: FaceDetector | str | None = "default", device: str = "cpu",
-                 flip_test: bool = False, enlarge: float | None = None) -> None:
-        if isinstance(model, LandmarkModel):
-            self.model, self.card = model.eval(), {"config": getattr(model, "config", {})}
-        elif model is not None and str(model).endswith(".onnx"):
-            from faceland.export import OnnxLandmarkModel
+                 flip_test: bool = False, enlarge: float | None = None, runtime: str = "auto",
+                 threads: int | None = None) -> None:
+        from faceland.export import OnnxLandmarkModel, onnx_for_weights
 
-            self.model = OnnxLandmarkModel(model)
+        if runtime not in ("auto", "onnx", "torch"):
+            raise ValueError(f"runtime must be 'auto', 'onnx' or 'torch', not {runtime!r}")
+        if isinstance(model, LandmarkModel):
+            if runtime == "onnx":
+                raise ValueError("runtime='onnx' needs saved weights or an .onnx file; export "
+                                 "an in-memory model with faceland.export.export_onnx first")
+            self.model, self.card = model.eval(), {"config": getattr(model, "config", {})}
+            runtime = "torch"
+        elif model is not None and str(model).endswith(".onnx"):
+            if runtime == "torch":
+                raise ValueError(f"{model}: an .onnx file runs with runtime 'onnx' or 'auto'")
+            self.model = OnnxLandmarkModel(model, threads)
             card_path = Path(model).with_suffix(".json")
             self.card = json.loads(card_path.read_text()) if card_path.exists() else {}
             self.card["_path"] = str(model)
-        else:
+            runtime = "onnx"
+        elif runtime == "torch":
             self.model, self.card = load_model(model)
+        else:
+            path, self.card = read_card(model)
+            try:
+                self.model = OnnxLandmarkModel(onnx_for_weights(path, self.card), threads)
+                runtime = "onnx"
+            except (RuntimeError, torch.onnx.errors.OnnxExporterError) as e:
+                if runtime == "onnx":
+                    raise
+                log.warning("%s: no ONNX graph (%s); running eager PyTorch", path,
+                            str(e).splitlines()[0] if str(e) else type(e).__name__)
+                self.model, self.card = load_model(path)
+                runtime = "torch"
+        self.runtime = runtime
         self.device = torch.device(device)
         self.model.to(self.device)
         self.input_size = int(self.model.input_size)
@@ -116,7 +148,7 @@ class FaceLandmarker:
         info = {"model": self.card.get("name") or self.card.get("config", {}).get("name"),
                 "weights_sha256": weights_hash(path) if path else None,
                 "enlarge": self.enlarge, "input_size": self.input_size,
-                "flip_test": self.flip_test}
+                "flip_test": self.flip_test, "runtime": self.runtime}
         tr = self.card.get("training")
         if tr:  # how the weights were trained, for accuracy-per-training-time tables
             info["training"] = {k: tr.get(k) for k in TRAINING_SUMMARY_KEYS}
@@ -142,7 +174,6 @@ class FaceLandmarker:
             raise RuntimeError("no face detector configured: pass boxes, or detector='default'")
         return self.detector.detect(image)
 
-    @torch.no_grad()
     def landmarks_from_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | np.ndarray,
                              box_type: str = "landmark") -> np.ndarray:
         """Landmarks for given boxes.
@@ -171,18 +202,22 @@ class FaceLandmarker:
         elif box_type != "landmark":
             raise ValueError(f"box_type must be 'landmark' or 'detector', not {box_type!r}")
         n = self.input_size
-        affines = [crop_affine(x, n, self.enlarge) for x in b]
-        crops = np.stack([warp_crop(image, a, n) for a in affines])
-        x = image_to_tensor(crops).to(self.device)
-        coords = self.model.predict(x).float().cpu().numpy()
+        affines = np.stack([crop_affine(x, n, self.enlarge) for x in b])
+        crops = np.stack([warp_crop(image, a, n) for a in affines])  # one warp per face
+        coords = self._coords(crops)
         if self.flip_test:
-            flipped = self.model.predict(torch.flip(x, dims=[3])).float().cpu().numpy()
-            flipped = flipped[:, self._flip_perm]
+            flipped = self._coords(np.ascontiguousarray(crops[:, :, ::-1]))[:, self._flip_perm]
             flipped[..., 0] = 1.0 - flipped[..., 0]  # mirror in normalised coordinates
             coords = (coords + flipped) / 2
-        pts = normalized_to_crop(coords, n)
-        return np.stack([apply_affine(p, invert_affine(a)) for p, a in zip(pts, affines,
-                                                                             strict=True)])
+        return apply_affine(normalized_to_crop(coords, n), invert_affine_batch(affines))
+
+    def _coords(self, crops: np.ndarray) -> np.ndarray:
+        """``(F, N, N, 3)`` uint8 RGB crops -> ``(F, K, 2)`` normalised crop coordinates, one
+        batch through the runtime."""
+        if self.runtime == "onnx":
+            return self.model.predict_crops(crops).astype(np.float64)
+        x = image_to_tensor(crops).to(self.device)
+        return self.model.predict(x).float().cpu().numpy().astype(np.float64)
 
     def predict(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | None = None,
                 box_type: str | None = None) -> list[Face]:
