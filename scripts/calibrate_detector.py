@@ -47,6 +47,17 @@ def main() -> None:
         dy.append((gc[1] - c[1]) / h)
         sc.append(max(gt[2] - gt[0], gt[3] - gt[1]) / np.sqrt(w * h))
     print(f"faces found: {found}/{len(recs)}")
+    # Residuals of the calibrated box (what training's box jitter should cover): centre offset
+    # and side ratio against the landmark box, in units of the landmark box side.
+    cal = type(det.calibration)(dx=float(np.median(dx)), dy=float(np.median(dy)),
+                                scale=float(np.median(sc)))
+    res_c, res_s = [], []
+    for (bx, by, bs) in zip(dx, dy, sc, strict=True):
+        res_c.append(np.hypot(bx - cal.dx, by - cal.dy))
+        res_s.append(bs / cal.scale)
+    print(f"calibrated residuals: centre offset / detector side p50 {np.median(res_c):.3f} "
+          f"p90 {np.percentile(res_c, 90):.3f}; side ratio p5-p95 "
+          f"{np.percentile(res_s, 5):.3f}-{np.percentile(res_s, 95):.3f}")
     print(f"dx={np.median(dx):.4f} dy={np.median(dy):.4f} scale={np.median(sc):.4f} "
           f"(scale IQR {np.percentile(sc, 25):.3f}-{np.percentile(sc, 75):.3f})")
 

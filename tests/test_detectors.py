@@ -15,9 +15,9 @@ from faceland.geometry import landmark_box
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
-@pytest.fixture(scope="module")
-def detector():
-    return create_detector()
+@pytest.fixture(scope="module", params=["default", "res10_ssd"])
+def detector(request):
+    return create_detector(request.param)
 
 
 def test_astronaut_one_face(detector) -> None:
@@ -59,8 +59,48 @@ def test_box_calibration_math() -> None:
 
 
 def test_unknown_detector() -> None:
-    with pytest.raises(KeyError, match="res10_ssd"):
-        create_detector("retinaface")
+    with pytest.raises(KeyError, match="retinaface"):
+        create_detector("yunet")
+
+
+def test_default_is_retinaface_and_scale_rule() -> None:
+    det = create_detector()
+    assert det.name == "retinaface"
+    assert det.input_scale(640, 480) == 0.5  # 320 x 240: a photo runs small
+    assert det.fine_scale(640, 480) is None
+    assert det.input_scale(4000, 3000) == pytest.approx(0.08)  # big faces
+    assert det.fine_scale(4000, 3000) == pytest.approx(0.75)  # 40 px faces at 30 px
+    assert det.input_scale(200, 150) == 1.0  # never upsampled
+    assert det.detect(np.zeros((0, 0, 3), np.uint8)) == []
+
+
+def _paste_face(canvas_hw: tuple[int, int], face_px: int, at: tuple[int, int]) -> np.ndarray:
+    """The astronaut's face scaled to ``face_px`` wide (detector box width) on a grey canvas."""
+    import cv2
+
+    img = read_image(ASSETS / "astronaut.jpg")
+    face = img[30:230, 130:330]  # 200 px square around the face (box about 95 px wide)
+    k = face_px / 95
+    small = cv2.resize(face, (round(200 * k), round(200 * k)), interpolation=cv2.INTER_AREA)
+    canvas = np.full((*canvas_hw, 3), 110, np.uint8)
+    y, x = at
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return canvas
+
+
+@pytest.mark.slow
+def test_default_detector_finds_40px_face_in_4000x3000_photo() -> None:
+    canvas = _paste_face((3000, 4000), 40, (1500, 2500))
+    dets = create_detector().detect(canvas)
+    assert len(dets) == 1, [d.box for d in dets]
+    x0, y0, x1, y1 = dets[0].box
+    assert 25 < x1 - x0 < 60 and 2500 < (x0 + x1) / 2 < 2590 and 1500 < (y0 + y1) / 2 < 1590
+
+
+def test_default_detector_finds_92px_face_in_1080p_frame() -> None:
+    canvas = _paste_face((1080, 1920), 92, (500, 1200))
+    dets = create_detector().detect(canvas)
+    assert len(dets) == 1 and 1200 < dets[0].box[0] < 1330
 
 
 def test_box_calibration_invert_round_trip() -> None:

@@ -52,7 +52,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     images = _images(args.paths)
     if not images:
         raise UserError("no input images")
-    lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test)
+    lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test,
+                        runtime=args.runtime)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -166,8 +167,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
             lm = create_external("dlib")
         else:
-            lm = FaceLandmarker(args.model, flip_test=args.flip_test,
-                                detector="default" if args.boxes == "detector" else None)
+            lm = FaceLandmarker(args.model, flip_test=args.flip_test, runtime=args.runtime,
+                                detector=args.detector if args.boxes == "detector" else None)
         res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
     res["protocol"].update({"dataset": args.dataset, "root": str(root),
                             "command": shlex.join(["faceland", *args.argv]),
@@ -230,13 +231,22 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from faceland.checkpoint import DEFAULT_MODEL, default_model_path
+    from faceland.detectors import DEFAULT_DETECTOR, DETECTORS
     from faceland.models import list_models
 
     print("architectures:", ", ".join(list_models()))
     for p in sorted(default_model_path().parent.glob("*.safetensors")):
         mark = " (default)" if p.stem == DEFAULT_MODEL else ""
-        print(f"weights: {p.stem}{mark}")
+        onnx = " [+ .onnx]" if p.with_suffix(".onnx").exists() else ""
+        print(f"weights: {p.stem}{mark}{onnx}")
+    print("detectors:", ", ".join(f"{d} (default)" if d == DEFAULT_DETECTOR else d
+                                  for d in DETECTORS))
     return 0
+
+
+RUNTIME_HELP = ("auto (default): ONNX Runtime for saved weights and .onnx files; onnx; or torch "
+                "(eager PyTorch)")
+DETECTOR_HELP = "face detector name (see `faceland models`); default: the default detector"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,8 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--model", default=None,
                    help="weights (.safetensors), exported .onnx (ONNX Runtime), or name; default model")
-    p.add_argument("--detector", default="default", help="face detector (default: res10_ssd)")
+    p.add_argument("--detector", default="default", help=DETECTOR_HELP)
     p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto", help=RUNTIME_HELP)
     p.add_argument("--no-overlay", action="store_true", help="write JSON only")
     p.add_argument("--every", type=int, default=1, help="videos: process every N-th frame")
     p.set_defaults(func=cmd_predict)
@@ -271,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights (.safetensors / .onnx) or name; 'dlib' evaluates dlib's 68-point "
                         "predictor (faceland[dlib]); default: the shipped model")
     p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto", help=RUNTIME_HELP)
+    p.add_argument("--detector", default="default", help="--boxes detector: " + DETECTOR_HELP)
     p.add_argument("--predictions", default=None, metavar="FILE",
                    help="score another system's stored predictions (JSON, see "
                         "faceland.evaluation.evaluate_predictions) instead of running a model")

