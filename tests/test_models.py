@@ -77,8 +77,8 @@ def test_unknown_loss_raises() -> None:
         model.loss(out, _target(model, 1))
 
 
-def test_integral_rejects_input_not_multiple_of_32() -> None:
-    with pytest.raises(ValueError, match="multiple of 32"):
+def test_integral_rejects_input_not_multiple_of_16() -> None:
+    with pytest.raises(ValueError, match="multiple of 16"):
         create_model("integral", input_size=100, backbone="mobilenet_v2")
 
 

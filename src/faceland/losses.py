@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1_loss", "wing_loss", "mse_loss", "loss_weight_map", "weighted_mse_loss",
+__all__ = ["l1_loss", "weighted_l1_loss", "wing_loss", "mse_loss", "loss_weight_map", "weighted_mse_loss",
            "adaptive_wing_loss", "smooth_wing_loss"]
 
 
@@ -26,6 +26,26 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             coordinates). Returns a scalar in those units.
     """
     return (pred - target).abs().mean()
+
+
+def weighted_l1_loss(pred: torch.Tensor, target: torch.Tensor,
+                     weight: torch.Tensor) -> torch.Tensor:
+    """L1 with a weight per point (partial or soft supervision, e.g. 5-point or pseudo-labels).
+
+    ``sum(weight * |pred - target|) / (B * K * 2)``: with all weights 1 it equals
+    :func:`l1_loss`; a weight of 0 masks a point (its target may then be anything finite).
+
+    Args:
+        pred, target: ``(B, K, 2)`` coordinates in the same units (normalised crop coordinates).
+        weight: ``(B, K)`` non-negative weights.
+
+    Raises:
+        ValueError: shapes that do not match.
+    """
+    if pred.shape != target.shape or weight.shape != pred.shape[:2]:
+        raise ValueError(f"weighted_l1_loss: pred {tuple(pred.shape)}, target "
+                         f"{tuple(target.shape)}, weight {tuple(weight.shape)}")
+    return ((pred - target).abs() * weight[..., None]).sum() / pred.numel()
 
 
 def wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 10.0,

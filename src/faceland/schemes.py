@@ -21,7 +21,7 @@ import numpy as np
 from faceland.errors import UnknownNameError
 
 __all__ = ["LandmarkScheme", "SCHEMES", "get_scheme", "IMM_NOSE_TIP", "SCHEME_MAPS",
-           "convert_points"]
+           "convert_points", "FIVE_FROM_68", "five_point_matrix"]
 
 
 def _perm_from_pairs(n: int, pairs: list[tuple[int, int]]) -> tuple[int, ...]:
@@ -157,6 +157,8 @@ SCHEMES: dict[str, LandmarkScheme] = {
                        (tuple(range(21, 29)), tuple(range(13, 21))), "IMM 58 points"),
         LandmarkScheme("1", 1, (), None, None, "IMM nose tip (point 52 of the IMM 58)",
                        parent="58", indices=(IMM_NOSE_TIP,)),
+        LandmarkScheme("5", 5, ((0, 1), (3, 4)), None, ((0,), (1,)),
+                       "MTFL 5 points: eye centres, nose tip, mouth corners (image left first)"),
         LandmarkScheme("468", 468, tuple(_P468), (33, 263), None,
                        "MediaPipe Face Mesh 468 vertices (outer eye corners 33 / 263)"),
     ]
@@ -208,10 +210,27 @@ SCHEME_MAPS: dict[tuple[str, str], tuple[int, ...]] = {("98", "68"): tuple(_W98_
                                                         ("468", "68"): _MP468_TO_68}
 
 
+#: MTFL's 5 points as functions of the iBUG 68 (0-based; each is the mean of its group): left eye
+#: centre (image left) = mean of 36-41, right eye centre = mean of 42-47, nose tip = 30, mouth
+#: corners = 48 / 54 (the correspondence suggested by MTFL's description, Zhang et al., ECCV 2014).
+FIVE_FROM_68: tuple[tuple[int, ...], ...] = (tuple(range(36, 42)), tuple(range(42, 48)), (30,),
+                                              (48,), (54,))
+
+
+def five_point_matrix() -> np.ndarray:
+    """``(5, 68)`` float32 matrix ``M`` with ``points5 = M @ points68`` (rows sum to 1), from
+    :data:`FIVE_FROM_68`; used to supervise a 68-point model with 5-point labels."""
+    m = np.zeros((5, 68), dtype=np.float32)
+    for i, group in enumerate(FIVE_FROM_68):
+        m[i, list(group)] = 1.0 / len(group)
+    return m
+
+
 def convert_points(points: np.ndarray, source: str, target: str) -> np.ndarray:
     """Convert ``(..., K_source, 2)`` landmarks to another scheme (approximate correspondences).
 
-    Available: ``98 -> 68`` (WFLW to iBUG) and ``468 -> 68`` (MediaPipe Face Mesh to iBUG). The
+    Available: ``98 -> 68`` (WFLW to iBUG), ``468 -> 68`` (MediaPipe Face Mesh to iBUG) and
+    ``68 -> 5`` (iBUG to MTFL's eye centres, nose tip and mouth corners, group means). The
     maps pick the nearest corresponding points; they are approximate (documented per map) and
     are not a substitute for a model trained on the target markup.
 
@@ -220,6 +239,11 @@ def convert_points(points: np.ndarray, source: str, target: str) -> np.ndarray:
         ValueError: wrong point count.
     """
     key = (str(source), str(target))
+    if key == ("68", "5"):
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.shape[-2:] != (68, 2):
+            raise ValueError(f"expected (..., 68, 2) points for scheme 68, got {pts.shape}")
+        return np.einsum("fk,...kd->...fd", five_point_matrix().astype(np.float64), pts)
     if key not in SCHEME_MAPS:
         raise UnknownNameError(f"no landmark map {key[0]} -> {key[1]}; available: "
                                f"{sorted(SCHEME_MAPS)}")

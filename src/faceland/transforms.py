@@ -3,7 +3,8 @@
 Geometry (rotation, scale, translation, horizontal flip with point-index swap) is drawn as a
 :class:`~faceland.geometry.CropParams` and folded into the single affine warp that cuts the crop,
 so the image is interpolated once and the landmarks are mapped exactly. Photometric
-augmentation (colour jitter, Gaussian blur, random erasing) is done on the crop with
+augmentation (colour jitter, Gaussian blur, random erasing) and the degradations of real capture
+(motion and defocus blur, low resolution, sensor noise, JPEG) are done on the crop with
 albumentations.
 """
 
@@ -33,6 +34,17 @@ class AugmentConfig:
         blur: probability of a Gaussian blur.
         erase: probability of erasing 1-3 random rectangles (occlusion).
         grayscale: probability of converting to grey.
+        downscale: probability of a down-then-up resampling of the crop to 25-60 % of its side
+            (low-resolution capture: video, small faces).
+        jpeg: probability of JPEG compression at quality 20-90.
+        motion_blur: probability of a linear motion blur (kernel 3-9 px).
+        defocus: probability of a defocus (disc) blur, radius 1-3 px.
+        noise: probability of Gaussian sensor noise (std 2-10 % of the range).
+        flip_x_offset: the labels' left-right annotation bias ``b`` in normalised crop units
+            (fraction of the crop side): annotated x sits ``b`` right of the mirror-symmetric
+            position, so a flipped label gets ``+2 b`` (x' = N - 1 - x + 2 b N in crop pixels)
+            to stay in the same convention. 300W: 0.00265 (``scripts/flip_bias.py``); 0 = plain
+            flip.
     """
 
     rotation: float = 30.0
@@ -43,6 +55,12 @@ class AugmentConfig:
     blur: float = 0.2
     erase: float = 0.3
     grayscale: float = 0.05
+    downscale: float = 0.0
+    jpeg: float = 0.0
+    motion_blur: float = 0.0
+    defocus: float = 0.0
+    noise: float = 0.0
+    flip_x_offset: float = 0.0
 
 
 class TrainAugment:
@@ -62,6 +80,11 @@ class TrainAugment:
             A.ColorJitter(0.3, 0.3, 0.3, 0.05, p=c.color_jitter),
             A.GaussianBlur(blur_limit=(3, 5), p=c.blur),
             A.ToGray(p=c.grayscale),
+            A.MotionBlur(blur_limit=(3, 9), p=c.motion_blur),
+            A.Defocus(radius=(1, 3), p=c.defocus),
+            A.Downscale(scale_range=(0.25, 0.6), p=c.downscale),
+            A.GaussNoise(std_range=(0.02, 0.1), p=c.noise),
+            A.ImageCompression(quality_range=(20, 90), p=c.jpeg),
             A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.3),
                             hole_width_range=(0.1, 0.3), fill="random", p=c.erase),
         ], seed=seed)
@@ -82,5 +105,6 @@ class TrainAugment:
         )
 
     def photometric_(self, crop: np.ndarray) -> np.ndarray:
-        """Colour jitter, blur, grey and erasing on an ``(N, N, 3)`` uint8 RGB crop."""
+        """Colour jitter, blur, grey, capture degradations (motion / defocus blur, down-up
+        sampling, noise, JPEG) and erasing on an ``(N, N, 3)`` uint8 RGB crop."""
         return self.photometric(image=crop)["image"]

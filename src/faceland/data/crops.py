@@ -37,6 +37,14 @@ class CropDataset(Dataset):
     Each item is a dict:
         * ``image``: float32 ``(3, N, N)``, RGB in ``[0, 1]``;
         * ``target``: float32 ``(K, 2)``, normalised crop coordinates (``(u + 0.5) / N``);
+        * ``weight``: float32 ``(K,)``, per-point loss weight: ``record.meta["point_weight"]``
+          (default 1; e.g. below 1 for pseudo-labels), 0 for a missing (non-finite) point, whose
+          ``target`` is then 0;
+        * ``target5`` / ``weight5``: float32 ``(5, 2)`` / ``(5,)``: real 5-point labels
+          (MTFL's eye centres, nose tip, mouth corners; ``record.meta["points5"]``, image
+          pixels) in normalised crop coordinates, weighted by ``record.meta["five_weight"]``;
+          zeros and weight 0 for records without them (partial supervision, see
+          :func:`faceland.schemes.five_point_matrix`);
         * ``affine``: float64 ``(2, 3)``, image -> crop pixels (for mapping predictions back);
         * ``index``: int.
 
@@ -68,6 +76,9 @@ class CropDataset(Dataset):
         self.augment = augment
         self.box_source = box_source
         self._cache: dict[int, np.ndarray] | None = {} if cache else None
+        self._perm5 = list(get_scheme("5").flip_permutation)
+        # Labels' left-right bias in crop pixels: a flipped label moves by 2 b (see AugmentConfig).
+        self._flip_shift = 2.0 * input_size * (augment.config.flip_x_offset if augment else 0.0)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -97,15 +108,28 @@ class CropDataset(Dataset):
         a = crop_affine(self.box(i), n, self.enlarge, params)
         crop = warp_crop(img, a, n)
         pts = apply_affine(r.points, a)
+        five = r.meta.get("points5")
+        five = apply_affine(five, a) if five is not None else np.zeros((5, 2))
         if params.flip:
-            # The affine already mirrored x; only the indices still need swapping.
-            pts = pts[self._flip_perm]
+            # The affine already mirrored x; only the indices still need swapping (and the
+            # labels' annotation bias, if any, re-applied on the mirrored side).
+            pts, five = pts[self._flip_perm], five[self._perm5]
+            pts[:, 0] += self._flip_shift
+            five[:, 0] += self._flip_shift
         pts = self.scheme.select(pts)
+        target = crop_to_normalized(pts, n).astype(np.float32)
+        finite = np.isfinite(target).all(axis=1)
+        weight = finite * np.float32(r.meta.get("point_weight", 1.0))
+        target[~finite] = 0.0
         if self.augment:
             crop = self.augment.photometric_(crop)
+        w5 = float(r.meta.get("five_weight", 0.0)) if "points5" in r.meta else 0.0
         return {
             "image": image_to_tensor(crop),
-            "target": torch.from_numpy(crop_to_normalized(pts, n).astype(np.float32)),
+            "target": torch.from_numpy(target),
+            "weight": torch.from_numpy(weight.astype(np.float32)),
+            "target5": torch.from_numpy(crop_to_normalized(five, n).astype(np.float32)),
+            "weight5": torch.full((5,), w5, dtype=torch.float32),
             "affine": torch.from_numpy(a),
             "index": i,
         }

@@ -20,6 +20,7 @@ from faceland.data.formats import (
     FormatError,
     read_asf,
     read_coco_keypoints,
+    read_mtfl_csv,
     read_pts,
     read_wflw_list,
     read_ytf_csv,
@@ -36,6 +37,7 @@ __all__ = [
     "load_coco",
     "load_wflw",
     "load_ytf",
+    "load_mtfl",
     "split_train_val",
 ]
 
@@ -201,6 +203,30 @@ def load_ytf(root: str | Path) -> list[FaceRecord]:
     if not out:
         raise FileNotFoundError(f"{root}: none of the {len(table)} images in keypoints.csv exist")
     return out
+
+
+def load_mtfl(root: str | Path, split: str = "train") -> list[FaceRecord]:
+    """MTFL faces (Zhang et al., ECCV 2014) with their 5 points (scheme ``"5"``).
+
+    Args:
+        root: the MTFL folder holding ``train/`` and ``test/``, each with ``landmarks5.csv``
+            and ``images/``.
+        split: ``"train"`` (10,000 faces) or ``"test"`` (2,995 AFLW faces).
+
+    Points are pixels of the stored crop, 0-based pixel centres; attributes are in ``meta``.
+
+    Raises:
+        ValueError: unknown split.
+        faceland.data.formats.FormatError: missing or malformed CSV.
+        FileNotFoundError: none of the listed images exists.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"MTFL split must be 'train' or 'test', not {split!r}")
+    base = Path(root) / split
+    table = read_mtfl_csv(base / "landmarks5.csv")
+    recs = [FaceRecord(base / name, pts, key=f"{split}/{name}", meta=attrs)
+            for name, (pts, attrs) in sorted(table.items())]
+    return _present(recs, base / "landmarks5.csv", base)
 
 
 def load_coco(annotations: str | Path, images: str | Path | None = None) -> list[FaceRecord]:

@@ -329,3 +329,40 @@ def read_ytf_csv(path: str | Path) -> dict[str, np.ndarray]:
             except ValueError:
                 raise FormatError(f"{p}:{i}: non-numeric coordinate") from None
     return out
+
+
+def read_mtfl_csv(path: str | Path) -> dict[str, tuple[np.ndarray, dict]]:
+    """Read MTFL's ``landmarks5.csv`` (``image, x0..x4, y0..y4, gender, smile, glasses, pose``).
+
+    Returns ``{image_name: ((5, 2) float64 points, attributes dict)}``; points are in pixels of
+    the stored image, taken as 0-based pixel centres (the source does not document its origin),
+    in MTFL's order: left eye centre, right eye centre, nose tip, left mouth corner, right mouth
+    corner ("left" = image left). Attributes: ``gender`` (1 male, 2 female), ``smile`` /
+    ``glasses`` (1 yes, 2 no), ``pose`` (1 left profile .. 3 frontal .. 5 right profile).
+
+    Raises:
+        FormatError: missing file, wrong header, a row with the wrong number of values or a
+            non-numeric value (the message names the file and line).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError(f"{p}: no such file")
+    out = {}
+    names = ("gender", "smile", "glasses", "pose")
+    with p.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header or header[0] != "image" or len(header) != 15:
+            raise FormatError(f"{p}: expected the 15-column MTFL header starting with 'image'")
+        for i, row in enumerate(reader, 2):
+            if len(row) != 15:
+                raise FormatError(f"{p}:{i}: expected 15 columns, got {len(row)}")
+            try:
+                v = np.array(row[1:], dtype=np.float64)
+            except ValueError:
+                raise FormatError(f"{p}:{i}: non-numeric value") from None
+            if not np.isfinite(v).all():
+                raise FormatError(f"{p}:{i}: non-finite value")
+            out[row[0]] = (np.stack([v[0:5], v[5:10]], axis=1),
+                           {k: int(x) for k, x in zip(names, v[10:], strict=True)})
+    return out
