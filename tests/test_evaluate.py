@@ -210,3 +210,83 @@ def test_evaluate_subset_scheme_model_on_imm(tmp_path, data_root) -> None:
     assert res["protocol"]["fr_auc_normalisation"] == "box"
     # An untrained model is off by tens of pixels; NME box and pixel error agree in scale.
     assert res["mean_error_px"] > 1 and res["nme_box"] > 0.1
+
+
+def _edit_pts(path: Path, keep: int | None = None, nan_at: int | None = None) -> None:
+    from faceland.data.formats import read_pts, write_pts
+
+    pts = read_pts(path)
+    if nan_at is not None:
+        pts[nan_at] = float("nan")
+    write_pts(path, pts[:keep] if keep else pts)
+
+
+def test_evaluate_names_the_bad_pts_file(pts_folder, tmp_path, capsys) -> None:
+    """A 67-point file that does not sort first, and a NaN point: the error names the file."""
+    files = sorted(pts_folder.glob("*.pts"))
+    _edit_pts(files[3], keep=67)
+    rc = main(["evaluate", "--dataset", "pts", "--root", str(pts_folder), "--json",
+               str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and files[3].name in err and "67 points" in err, err
+    _edit_pts(files[3])  # back to 68 (read and rewritten)
+    shutil.copy(sorted(pts_folder.glob("*.jpg"))[0], pts_folder / "zz.jpg")
+    shutil.copy(files[0], pts_folder / "zz.pts")
+    _edit_pts(files[0], keep=67)  # the odd one now sorts first
+    rc = main(["evaluate", "--dataset", "pts", "--root", str(pts_folder)])
+    err = capsys.readouterr().err
+    assert rc == 2 and files[0].name in err, err
+
+
+def test_evaluate_names_the_image_with_a_nan_point(pts_folder, tmp_path, capsys) -> None:
+    files = sorted(pts_folder.glob("*.pts"))
+    _edit_pts(files[4], nan_at=30)
+    rc = main(["evaluate", "--dataset", "pts", "--root", str(pts_folder), "--json",
+               str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and files[4].with_suffix(".jpg").name in err and "non-finite" in err, err
+
+
+def test_evaluate_bad_model_cards_and_onnx(pts_folder, tmp_path, capsys, monkeypatch) -> None:
+    from faceland.checkpoint import default_model_path
+
+    monkeypatch.setenv("FACELAND_CACHE", str(tmp_path / "cache"))
+    src = default_model_path()
+    card = json.loads(src.with_suffix(".json").read_text())
+    base = ["evaluate", "--dataset", "pts", "--root", str(pts_folder), "--json",
+            str(tmp_path / "r.json")]
+    for i, edit in enumerate([lambda c: c["config"].pop("name"),
+                              lambda c: c["config"].update(colour="blue"),
+                              lambda c: c.pop("config")]):
+        w = tmp_path / f"m{i}.safetensors"
+        shutil.copy(src, w)
+        c = json.loads(json.dumps(card))
+        c.pop("onnx", None)  # no shipped graph: the card must be read to export one
+        edit(c)
+        w.with_suffix(".json").write_text(json.dumps(c))
+        assert main([*base, "--model", str(w)]) == 2
+        err = capsys.readouterr().err
+        assert f"m{i}.json" in err and "Traceback" not in err, err
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x01garbage")
+    assert main([*base, "--model", str(bad)]) == 2
+    assert "broken.onnx" in capsys.readouterr().err
+
+
+def test_evaluate_output_name_cannot_escape_results(pts_folder, tmp_path, monkeypatch) -> None:
+    from faceland.checkpoint import default_model_path
+
+    src = default_model_path()
+    w = tmp_path / "m.safetensors"
+    shutil.copy(src, w)
+    card = json.loads(src.with_suffix(".json").read_text())
+    card["name"] = "../../escaped"
+    w.with_suffix(".json").write_text(json.dumps(card))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["evaluate", "--dataset", "pts", "--root", str(pts_folder), "--model",
+                 str(w)]) == 0
+    written = list((work / "results").glob("*.json"))
+    assert len(written) == 1 and "escaped" in written[0].name  # inside results/, no folders
+    assert not list(tmp_path.glob("escaped*"))

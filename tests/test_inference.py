@@ -279,3 +279,49 @@ def test_cli_rejects_every_zero_and_corrupt_weights(tmp_path, capsys) -> None:
                  "--model", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.safetensors" in err and "Traceback" not in err
+
+
+def test_default_runs_its_shipped_onnx(monkeypatch, tmp_path) -> None:
+    """The default model's .onnx ships beside its weights, tied to them by the weights hash, so
+    nothing is exported or written on first use."""
+    from faceland.checkpoint import weights_hash
+
+    monkeypatch.setenv("FACELAND_CACHE", str(tmp_path / "cache"))
+    lm = FaceLandmarker(detector=None)
+    assert lm.runtime == "onnx"
+    w = default_model_path()
+    assert lm.card["onnx"]["weights_sha256"] == weights_hash(w)
+    assert lm.model.path == w.with_suffix(".onnx")
+    assert weights_hash(lm.model.path) == lm.card["onnx"]["sha256"]
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_default_model_on_real_youtube_faces_frames(data_root) -> None:
+    """The default on 40 real YouTube-Faces frames (evaluation-only data, gt boxes): within 1.3x
+    of the NME its card reports on all 3462."""
+    from faceland.data.datasets import load_ytf
+
+    recs = load_ytf(data_root / "ytf68" / "train")[::87]
+    lm = FaceLandmarker(detector=None)
+    errs = [_iod_nme(lm.landmarks_from_boxes(read_image(r.image), [landmark_box(r.points)])[0],
+                     r.points) for r in recs]
+    card = lm.card["results"]["ytf_gt"]["nme_iod"] / 100
+    assert np.mean(errs) < 1.3 * card, (np.mean(errs), card)
+
+
+def test_api_edges_empty_image_bad_boxes_outside_box() -> None:
+    lm = FaceLandmarker(detector="default")
+    with pytest.raises(ValueError, match="empty image"):
+        lm.predict(np.zeros((0, 0, 3), np.uint8))
+    for det in ("retinaface", "res10_ssd"):
+        from faceland.detectors import create_detector
+
+        assert create_detector(det).detect(np.zeros((0, 5, 3), np.uint8)) == []
+    img = np.full((100, 120, 3), 100, np.uint8)
+    for box in ([0, 0, np.inf, np.inf], [0, 0, 50, np.nan], [10, 10, 5, 50]):
+        with pytest.raises(ValueError, match="not a finite"):
+            lm.landmarks_from_boxes(img, [box])
+    with pytest.warns(UserWarning, match="entirely outside the 120 x 100 image"):
+        pts = lm.landmarks_from_boxes(img, [[500, 500, 600, 600]])
+    assert np.isfinite(pts).all()

@@ -107,3 +107,19 @@ def test_killed_training_resumes(tmp_path, data_root) -> None:
     assert (tmp_path / "run" / "model.safetensors").exists()
     card = load_model(tmp_path / "run" / "model.safetensors")[1]
     assert card["training"]["command"] == f"faceland train {cfg}"
+
+
+def test_config_number_forms_and_yaml_errors(tmp_path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("lr: 1e-3\nweight_decay: 5e-5\nepochs: 3\n")  # YAML 1.1 strings for PyYAML
+    cfg = load_config(p)
+    assert cfg.lr == 1e-3 and cfg.weight_decay == 5e-5 and isinstance(cfg.lr, float)
+    p.write_text("lr: fast\n")
+    with pytest.raises(ValueError, match="lr must be float"):
+        load_config(p)
+    p.write_text("epochs: 3\naugment: {rotation: 10\n")
+    with pytest.raises(ValueError, match=r"c.yaml:\d+:\d+: not valid YAML"):
+        load_config(p)
+    p.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ValueError, match="c.yaml"):
+        load_config(p)

@@ -83,7 +83,8 @@ def read_card(path: str | Path | None = None) -> tuple[Path, dict]:
     if not isinstance(card, dict):
         raise FormatError(f"{card_path}: not a faceland model card (not a JSON object)")
     card["_path"] = str(p)
-    card.setdefault("name", p.parent.name if p.stem == "model" else p.stem)  # runs/<run>/model
+    if not isinstance(card.get("name"), str) or not card["name"]:
+        card["name"] = p.parent.name if p.stem == "model" else p.stem  # runs/<run>/model
     return p, card
 
 
@@ -103,13 +104,17 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
         ValueError: the weights do not match the architecture in the card.
     """
     p, card = read_card(path)
-    try:
-        cfg = dict(card["config"])
-    except (KeyError, TypeError) as e:
-        raise FormatError(f"{p.with_suffix('.json')}: not a faceland model card ({e})") from None
     card_path = p.with_suffix(".json")
+    cfg = card.get("config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
+        raise FormatError(f"{card_path}: not a faceland model card (needs a 'config' object "
+                          "with the architecture 'name')")
+    cfg = dict(cfg)
     cfg.pop("pretrained", None)
-    model = create_model(cfg.pop("name"), pretrained=False, **cfg)
+    try:
+        model = create_model(cfg.pop("name"), pretrained=False, **cfg)
+    except TypeError as e:  # an argument the architecture does not take
+        raise FormatError(f"{card_path}: config does not fit the architecture ({e})") from None
     try:
         state = load_file(str(p))
     except SafetensorError as e:

@@ -184,7 +184,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     line += (f" | FR@0.1 {res['fr']:.2f} % | AUC@0.1 {res['auc']:.4f} | images "
              f"{res['n_images']}" + (f" (missed {res['n_missed']})" if res["n_missed"] else ""))
     print(line)
-    stem = f"{res['protocol']['model']}-{args.dataset}-{res['protocol']['split']}-{args.boxes}"
+    stem = _safe_name(f"{res['protocol']['model']}-{args.dataset}-{res['protocol']['split']}-"
+                      f"{args.boxes}")
     json_path = Path(args.json) if args.json else Path("results") / f"{stem}.json"
     write_result(res, json_path)
     ced = Path(args.ced) if args.ced else json_path.with_suffix(".png")
@@ -193,6 +194,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
              title=f"{args.dataset} {args.split}, {args.boxes} boxes")
     print(f"wrote {json_path} and {ced}")
     return 0
+
+
+def _safe_name(text: str) -> str:
+    """A file name from free text (a model card's name): no folders, no leading dots."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).lstrip(".") or "result"
 
 
 def cmd_train(args: argparse.Namespace) -> int:

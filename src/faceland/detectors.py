@@ -232,6 +232,8 @@ class Res10SSDDetector(FaceDetector):
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
+        if h < 1 or w < 1:
+            return []
         f = min(1.0, self.max_side / max(h, w))
         img = cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA) \
             if f < 1 else image

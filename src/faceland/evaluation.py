@@ -93,6 +93,7 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
             raise ValueError(f"model predicts {landmarker.num_points} points but the data set "
                              f"uses the {scheme.num_points}-point scheme {scheme.name}")
         scheme = subsets[0]
+    check_ground_truth(records, parent)
     preds, used, skipped = [], [], []
     for i, r in enumerate(records):
         try:
@@ -195,6 +196,24 @@ def evaluate_predictions(path: str | Path, records: Sequence[FaceRecord],
                              str(doc["box_source"]), info, threshold, [])
 
 
+def check_ground_truth(records: Sequence[FaceRecord], scheme: LandmarkScheme) -> None:
+    """Every record has ``(K, 2)`` finite points of ``scheme``.
+
+    Raises:
+        faceland.errors.FormatError: naming the first record's image whose annotation has
+            another point count or a non-finite point.
+    """
+    k = scheme.num_points
+    for r in records:
+        pts = np.asarray(r.points)
+        if pts.shape != (k, 2):
+            raise FormatError(f"{r.image}: annotation has {pts.shape[0] if pts.ndim else 0} "
+                              f"points, the {scheme.name}-point scheme needs {k}")
+        if not np.isfinite(pts).all():
+            i = int(np.flatnonzero(~np.isfinite(pts).all(axis=1))[0])
+            raise FormatError(f"{r.image}: annotation has a non-finite point (index {i})")
+
+
 def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: LandmarkScheme,
                       parent: LandmarkScheme, boxes: str, info: dict, threshold: float = 0.1,
                       skipped: Sequence[str] = ()) -> dict:
@@ -214,6 +233,7 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
     Returns:
         The dict described in :func:`evaluate_records`.
     """
+    check_ground_truth(records, parent)
     gt = np.stack([scheme.select(r.points) for r in records])
     norm = scheme.default_norm
     # Box normalisation uses the annotated face box where every record has one (AFLW), else the

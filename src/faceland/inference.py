@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,12 +190,26 @@ class FaceLandmarker:
             ``(F, K, 2)`` float64 landmarks, image pixels, 0-based pixel centres.
 
         Raises:
-            ValueError: bad image array or box shape.
+            ValueError: bad or empty image array, bad box shape, or a box that is not finite
+                with positive width and height. A box entirely outside the image gives a
+                ``UserWarning`` (its landmarks are guesses on a black crop).
         """
         _check_image(image)
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        try:
+            b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        except (TypeError, ValueError):
+            raise ValueError(f"boxes must be (F, 4) [x0, y0, x1, y1], got {boxes!r}") from None
         if len(b) == 0:
             return np.zeros((0, self.model.num_points, 2))
+        bad = ~np.isfinite(b).all(axis=1) | (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
+        if bad.any():
+            raise ValueError(f"box {b[bad][0].tolist()} is not a finite [x0, y0, x1, y1] with "
+                             "x1 > x0 and y1 > y0")
+        h, w = image.shape[:2]
+        outside = (b[:, 2] < -0.5) | (b[:, 0] > w - 0.5) | (b[:, 3] < -0.5) | (b[:, 1] > h - 0.5)
+        for x in b[outside]:
+            warnings.warn(f"box {np.round(x, 1).tolist()} lies entirely outside the {w} x {h} "
+                          "image: its landmarks are guesses on a black crop", stacklevel=2)
         if box_type == "detector":
             if self.detector is None:
                 raise ValueError("box_type='detector' needs a detector for its box calibration")
@@ -308,3 +323,5 @@ def _check_image(image: np.ndarray) -> None:
         desc = f"{type(image).__name__} {getattr(image, 'shape', '')} " \
                f"{getattr(image, 'dtype', '')}"
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {desc}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image ({image.shape[1]} x {image.shape[0]} pixels)")

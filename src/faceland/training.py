@@ -142,7 +142,15 @@ def load_config(path: str | Path) -> TrainConfig:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such config file")
-    raw = yaml.safe_load(p.read_text()) or {}
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(f"{p}{where}: not valid YAML ({problem})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{p}: not a UTF-8 text file") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{p}: a config must be a YAML mapping")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -335,10 +343,20 @@ def _reseed_worker(worker_id: int) -> None:
 
 
 def check_config(cfg: TrainConfig, source: str) -> None:
-    """Raise ValueError when a config value's type differs from its field's default type."""
+    """Raise ValueError when a config value's type differs from its field's default type.
+
+    A float field given as a string that reads as a number is converted in place: YAML 1.1
+    (PyYAML) reads ``1e-3`` (no dot) as the string ``"1e-3"``.
+    """
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         want, got = type(getattr(defaults, f.name)), getattr(cfg, f.name)
+        if want is float and isinstance(got, str):
+            try:
+                got = float(got)
+                setattr(cfg, f.name, got)
+            except ValueError:
+                pass
         ok = isinstance(got, want) or (want is float and isinstance(got, int)
                                        and not isinstance(got, bool))
         ok = ok or (f.name == "gamma" and isinstance(got, list))  # one factor per milestone

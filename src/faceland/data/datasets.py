@@ -80,7 +80,8 @@ def load_pts_folder(folder: str | Path, num_points: int | None = 68,
 
     Args:
         folder: directory to scan.
-        num_points: expected K per ``.pts`` (a file with another count raises).
+        num_points: expected K per ``.pts`` (a file with another count raises); ``None``:
+            any, but the same in every file (the most common count; another raises).
         root: keys are paths relative to this (default: ``folder``).
 
     Raises:
@@ -94,6 +95,13 @@ def load_pts_folder(folder: str | Path, num_points: int | None = 68,
         if pts.exists():
             out.append(FaceRecord(img, read_pts(pts, num_points),
                                   key=img.relative_to(root).as_posix()))
+    if num_points is None and out:  # one markup per folder: the majority's count decides
+        counts = [len(r.points) for r in out]
+        k = max(set(counts), key=counts.count)
+        odd = next((r for r in out if len(r.points) != k), None)
+        if odd is not None:
+            raise FormatError(f"{odd.image.with_suffix('.pts')}: has {len(odd.points)} points, "
+                              f"the other .pts files in {folder} have {k}")
     return out
 
 

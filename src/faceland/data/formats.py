@@ -316,19 +316,33 @@ def read_ytf_csv(path: str | Path) -> dict[str, np.ndarray]:
     out = {}
     if not p.is_file():
         raise FormatError(f"{p}: no such file")
-    with p.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header or header[0] != "image":
-            raise FormatError(f"{p}: expected a header starting with 'image'")
-        for i, row in enumerate(reader, 2):
-            if len(row) != 137:
-                raise FormatError(f"{p}:{i}: expected 137 columns, got {len(row)}")
-            try:
-                out[row[0]] = np.array(row[1:], dtype=np.float64).reshape(68, 2)
-            except ValueError:
-                raise FormatError(f"{p}:{i}: non-numeric coordinate") from None
+    for i, row in _csv_rows(p, "image"):
+        if len(row) != 137:
+            raise FormatError(f"{p}:{i}: expected 137 columns, got {len(row)}")
+        try:
+            out[row[0]] = np.array(row[1:], dtype=np.float64).reshape(68, 2)
+        except ValueError:
+            raise FormatError(f"{p}:{i}: non-numeric coordinate") from None
     return out
+
+
+def _csv_rows(p: Path, first: str) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of the data rows of a UTF-8 CSV whose header starts with
+    ``first``; every decoding or CSV problem becomes a :class:`FormatError` naming the file."""
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as e:
+        raise FormatError(f"{p}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise FormatError(f"{p}: not a UTF-8 text CSV file") from None
+    except csv.Error as e:
+        raise FormatError(f"{p}: malformed CSV ({e})") from None
+    if not rows:
+        raise FormatError(f"{p}: empty file")
+    if not rows[0] or rows[0][0] != first:
+        raise FormatError(f"{p}: expected a header starting with {first!r}")
+    return [(i, r) for i, r in enumerate(rows[1:], 2) if r]
 
 
 def read_mtfl_csv(path: str | Path) -> dict[str, tuple[np.ndarray, dict]]:
@@ -349,20 +363,22 @@ def read_mtfl_csv(path: str | Path) -> dict[str, tuple[np.ndarray, dict]]:
         raise FormatError(f"{p}: no such file")
     out = {}
     names = ("gender", "smile", "glasses", "pose")
-    with p.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header or header[0] != "image" or len(header) != 15:
-            raise FormatError(f"{p}: expected the 15-column MTFL header starting with 'image'")
-        for i, row in enumerate(reader, 2):
-            if len(row) != 15:
-                raise FormatError(f"{p}:{i}: expected 15 columns, got {len(row)}")
-            try:
-                v = np.array(row[1:], dtype=np.float64)
-            except ValueError:
-                raise FormatError(f"{p}:{i}: non-numeric value") from None
-            if not np.isfinite(v).all():
-                raise FormatError(f"{p}:{i}: non-finite value")
-            out[row[0]] = (np.stack([v[0:5], v[5:10]], axis=1),
-                           {k: int(x) for k, x in zip(names, v[10:], strict=True)})
+    try:
+        rows = _csv_rows(p, "image")
+    except FormatError as e:
+        if "header" in str(e):
+            raise FormatError(f"{p}: expected the 15-column MTFL header starting with "
+                              "'image'") from None
+        raise
+    for i, row in rows:
+        if len(row) != 15:
+            raise FormatError(f"{p}:{i}: expected 15 columns, got {len(row)}")
+        try:
+            v = np.array(row[1:], dtype=np.float64)
+        except ValueError:
+            raise FormatError(f"{p}:{i}: non-numeric value") from None
+        if not np.isfinite(v).all():
+            raise FormatError(f"{p}:{i}: non-finite value")
+        out[row[0]] = (np.stack([v[0:5], v[5:10]], axis=1),
+                       {k: int(x) for k, x in zip(names, v[10:], strict=True)})
     return out
