@@ -123,3 +123,95 @@ def test_config_number_forms_and_yaml_errors(tmp_path) -> None:
     p.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(ValueError, match="c.yaml"):
         load_config(p)
+
+
+def _weights(ckpt: Path) -> dict:
+    import torch
+
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 1])
+def test_resumed_run_ends_with_the_same_weights(tmp_path, data_root, workers) -> None:
+    """A run stopped after epoch 2 and resumed to 4 ends bitwise equal to an uninterrupted
+    4-epoch run with the same seed: shuffling and augmentation draws depend on (seed, epoch)
+    only, and optimizer / schedule state come from the checkpoint (constant learning rate here,
+    because a cosine's length depends on the planned epochs)."""
+    import torch
+
+    from faceland.training import train
+
+    def cfg(out: str, epochs: int) -> TrainConfig:
+        c = load_config(_write_cfg(tmp_path, data_root, epochs=epochs, num_workers=workers,
+                                   schedule="step", warmup_epochs=0, out_dir=str(tmp_path / out),
+                                   augment={"rotation": 20, "flip": 0.5, "erase": 0.5}))
+        return c
+
+    train(cfg("full", 4))
+    train(cfg("resumed", 2))
+    train(cfg("resumed", 4))
+    a = _weights(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    b = _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    ck = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", map_location="cpu",
+                    weights_only=True)
+    assert ck["epoch"] == 3 and ck["global_step"] == 16
+
+
+@pytest.mark.slow
+def test_kill_after_epochs_without_improvement_loses_no_finished_epoch(tmp_path, data_root) -> None:
+    """last.ckpt follows every finished epoch, improved or not (lr 0: the validation NME only
+    drifts with the BatchNorm statistics, so most epochs do not improve it), and the resume
+    continues right after the last finished epoch."""
+    import torch
+
+    epochs = 30
+    cfg = _write_cfg(tmp_path, data_root, epochs=epochs, lr=0.0, warmup_epochs=0)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    cmd = [sys.executable, "-m", "faceland.cli", "train", str(cfg)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    t0 = time.time()
+    seen = -1
+    while time.time() - t0 < 300 and proc.poll() is None and seen < 3:
+        time.sleep(0.3)
+        if ckpt.exists():
+            try:
+                seen = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
+            except Exception:  # being replaced right now
+                continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert seen >= 3, "no checkpoint of epoch 3 before the kill"
+    killed_at = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
+    assert killed_at >= seen  # never behind the epochs already finished
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    log = out.stderr + out.stdout
+    assert "Restoring states from the checkpoint" in log
+    assert f"Epoch {killed_at + 1}:" in log and f"Epoch {killed_at}:" not in log
+    last = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert last["epoch"] == epochs - 1 and last["global_step"] == 4 * epochs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_checkpoints_and_says_how_to_resume(tmp_path, data_root, sig) -> None:
+    cfg = _write_cfg(tmp_path, data_root, epochs=200)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    cmd = [sys.executable, "-m", "faceland.cli", "train", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    t0 = time.time()
+    while not ckpt.exists() and time.time() - t0 < 240 and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    line = [ln for ln in err.splitlines() if ln.startswith("faceland: interrupted")]
+    assert line and line[-1].endswith(f"resume with: faceland train {cfg}"), err[-2000:]
+    assert (tmp_path / "run" / "checkpoints" / "interrupted.ckpt").exists()
+    assert not (tmp_path / "run" / "model.safetensors").exists()

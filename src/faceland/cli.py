@@ -26,10 +26,12 @@ class UserError(Exception):
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
-def _images(paths: list[str]) -> list[Path]:
+def _images(paths: list[str]) -> list[tuple[Path, Path]]:
+    """``(file, output stem relative to --out)`` for every input: a file argument writes
+    ``<stem>``; a directory's files mirror their path relative to that directory."""
     from faceland.data.formats import IMAGE_SUFFIXES
 
-    out: list[Path] = []
+    out: list[tuple[Path, Path]] = []
     for s in paths:
         p = Path(s)
         if p.is_dir():
@@ -38,67 +40,123 @@ def _images(paths: list[str]) -> list[Path]:
             if not found:
                 print(f"faceland: warning: {p}: no image or video files in directory",
                       file=sys.stderr)
-            out += found
+            out += [(q, q.relative_to(p).with_suffix("")) for q in found]
         else:
-            out.append(p)  # missing / non-image files are reported when read
+            out.append((p, Path(p.stem)))  # missing / non-image files are reported when read
     return out
+
+
+def _unique_stems(items: list[tuple[Path, Path]]) -> list[Path]:
+    """Output stems that never collide within one run: ``a.jpg`` and ``a.png`` in one folder
+    become ``a`` and ``a.png``; further clashes get ``_2``, ``_3``, ... (checked against every
+    stem already taken, so a suffix never lands on another input's name)."""
+    taken: set[str] = set()
+    out = []
+    for path, stem in items:
+        cand = stem
+        if str(cand) in taken:
+            cand = stem.with_name(f"{stem.name}{path.suffix.lower()}")
+        k = 2
+        while str(cand) in taken:
+            cand = stem.with_name(f"{stem.name}_{k}")
+            k += 1
+        taken.add(str(cand))
+        out.append(cand)
+    return out
+
+
+def _out(target: Path, ext: str) -> Path:
+    """``target`` + ``ext`` (``photo.v2`` -> ``photo.v2.json``; ``with_suffix`` would drop ``.v2``)."""
+    return target.with_name(target.name + ext)
+
+
+def _check_out_dir(out: Path) -> None:
+    """``--out`` is (or can be made) a writable directory; checked before the model loads."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".faceland-write-test-"):
+            pass
+    except OSError as e:
+        raise UserError(f"--out {out}: not writable ({e.strerror or e})") from None
+
+
+def _write_outputs(path: Path, target: Path, img: np.ndarray, faces, args) -> None:
+    """JSON (and overlay) of one image; raises OSError on a write failure."""
+    from faceland.inference import result_json
+    from faceland.visualize import draw_faces, save_image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _out(target, ".json").write_text(json.dumps(result_json(path, img, faces)) + "\n")
+    if not args.no_overlay:
+        save_image(_out(target, ".png"), draw_faces(img, faces))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from faceland.data.formats import FormatError
-    from faceland.inference import FaceLandmarker, result_json
-    from faceland.visualize import draw_faces, save_image
+    from faceland.inference import FaceLandmarker
 
-    images = _images(args.paths)
-    if not images:
+    items = _images(args.paths)
+    if not items:
         raise UserError("no input images")
+    out = Path(args.out)
+    _check_out_dir(out)
     lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test,
                         runtime=args.runtime)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     failed = 0
-    stems: dict[str, int] = {}
-    for path in images:
-        stem = path.stem
-        stems[stem] = stems.get(stem, 0) + 1
-        if stems[stem] > 1:  # same file name in two folders: keep both results
-            stem = f"{stem}_{stems[stem]}"
+    for (path, _), stem in zip(items, _unique_stems(items), strict=True):
+        target = out / stem
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                n = _predict_video(lm, path, out, stem, args)
-                print(f"{path}: {n} frame(s) -> {out / (stem + '.json')}")
+                n = _predict_video(lm, path, target, args)
+                print(f"{path}: {n} frame(s) -> {_out(target, '.json')}")
                 continue
             img, faces = lm.predict_file(path)
+            _write_outputs(path, target, img, faces, args)
         except FormatError as e:
             print(f"faceland: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        (out / f"{stem}.json").write_text(json.dumps(result_json(path, img, faces)) + "\n")
-        if not args.no_overlay:
-            save_image(out / f"{stem}.png", draw_faces(img, faces))
-        print(f"{path}: {len(faces)} face(s) -> {out / (stem + '.json')}")
+        except OSError as e:  # the output could not be written: report, keep going
+            print(f"faceland: error: {e.filename or target}: cannot write output "
+                  f"({e.strerror or e})", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}: {len(faces)} face(s) -> {_out(target, '.json')}")
     if failed:
-        print(f"faceland: {failed} of {len(images)} image(s) failed", file=sys.stderr)
+        print(f"faceland: {failed} of {len(items)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _predict_video(lm, path: Path, out: Path, stem: str, args: argparse.Namespace) -> int:
-    """Video: ``<stem>.json`` with one entry per processed frame, overlay ``<stem>.mp4``."""
+def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> int:
+    """Video: ``<target>.json`` with one entry per processed frame, overlay ``<target>.mp4``.
+
+    Raises:
+        faceland.errors.FormatError: unreadable video, or one that stops before the frame count
+            its header declares (the results of the decoded frames are written first).
+    """
     import cv2
 
+    from faceland.data.formats import FormatError
     from faceland.visualize import draw_faces
 
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     cap.release()
-    frames, writer = [], None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frames, writer, last = [], None, -1
     try:
         for i, frame, faces in lm.predict_video(path, every=args.every):
+            last = i
             frames.append({"frame": i, "faces": [f.to_dict() for f in faces]})
             if not args.no_overlay:
                 if writer is None:
                     h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(out / f"{stem}.mp4"),
+                    writer = cv2.VideoWriter(str(_out(target, ".mp4")),
                                              cv2.VideoWriter_fourcc(*"mp4v"), fps / args.every,
                                              (w, h))
                 writer.write(np.ascontiguousarray(draw_faces(frame, faces)[..., ::-1]))
@@ -106,9 +164,15 @@ def _predict_video(lm, path: Path, out: Path, stem: str, args: argparse.Namespac
         if writer is not None:
             writer.release()
     h, w = (frame.shape[:2]) if frames else (0, 0)
+    decoded = getattr(lm, "last_video_frames", last + 1)
     doc = {"video": str(path), "width": int(w), "height": int(h), "fps": fps,
-           "every": args.every, "frames": frames}
-    (out / f"{stem}.json").write_text(json.dumps(doc) + "\n")
+           "every": args.every, "frames_decoded": decoded, "frames_declared": declared,
+           "frames": frames}
+    _out(target, ".json").write_text(json.dumps(doc) + "\n")
+    if declared and decoded < declared:
+        raise FormatError(f"{path}: decoding stopped after {decoded} of the {declared} frames "
+                          f"its header declares (truncated or corrupt); results of the decoded "
+                          f"frames are in {_out(target, '.json')}")
     return len(frames)
 
 
@@ -222,7 +286,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_config(cfg, "--set")
     command = shlex.join(["faceland", "train", str(args.config)]
                          + [a for kv in args.set or [] for a in ("--set", kv)])
-    path = train(cfg, command=command)
+    import signal
+
+    from faceland.training import TrainingInterrupted
+
+    # SIGTERM (kill, a scheduler's pre-emption) stops like Ctrl-C: checkpoint, message, 130.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        path = train(cfg, command=command)
+    except (TrainingInterrupted, KeyboardInterrupt) as e:
+        done = getattr(e, "epochs_done", None)
+        where = f" after {done} finished epoch(s)" if done is not None else ""
+        print(f"faceland: interrupted{where}; resume with: {command}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"wrote {path}")
     return 0
 

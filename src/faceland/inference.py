@@ -279,7 +279,9 @@ class FaceLandmarker:
 
         Yields:
             ``(frame_index, frame, faces)``: the 0-based frame index, the ``(H, W, 3)`` uint8 RGB
-            frame and its faces (image pixels, 0-based pixel centres).
+            frame and its faces (image pixels, 0-based pixel centres). Afterwards
+            :attr:`last_video_frames` holds how many frames were decoded (compare it with the
+            header's frame count to detect a truncated file).
 
         Raises:
             faceland.data.formats.FormatError: missing file or not a decodable video.
@@ -294,12 +296,14 @@ class FaceLandmarker:
         if not p.exists():
             raise FormatError(f"{p}: no such file")
         cap = cv2.VideoCapture(str(p))
+        self.last_video_frames = 0
         try:
             ok, frame = cap.read()
             if not ok:
                 raise FormatError(f"{p}: not a readable video")
             i = 0
             while ok:
+                self.last_video_frames = i + 1
                 if i % every == 0:
                     rgb = np.ascontiguousarray(frame[..., ::-1])
                     yield i, rgb, self.predict(rgb)

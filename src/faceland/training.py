@@ -331,15 +331,98 @@ class LandmarkModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def _reseed_worker(worker_id: int) -> None:
-    """Give each DataLoader worker its own augmentation stream (torch seeds workers uniquely)."""
-    info = torch.utils.data.get_worker_info()
-    ds = info.dataset if info else None
+def _train_augment(ds) -> TrainAugment | None:
     if isinstance(ds, torch.utils.data.ConcatDataset):  # the parts share one augmenter
         ds = ds.datasets[0]
-    aug = getattr(ds, "augment", None)
-    if aug is not None:
-        aug.reseed(torch.initial_seed() % 2**32)
+    return getattr(ds, "augment", None)
+
+
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """Shuffled order that depends only on ``(seed, epoch)``; each index carries its epoch.
+
+    Yields ``epoch * n + i``: :class:`EpochIndexed` decodes it and reseeds the augmentation from
+    ``(seed, epoch, worker)`` (see :meth:`TrainAugment.set_epoch`), in the main process and in
+    every DataLoader worker alike. So an epoch's order and augmentation draws are the same
+    whether or not the run was interrupted before it (a resumed run repeats an uninterrupted one
+    exactly), however the workers are started.
+
+    Args:
+        n: dataset length.
+        seed: the run's seed.
+        first_epoch: the epoch the run starts (or resumes) at; every further pass over the
+            sampler is the next epoch (Lightning makes one pass per epoch, the first one before
+            it has restored its own loop counters, so they cannot be asked).
+    """
+
+    def __init__(self, n: int, seed: int, first_epoch: int = 0) -> None:
+        self.n, self.seed, self._next = n, seed, first_epoch
+
+    def __iter__(self):
+        e, self._next = self._next, self._next + 1
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + e)
+        return iter([e * self.n + i for i in torch.randperm(self.n, generator=g).tolist()])
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class EpochIndexed(torch.utils.data.Dataset):
+    """Wraps a training dataset for :class:`EpochSampler`: index ``epoch * n + i`` -> item
+    ``i``, drawn with epoch ``epoch``'s augmentation stream of this process / worker."""
+
+    def __init__(self, dataset, augment: TrainAugment | None) -> None:
+        self.dataset, self.augment, self.n = dataset, augment, len(dataset)
+        self._stream: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, j: int):
+        epoch, i = divmod(int(j), self.n)
+        if self.augment is not None:
+            info = torch.utils.data.get_worker_info()
+            stream = (epoch, info.id + 1 if info else 0)
+            if stream != self._stream:
+                self.augment.set_epoch(*stream)
+                self._stream = stream
+        return self.dataset[i]
+
+
+def _train_augment(ds) -> TrainAugment | None:
+    if isinstance(ds, torch.utils.data.ConcatDataset):  # the parts share one augmenter
+        ds = ds.datasets[0]
+    return getattr(ds, "augment", None)
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped by SIGINT / SIGTERM; the same command resumes from ``checkpoint``."""
+
+    def __init__(self, epochs_done: int, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted after {epochs_done} finished epoch(s)")
+        self.epochs_done, self.checkpoint = epochs_done, checkpoint
+
+
+class EpochCheckpoint(pl.Callback):
+    """``last.ckpt`` at the end of **every** epoch (written atomically), whether or not the
+    validation NME improved; on SIGINT / SIGTERM also ``interrupted.ckpt`` (the mid-epoch state,
+    for inspection: a resume starts from ``last.ckpt``, the end of the last finished epoch,
+    because a shuffled epoch cannot be resumed half-way reproducibly)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, self.path)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt | SystemExit):
+            try:
+                trainer.save_checkpoint(self.path.with_name("interrupted.ckpt"))
+            except Exception as e:  # never mask the interruption itself
+                log.warning("could not write interrupted.ckpt: %s", e)
 
 
 def check_config(cfg: TrainConfig, source: str) -> None:
@@ -388,34 +471,44 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
             [ds_train, CropDataset(mtfl, scheme, cfg.input_size, cfg.enlarge, aug)])
     ds_val = CropDataset(val_recs, scheme, cfg.input_size, cfg.enlarge, None)
     persistent = cfg.num_workers > 0
-    dl_train = DataLoader(ds_train, cfg.batch_size, shuffle=True, drop_last=True,
-                          num_workers=cfg.num_workers, persistent_workers=persistent,
-                          worker_init_fn=_reseed_worker)
+    out = Path(cfg.out_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    # last.ckpt is written at the end of every epoch: a resume starts at the epoch after it.
+    first = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1 \
+        if last.exists() else 0
+    sampler = EpochSampler(len(ds_train), cfg.seed, first)
+    dl_train = DataLoader(EpochIndexed(ds_train, _train_augment(ds_train)), cfg.batch_size,
+                          sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
+                          persistent_workers=persistent)
     dl_val = DataLoader(ds_val, 64, num_workers=cfg.num_workers, persistent_workers=persistent)
     model = create_model(cfg.model, num_points=scheme.num_points, input_size=cfg.input_size,
                          **cfg.model_args)
     init_info = init_weights(model, cfg.init_from) if cfg.init_from else None
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
     module = LandmarkModule(model, cfg)
-    out = Path(cfg.out_dir)
-    ckpt_dir = out / "checkpoints"
     best_cb = pl.callbacks.ModelCheckpoint(ckpt_dir, "best-{epoch:03d}-{val_nme:.3f}",
-                                           monitor="val_nme", mode="min", save_top_k=1,
-                                           save_last=True)
+                                           monitor="val_nme", mode="min", save_top_k=1)
     # Our own Timer (Lightning's max_time makes the same one) so that the training wall time is
     # recorded, across resumes, also for runs without a time budget.
     timer = pl.callbacks.Timer({"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None)
     trainer = pl.Trainer(
         max_epochs=cfg.epochs, accelerator="auto", devices="auto",
-        default_root_dir=str(out), callbacks=[best_cb, timer, pl.callbacks.LearningRateMonitor()],
+        default_root_dir=str(out), callbacks=[best_cb, EpochCheckpoint(last), timer,
+                                            pl.callbacks.LearningRateMonitor()],
         logger=pl.loggers.CSVLogger(str(out), name="logs"),
         limit_train_batches=cfg.limit_train_batches, log_every_n_steps=10,
         precision=cfg.precision,
         enable_progress_bar=True,
     )
-    last = ckpt_dir / "last.ckpt"
     t0 = time.time()
-    trainer.fit(module, dl_train, dl_val, ckpt_path=str(last) if last.exists() else None)
+    try:
+        trainer.fit(module, dl_train, dl_val, ckpt_path=str(last) if last.exists() else None)
+    except SystemExit:  # Lightning's answer to Ctrl-C (sys.exit(1)) and to SIGTERM
+        if trainer.state.status != pl.trainer.states.TrainerStatus.INTERRUPTED:
+            raise
+        raise TrainingInterrupted(trainer.fit_loop.epoch_progress.current.completed,
+                                  last if last.exists() else None) from None
     wall = time.time() - t0
     best = best_cb.best_model_path or str(last)
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]

@@ -68,13 +68,15 @@ class TrainAugment:
 
     Args:
         config: augmentation strengths.
-        seed: seed of the geometric and photometric draws. In DataLoader workers call
-            :meth:`reseed` from a ``worker_init_fn`` (as :func:`faceland.training.train` does)
-            so that workers do not repeat each other's draws.
+        seed: seed of the geometric and photometric draws. Training calls :meth:`set_epoch`
+            at every epoch in the main process and in each DataLoader worker
+            (:class:`faceland.training.EpochIndexed`), so that workers do not repeat each
+            other's draws and a resumed run repeats the draws of an uninterrupted one.
     """
 
     def __init__(self, config: AugmentConfig | None = None, seed: int | None = None) -> None:
         self.config = c = config or AugmentConfig()
+        self.base_seed, self.epoch = seed, 0
         self.rng = random.Random(seed)
         self.photometric = A.Compose([
             A.ColorJitter(0.3, 0.3, 0.3, 0.05, p=c.color_jitter),
@@ -88,6 +90,13 @@ class TrainAugment:
             A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.3),
                             hole_width_range=(0.1, 0.3), fill="random", p=c.erase),
         ], seed=seed)
+
+    def set_epoch(self, epoch: int, worker: int = 0) -> None:
+        """Reseed both streams from ``(seed, epoch, worker)`` alone (``worker`` 0: the main
+        process, ``k + 1``: DataLoader worker ``k``), so that an epoch's draws do not depend on
+        what earlier epochs drew (a resumed run repeats them exactly)."""
+        self.epoch = epoch
+        self.reseed(((self.base_seed or 0) * 1_000_003 + epoch) * 1009 + worker)
 
     def reseed(self, seed: int) -> None:
         """Reseed both the geometric and the photometric draws."""
