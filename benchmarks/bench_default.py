@@ -8,7 +8,8 @@ rounds so that the machine's load falls on all of them alike):
 
 * ``landmarks``: :meth:`faceland.FaceLandmarker.landmarks_from_boxes` for one box on a real
   300W common photo: crop (one affine warp to the uint8 model input) + model + mapping back to
-  image pixels; for the new default (ONNX Runtime and eager PyTorch) and the previous default;
+  image pixels; for the new default (ONNX Runtime and eager PyTorch: timed on its own after the
+  others, since PyTorch's OpenMP threads keep spinning after a call) and the previous default;
 * ``crop``: the crop part alone (``crop_affine`` + ``warp_crop``);
 * peers (timing re-creations with random weights, see ``benchmarks/peers.py``): PFLD 1x and
   MobileNetV3-small at 112 px, each with the usual pre-processing of a 112 px regressor (one
@@ -108,13 +109,17 @@ def main() -> None:
             "faceland_landmarks": lambda: new.landmarks_from_boxes(img, [box]),
             "faceland_crop": lambda: warp_crop(img, crop_affine(box, n, new.enlarge), n),
             "faceland_model": lambda: new.model.predict_crops(crop),
-            "faceland_landmarks_torch": lambda: new_torch.landmarks_from_boxes(img, [box]),
             "previous_default_landmarks": lambda: old.landmarks_from_boxes(img, [box]),
             "pfld_112_landmarks": peer_path(pfld),
             "mnv3_small_112_landmarks": peer_path(mnv3),
         }
+        ms = interleaved_medians(fns, args.repeats)
+        # Eager PyTorch alone, after the others: its OpenMP threads keep spinning after each
+        # call and would slow whatever ran next in an interleaved round.
         with torch.no_grad():
-            ms = interleaved_medians(fns, args.repeats)
+            ms.update(interleaved_medians(
+                {"faceland_landmarks_torch": lambda: new_torch.landmarks_from_boxes(img, [box])},
+                max(20, args.repeats // 4)))
 
     photo = read_image(REPO / "assets/astronaut.jpg")
     canvas = np.zeros((480, 640, 3), np.uint8)

@@ -62,15 +62,7 @@ def main() -> None:
     card["name"] = args.name
     card["terms"] = TERMS_MTFL if card.get("training", {}).get("n_mtfl") else TERMS
     card["weights_sha256"] = weights_hash(dst)
-    # The ONNX graph ONNX Runtime runs (faceland's default runtime), shipped beside the weights
-    # and tied to them by the weights hash (faceland.export.onnx_for_weights checks it).
-    from faceland.checkpoint import load_model
-    from faceland.export import export_onnx
 
-    onnx_path = export_onnx(load_model(dst)[0], dst.with_suffix(".onnx"))
-    card["onnx"] = {"file": onnx_path.name, "weights_sha256": card["weights_sha256"],
-                    "sha256": weights_hash(onnx_path),
-                    "graph": "image (B, N, N, 3) uint8 RGB crops -> coords (B, K, 2) normalised"}
     t = card["training"]
     if "train_wall_minutes_total" not in t:  # runs made before it was recorded: ask the Timer
         import torch
@@ -80,6 +72,16 @@ def main() -> None:
         timer = ckpt["callbacks"].get("Timer", {}).get("time_elapsed", {})
         t["train_wall_minutes_total"] = round(timer["train"] / 60, 1) if "train" in timer \
             else t["wall_minutes_this_invocation"]
+    dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    # The ONNX graph ONNX Runtime runs (faceland's default runtime), shipped beside the weights
+    # and tied to them by the weights hash (faceland.export.onnx_for_weights checks it).
+    from faceland.checkpoint import load_model
+    from faceland.export import export_onnx
+
+    onnx_path = export_onnx(load_model(dst)[0], dst.with_suffix(".onnx"))
+    card["onnx"] = {"file": onnx_path.name, "weights_sha256": card["weights_sha256"],
+                    "sha256": weights_hash(onnx_path),
+                    "graph": "image (B, N, N, 3) uint8 RGB crops -> coords (B, K, 2) normalised"}
     dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
 
     results, commands = {}, {}

