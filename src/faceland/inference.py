@@ -76,7 +76,9 @@ class FaceLandmarker:
         detector: a :class:`~faceland.detectors.FaceDetector`, a detector name, or ``None`` to
             require boxes in every call.
         device: torch device string (``runtime="torch"`` only).
-        flip_test: average the prediction with that of the mirrored crop (test-time augmentation).
+        flip_test: average the prediction with that of the mirrored crop (test-time
+            augmentation); the mirrored one is mapped back respecting the labels' left-right
+            bias the model was trained with (its card's ``flip_x_offset``).
         enlarge: crop enlargement (default: the model card's).
         runtime: ``"onnx"``: ONNX Runtime (saved weights run through their shipped or cached
             ONNX graph, see :func:`faceland.export.onnx_for_weights`); ``"torch"``: eager
@@ -134,6 +136,11 @@ class FaceLandmarker:
         self._flip_perm: list[int] | None = None
         if flip_test:
             self._flip_perm = list(self.scheme.flip_permutation)
+        # Labels' left-right bias the model was trained with (normalised crop units, see
+        # faceland.transforms.AugmentConfig.flip_x_offset): a mirrored prediction is mapped back
+        # with +2b so that flip test keeps the annotation convention instead of averaging it out.
+        aug = ((self.card.get("training") or {}).get("augment") or {})
+        self.flip_x_offset = float(aug.get("flip_x_offset", 0.0) or 0.0)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
 
     @property
@@ -222,7 +229,8 @@ class FaceLandmarker:
         coords = self._coords(crops)
         if self.flip_test:
             flipped = self._coords(np.ascontiguousarray(crops[:, :, ::-1]))[:, self._flip_perm]
-            flipped[..., 0] = 1.0 - flipped[..., 0]  # mirror in normalised coordinates
+            # mirror in normalised coordinates, with the labels' bias re-applied
+            flipped[..., 0] = 1.0 - flipped[..., 0] + 2.0 * self.flip_x_offset
             coords = (coords + flipped) / 2
         return apply_affine(normalized_to_crop(coords, n), invert_affine_batch(affines))
 
