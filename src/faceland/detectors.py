@@ -103,7 +103,8 @@ class RetinaFaceDetector(FaceDetector):
             side exceeds ``large_side`` gets the small-face pass at ``s = 30 / min_face``
             (capped at 1; a 4000 x 3000 photo with ``min_face=40``: 3000 x 2250).
         large_side: long side (pixels) above which the small-face pass runs.
-        threads: ONNX Runtime intra-op threads (default ``min(2, cores)``).
+        threads: ONNX Runtime intra-op threads (faceland's settings:
+            :func:`faceland.export.ort_session`).
     """
 
     name = "retinaface"
@@ -116,17 +117,10 @@ class RetinaFaceDetector(FaceDetector):
 
     def __init__(self, threshold: float = 0.6, input_side: int = 320, min_face: float = 40.0,
                  large_side: int = 1280, threads: int | None = None) -> None:
-        import os
+        from faceland.export import ort_session
 
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        path = Path(__file__).parent / "weights" / "retinaface-mnet025.onnx"
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.session = ort_session(Path(__file__).parent / "weights" / "retinaface-mnet025.onnx",
+                                   threads)
         self.threshold, self.input_side = threshold, input_side
         self.min_face, self.large_side = min_face, large_side
         self._anchors: dict[tuple[int, int], np.ndarray] = {}

@@ -27,7 +27,34 @@ from torch import nn
 from faceland.errors import FormatError
 from faceland.models import LandmarkModel
 
-__all__ = ["export_onnx", "OnnxLandmarkModel", "onnx_for_weights", "cache_dir"]
+__all__ = ["export_onnx", "OnnxLandmarkModel", "onnx_for_weights", "cache_dir", "ort_session"]
+
+#: ONNX Runtime's thread spinning, off in every faceland session: it makes one session alone
+#: faster but makes the detector's and the landmark model's pools fight on 2 cores
+#: (``benchmarks/bench_threads.py``).
+ALLOW_SPINNING = False
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session with faceland's thread settings: ``threads`` intra-op
+    threads (default ``min(2, os.cpu_count())``), one inter-op thread, no spinning (see
+    :data:`ALLOW_SPINNING`).
+
+    Raises:
+        faceland.errors.FormatError: the file is not a loadable ONNX model.
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if ALLOW_SPINNING else "0")
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise FormatError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") \
+            from None
 
 
 class _CropsToCoords(nn.Module):
@@ -117,9 +144,7 @@ class OnnxLandmarkModel:
 
     Args:
         path: the ``.onnx`` file.
-        threads: intra-op threads (default: ``min(2, os.cpu_count())``; on a 2-core machine one
-            pool of 2, with no thread spinning, so that it does not fight the detector's or the
-            decoder's threads).
+        threads: intra-op threads (see :func:`ort_session`).
 
     Raises:
         FileNotFoundError: missing file.
@@ -127,20 +152,10 @@ class OnnxLandmarkModel:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such ONNX model")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise FormatError(f"{p}: not a loadable ONNX model ({str(e).splitlines()[0]})") \
-                from None
+        self.session = ort_session(p, threads)
         inp = self.session.get_inputs()[0]
         self._input = inp.name
         self._uint8 = inp.type == "tensor(uint8)"
