@@ -43,6 +43,27 @@ def _evaluate(name: str, data: str, boxes: str, out: Path, dataset: str = "300w"
     return keep, " ".join(cmd[:-2])
 
 
+def write_onnx(dst: Path, card: dict) -> None:
+    """The ONNX graph ONNX Runtime runs (faceland's default runtime), shipped beside the
+    weights ``dst`` and tied to them by the weights hash (faceland.export.onnx_for_weights
+    checks it); records it in the card JSON beside ``dst``."""
+    from faceland.checkpoint import load_model
+    from faceland.export import GRAPH_VERSION, export_onnx
+
+    model = load_model(dst)[0]
+    onnx_path = export_onnx(model, dst.with_suffix(".onnx"))
+    import onnx
+
+    outputs = [o.name for o in onnx.load(str(onnx_path)).graph.output]
+    graph = "image (B, N, N, 3) uint8 RGB crops -> coords (B, K, 2) normalised"
+    if "point_scores" in outputs:
+        graph += ", point_scores (B, K) in [0, 1]"
+    card["onnx"] = {"file": onnx_path.name, "weights_sha256": card["weights_sha256"],
+                    "sha256": weights_hash(onnx_path), "graph_version": GRAPH_VERSION,
+                    "graph": graph}
+    dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path, help="training run folder (holds model.safetensors)")
@@ -53,7 +74,14 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=REPO / "docs" / "results")
     ap.add_argument("--default", action="store_true",
                     help="also write the README's model-card section (the default model's)")
+    ap.add_argument("--onnx-only", action="store_true",
+                    help="only re-export the shipped ONNX graph of --name (e.g. after a graph "
+                         "interface change); 'run' is ignored")
     args = ap.parse_args()
+    if args.onnx_only:
+        dst = WEIGHTS / f"{args.name}.safetensors"
+        write_onnx(dst, json.loads(dst.with_suffix(".json").read_text()))
+        return
 
     src = args.run / "model.safetensors"
     dst = WEIGHTS / f"{args.name}.safetensors"
@@ -73,16 +101,7 @@ def main() -> None:
         t["train_wall_minutes_total"] = round(timer["train"] / 60, 1) if "train" in timer \
             else t["wall_minutes_this_invocation"]
     dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    # The ONNX graph ONNX Runtime runs (faceland's default runtime), shipped beside the weights
-    # and tied to them by the weights hash (faceland.export.onnx_for_weights checks it).
-    from faceland.checkpoint import load_model
-    from faceland.export import export_onnx
-
-    onnx_path = export_onnx(load_model(dst)[0], dst.with_suffix(".onnx"))
-    card["onnx"] = {"file": onnx_path.name, "weights_sha256": card["weights_sha256"],
-                    "sha256": weights_hash(onnx_path),
-                    "graph": "image (B, N, N, 3) uint8 RGB crops -> coords (B, K, 2) normalised"}
-    dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_onnx(dst, card)
 
     results, commands = {}, {}
     for boxes in ("gt", "detector"):

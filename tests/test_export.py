@@ -10,7 +10,7 @@ from faceland.checkpoint import load_model
 from faceland.data.crops import image_to_tensor
 from faceland.data.datasets import load_300w
 from faceland.data.formats import read_image
-from faceland.export import OnnxLandmarkModel, export_onnx
+from faceland.export import GRAPH_VERSION, OnnxLandmarkModel, export_onnx
 from faceland.geometry import landmark_box
 from faceland.inference import FaceLandmarker
 from faceland.models import SMOKE_KWARGS, create_model, list_models
@@ -93,7 +93,7 @@ def test_saved_weights_run_through_cached_onnx_keyed_by_hash(tmp_path, monkeypat
     w = save_model(model, tmp_path / "m", {"scheme": "68", "enlarge": 1.25})
     lm = FaceLandmarker(w, detector=None)
     assert lm.runtime == "onnx"
-    cached = tmp_path / "cache" / "onnx" / f"m-{weights_hash(w)}.onnx"
+    cached = tmp_path / "cache" / "onnx" / f"m-{weights_hash(w)}-v{GRAPH_VERSION}.onnx"
     assert cached.exists()
     stamp = cached.stat().st_mtime_ns
     FaceLandmarker(w, detector=None)

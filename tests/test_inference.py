@@ -171,7 +171,8 @@ def test_cli_predict_writes_json_and_overlay(tmp_path) -> None:
     d = json.loads((tmp_path / "astronaut.json").read_text())
     assert (d["width"], d["height"]) == (512, 512)
     assert len(d["faces"]) == 1 and len(d["faces"][0]["landmarks"]) == 68
-    assert set(d["faces"][0]) == {"box", "score", "landmarks"}
+    assert set(d["faces"][0]) == {"box", "score", "landmarks", "point_scores"}
+    assert all(0 < s <= 1 for s in d["faces"][0]["point_scores"])
     assert (tmp_path / "astronaut.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -250,10 +251,13 @@ def test_cli_predict_video(tmp_path, data_root) -> None:
     vw.release()
     out = tmp_path / "out"
     assert main(["predict", str(path), "--out", str(out)]) == 0
-    doc = json.loads((out / "clip.json").read_text())
-    assert [f["frame"] for f in doc["frames"]] == list(range(6))
+    frames = [json.loads(x) for x in (out / "clip.jsonl").read_text().splitlines()]
+    assert [f["frame"] for f in frames] == list(range(6))
+    assert [f["time_ms"] for f in frames] == pytest.approx([100.0 * k for k in range(6)])
     xs = []
-    for k, fr in enumerate(doc["frames"]):
+    for k, fr in enumerate(frames):
+        assert {f["track"] for f in fr["faces"]} == {0}  # one face, one track throughout
+        assert len(fr["faces"][0]["point_scores"]) == 68
         lm = _nearest(fr["faces"], pts + [2 * k, 0])
         assert _iod_nme(lm, pts + [2 * k, 0]) < 0.1
         xs.append(lm[:, 0].mean())

@@ -24,9 +24,11 @@ import math
 import numbers
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "soft_argmax",
+    "peak_mass",
     "DECODERS",
     "decode_heatmaps",
     "HeatmapCodec",
@@ -61,6 +63,30 @@ def soft_argmax(logits: torch.Tensor, beta: float | torch.Tensor = 1.0) -> tuple
     x = (probs.sum(dim=2) * xs).sum(dim=-1)
     y = (probs.sum(dim=3) * ys).sum(dim=-1)
     return torch.stack([x, y], dim=-1), probs
+
+
+def peak_mass(probs: torch.Tensor, window: int = 3) -> torch.Tensor:
+    """Per-landmark confidence of softmax heatmaps: the probability mass in the densest
+    ``window x window`` block of cells.
+
+    A sharp, single-peaked heatmap scores near 1; a flat or multi-modal one (an occluded,
+    blurred or ambiguous point) scores low. faceland's choice among the candidates it compared
+    on the validation split of 300W train (peak probability, 3 x 3 peak mass, mass within
+    1.5-3 cells of the soft-argmax, spread, entropy, face means): the 3 x 3 peak mass ranked
+    point errors best there (AUROC 0.70 for errors > 0.1 IOD; docs/video.md).
+
+    Args:
+        probs: ``(B, K, H, W)`` heatmaps whose cells sum to 1 per landmark (e.g. the second
+            output of :func:`soft_argmax`).
+        window: odd block side, heatmap cells.
+
+    Returns:
+        ``(B, K)`` scores in ``[0, 1]``.
+    """
+    b, k, h, w = probs.shape
+    pooled = F.avg_pool2d(probs.reshape(b * k, 1, h, w), window, stride=1, padding=window // 2,
+                          count_include_pad=True) * float(window * window)
+    return pooled.reshape(b, k, h * w).amax(dim=-1).clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------

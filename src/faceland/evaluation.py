@@ -35,7 +35,7 @@ from faceland.inference import FaceLandmarker
 
 if TYPE_CHECKING:
     from faceland.external import DlibLandmarker
-from faceland.metrics import auc, failure_rate, nme
+from faceland.metrics import auc, confidence_quality, failure_rate, nme, normalizing_distance
 from faceland.schemes import SCHEMES, LandmarkScheme
 
 __all__ = ["evaluate_records", "evaluate_predictions", "read_predictions", "score_predictions",
@@ -94,7 +94,8 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
                              f"uses the {scheme.num_points}-point scheme {scheme.name}")
         scheme = subsets[0]
     check_ground_truth(records, parent)
-    preds, used, skipped = [], [], []
+    preds, used, skipped, point_scores = [], [], [], []
+    scored = isinstance(landmarker, FaceLandmarker)
     for i, r in enumerate(records):
         try:
             img = read_image(r.image)
@@ -108,6 +109,14 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
             box = _match(landmarker, img, box)
         if box is None:
             preds.append(np.full((scheme.num_points, 2), np.nan))
+            point_scores.append(np.full(scheme.num_points, np.nan))
+        elif scored:
+            p, sc = landmarker.landmarks_from_boxes(img, [box], "landmark", return_scores=True)
+            preds.append(p[0])
+            if sc is None:
+                scored = False
+            else:
+                point_scores.append(sc[0])
         else:
             preds.append(landmarker.landmarks_from_boxes(img, [box], "landmark")[0])
         if progress and (i + 1) % 100 == 0:
@@ -120,7 +129,7 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
         f"{landmarker.detector.name} detection nearest the face, calibrated to a landmark box; "
         "missed face = NME inf")
     return score_predictions(np.stack(preds), used, scheme, parent, boxes, info, threshold,
-                             skipped)
+                             skipped, np.stack(point_scores) if scored else None)
 
 
 def read_predictions(path: str | Path) -> dict:
@@ -216,7 +225,8 @@ def check_ground_truth(records: Sequence[FaceRecord], scheme: LandmarkScheme) ->
 
 def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: LandmarkScheme,
                       parent: LandmarkScheme, boxes: str, info: dict, threshold: float = 0.1,
-                      skipped: Sequence[str] = ()) -> dict:
+                      skipped: Sequence[str] = (), point_scores: np.ndarray | None = None
+                      ) -> dict:
     """Metrics and protocol card for ``(N, K, 2)`` predictions of ``records``.
 
     Args:
@@ -229,6 +239,9 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
             ``enlarge``, ``input_size``, ``flip_test``, ``box_definition`` and any extra keys.
         threshold: FR / AUC threshold (fraction of the normalising distance).
         skipped: unreadable images left out.
+        point_scores: optional ``(N, K)`` per-landmark confidence of the predictions; adds
+            ``point_scores``: :func:`faceland.metrics.confidence_quality` of the scores against
+            each point's error over the normalising distance, bad point = error > ``threshold``.
 
     Returns:
         The dict described in :func:`evaluate_records`.
@@ -257,6 +270,12 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
     if norm != "box":
         result["nme_box"] = mean_percent(nme(pred, gt, scheme, "box", box))
     info = dict(info)
+    if point_scores is not None:
+        d = normalizing_distance(gt, scheme, norm, box)
+        per_point = np.linalg.norm(pred - gt, axis=-1) / d[:, None]
+        result["point_scores"] = {**confidence_quality(point_scores, per_point, threshold),
+                                  "bad_point": f"error > {threshold} {norm}",
+                                  "mean_score": float(np.nanmean(point_scores))}
     result.update({
         "mean_error_px": float(err_px[found].mean()) if found.any() else float("nan"),
         "fr": failure_rate(e_iod, threshold) * 100,

@@ -5,8 +5,10 @@ what one affine warp of the photo produces (:func:`faceland.geometry.warp_crop`)
 rest inside the graph: cast, ``/ 255``, NHWC -> NCHW, the model's ImageNet normalisation, the
 network and its decoder. It returns ``coords``: ``(B, K, 2)`` normalised crop coordinates
 ``(u + 0.5) / N`` (0-based pixel centres; 0 and 1 are the crop's outer pixel edges), as
-:meth:`faceland.models.LandmarkModel.predict` does. Graphs exported by faceland before 2026-12
-(``input``: ``(B, 3, N, N)`` float32 in ``[0, 1]``) still run.
+:meth:`faceland.models.LandmarkModel.predict` does, and, for models with a per-landmark
+confidence (heatmap heads), ``point_scores``: ``(B, K)`` in ``[0, 1]``. Graphs exported by
+faceland before 2026-12 (``input``: ``(B, 3, N, N)`` float32 in ``[0, 1]``; no scores) still
+run.
 
 Shipped and saved weights are run through ONNX Runtime by :class:`faceland.FaceLandmarker`:
 :func:`onnx_for_weights` uses the ``.onnx`` shipped beside a ``.safetensors`` when its card
@@ -57,16 +59,23 @@ def ort_session(path: str | Path, threads: int | None = None):
             from None
 
 
+#: Version of the exported graph's interface, part of cached graphs' names (version 2 added the
+#: ``point_scores`` output).
+GRAPH_VERSION = 2
+
+
 class _CropsToCoords(nn.Module):
-    """uint8 NHWC crops -> normalised coordinates (the exported graph)."""
+    """uint8 NHWC crops -> normalised coordinates (and per-landmark scores): the exported
+    graph."""
 
-    def __init__(self, model: LandmarkModel) -> None:
+    def __init__(self, model: LandmarkModel, scores: bool) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.scores = model, scores
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = image.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
-        return self.model(x)["coords"]
+        out = self.model(x)
+        return (out["coords"], out["scores"]) if self.scores else out["coords"]
 
 
 def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None,
@@ -75,7 +84,8 @@ def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None
     written beside it as JSON.
 
     Graph: ``image`` ``(B, N, N, 3)`` uint8 RGB -> ``coords`` ``(B, K, 2)`` normalised crop
-    coordinates (see the module docstring).
+    coordinates, plus ``point_scores`` ``(B, K)`` when the model outputs ``"scores"`` (see the
+    module docstring).
 
     Raises:
         RuntimeError: the model cannot be traced (message from the exporter).
@@ -85,13 +95,17 @@ def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None
     n = int(model.input_size)
     x = torch.randint(0, 256, (2, n, n, 3), dtype=torch.uint8)
     was_training = model.training
-    wrapper = _CropsToCoords(model).eval()
+    model.eval()
+    with torch.no_grad():
+        has_scores = "scores" in model(x[:1].permute(0, 3, 1, 2).float() / 255.0)
+    wrapper = _CropsToCoords(model, has_scores).eval()
+    outputs = ["coords", "point_scores"] if has_scores else ["coords"]
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=p.parent)
     os.close(fd)
     try:
-        torch.onnx.export(wrapper, (x,), tmp, input_names=["image"], output_names=["coords"],
+        torch.onnx.export(wrapper, (x,), tmp, input_names=["image"], output_names=outputs,
                           opset_version=opset, dynamo=False,
-                          dynamic_axes={"image": {0: "batch"}, "coords": {0: "batch"}})
+                          dynamic_axes={name: {0: "batch"} for name in ["image", *outputs]})
         os.replace(tmp, p)
     finally:
         model.train(was_training)
@@ -116,8 +130,9 @@ def onnx_for_weights(weights: str | Path, card: dict) -> Path:
 
     Uses ``weights.with_suffix(".onnx")`` when it exists and ``card["onnx"]["weights_sha256"]``
     equals the hash of ``weights`` (shipped models); else ``cache_dir() /
-    "<stem>-<weights hash>.onnx"``, exported from the weights on first use. A cached graph is
-    tied to its weights by the hash in its name, so changed weights are exported again.
+    "<stem>-<weights hash>-v<GRAPH_VERSION>.onnx"``, exported from the weights on first use. A
+    cached graph is tied to its weights (and to the graph interface) by its name, so changed
+    weights are exported again.
 
     Raises:
         FileNotFoundError: no such weights file.
@@ -129,7 +144,7 @@ def onnx_for_weights(weights: str | Path, card: dict) -> Path:
     beside = w.with_suffix(".onnx")
     if beside.exists() and (card.get("onnx") or {}).get("weights_sha256") == h:
         return beside
-    cached = cache_dir() / f"{w.stem}-{h}.onnx"
+    cached = cache_dir() / f"{w.stem}-{h}-v{GRAPH_VERSION}.onnx"
     if not cached.exists():
         model, _ = load_model(w)
         export_onnx(model, cached)
@@ -139,8 +154,12 @@ def onnx_for_weights(weights: str | Path, card: dict) -> Path:
 class OnnxLandmarkModel:
     """Runs an exported model with ONNX Runtime.
 
-    :meth:`predict_crops` is the fast path (uint8 crops in, numpy coordinates out);
-    :meth:`predict` keeps the :class:`LandmarkModel` call (float tensor in ``[0, 1]``).
+    :meth:`predict_crops` is the fast path (uint8 crops in, numpy coordinates out),
+    :meth:`predict_crops_with_scores` adds the per-landmark confidence; :meth:`predict` keeps
+    the :class:`LandmarkModel` call (float tensor in ``[0, 1]``).
+
+    Attributes:
+        has_scores: whether the graph outputs ``point_scores``.
 
     Args:
         path: the ``.onnx`` file.
@@ -164,16 +183,25 @@ class OnnxLandmarkModel:
         if not isinstance(k, int):  # symbolic in the graph: ask the model
             n = self.input_size
             k = self.predict_crops(np.zeros((1, n, n, 3), np.uint8)).shape[1]
+        self.has_scores = len(self.session.get_outputs()) > 1
         self.num_points = int(k)
         self.path = p
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32 normalised crop
         coordinates."""
+        return self.predict_crops_with_scores(crops)[0]
+
+    def predict_crops_with_scores(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32 normalised crop coordinates
+        and ``(B, K)`` float32 per-landmark confidence in ``[0, 1]`` (``None`` when the graph
+        has no ``point_scores`` output)."""
         if self._uint8:
-            return self.session.run(None, {self._input: np.ascontiguousarray(crops)})[0]
-        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
-        return self.session.run(None, {self._input: x})[0]
+            out = self.session.run(None, {self._input: np.ascontiguousarray(crops)})
+        else:
+            x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+            out = self.session.run(None, {self._input: x})
+        return out[0], (out[1] if len(out) > 1 else None)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, N, N)`` float in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates."""

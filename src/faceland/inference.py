@@ -47,16 +47,22 @@ class Face:
         box: ``[x0, y0, x1, y1]`` face box as given or detected (pixels, 0-based pixel centres).
         score: detector confidence (1.0 for user-supplied boxes).
         landmarks: ``(K, 2)`` float64 ``(x, y)`` in image pixels, 0-based pixel centres.
+        point_scores: ``(K,)`` per-landmark confidence in ``[0, 1]`` from the model's heatmaps
+            (higher: more likely right), or ``None`` for models without one.
     """
 
     box: np.ndarray
     score: float
     landmarks: np.ndarray
+    point_scores: np.ndarray | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready dict: ``{"box": [4 floats], "score": float, "landmarks": [[x, y], ...]}``."""
-        return {"box": [round(float(v), 2) for v in self.box], "score": round(self.score, 4),
-                "landmarks": [[round(float(x), 3), round(float(y), 3)] for x, y in self.landmarks]}
+        """JSON-ready dict: ``{"box": [4 floats], "score": float, "landmarks": [[x, y], ...],
+        "point_scores": [K floats] or null}``."""
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+                "landmarks": [[round(float(x), 3), round(float(y), 3)] for x, y in self.landmarks],
+                "point_scores": None if self.point_scores is None else
+                [round(float(v), 4) for v in self.point_scores]}
 
 
 #: Model-card ``training`` fields copied into evaluation protocol cards.
@@ -183,7 +189,8 @@ class FaceLandmarker:
         return self.detector.detect(image)
 
     def landmarks_from_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | np.ndarray,
-                             box_type: str = "landmark") -> np.ndarray:
+                             box_type: str = "landmark", return_scores: bool = False
+                             ) -> np.ndarray | tuple[np.ndarray, np.ndarray | None]:
         """Landmarks for given boxes.
 
         Args:
@@ -192,9 +199,12 @@ class FaceLandmarker:
             box_type: ``"landmark"``: the boxes are landmark boxes (e.g. from ground truth);
                 ``"detector"``: they are face-detector boxes, converted with the detector's
                 calibration.
+            return_scores: also return the per-landmark confidence.
 
         Returns:
-            ``(F, K, 2)`` float64 landmarks, image pixels, 0-based pixel centres.
+            ``(F, K, 2)`` float64 landmarks, image pixels, 0-based pixel centres; with
+            ``return_scores``, the tuple ``(landmarks, scores)``, ``scores`` ``(F, K)`` float64 in
+            ``[0, 1]`` or ``None`` for models without a confidence.
 
         Raises:
             ValueError: bad or empty image array, bad box shape, or a box that is not finite
@@ -207,7 +217,8 @@ class FaceLandmarker:
         except (TypeError, ValueError):
             raise ValueError(f"boxes must be (F, 4) [x0, y0, x1, y1], got {boxes!r}") from None
         if len(b) == 0:
-            return np.zeros((0, self.model.num_points, 2))
+            empty = np.zeros((0, self.model.num_points, 2))
+            return (empty, np.zeros((0, self.model.num_points))) if return_scores else empty
         bad = ~np.isfinite(b).all(axis=1) | (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
         if bad.any():
             raise ValueError(f"box {b[bad][0].tolist()} is not a finite [x0, y0, x1, y1] with "
@@ -226,21 +237,27 @@ class FaceLandmarker:
         n = self.input_size
         affines = np.stack([crop_affine(x, n, self.enlarge) for x in b])
         crops = np.stack([warp_crop(image, a, n) for a in affines])  # one warp per face
-        coords = self._coords(crops)
+        coords, scores = self._coords(crops)
         if self.flip_test:
-            flipped = self._coords(np.ascontiguousarray(crops[:, :, ::-1]))[:, self._flip_perm]
+            flipped, fscores = self._coords(np.ascontiguousarray(crops[:, :, ::-1]))
+            flipped = flipped[:, self._flip_perm]
             # mirror in normalised coordinates, with the labels' bias re-applied
             flipped[..., 0] = 1.0 - flipped[..., 0] + 2.0 * self.flip_x_offset
             coords = (coords + flipped) / 2
-        return apply_affine(normalized_to_crop(coords, n), invert_affine_batch(affines))
+            if scores is not None:
+                scores = (scores + fscores[:, self._flip_perm]) / 2
+        pts = apply_affine(normalized_to_crop(coords, n), invert_affine_batch(affines))
+        return (pts, scores) if return_scores else pts
 
-    def _coords(self, crops: np.ndarray) -> np.ndarray:
-        """``(F, N, N, 3)`` uint8 RGB crops -> ``(F, K, 2)`` normalised crop coordinates, one
-        batch through the runtime."""
+    def _coords(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(F, N, N, 3)`` uint8 RGB crops -> ``(F, K, 2)`` normalised crop coordinates and
+        ``(F, K)`` scores (or ``None``), one batch through the runtime."""
         if self.runtime == "onnx":
-            return self.model.predict_crops(crops).astype(np.float64)
-        x = image_to_tensor(crops).to(self.device)
-        return self.model.predict(x).float().cpu().numpy().astype(np.float64)
+            c, s = self.model.predict_crops_with_scores(crops)
+        else:
+            c, s = self.model.predict_with_scores(image_to_tensor(crops).to(self.device))
+            c, s = c.float().cpu().numpy(), (None if s is None else s.float().cpu().numpy())
+        return c.astype(np.float64), (None if s is None else s.astype(np.float64))
 
     def predict(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | None = None,
                 box_type: str | None = None) -> list[Face]:
@@ -264,8 +281,11 @@ class FaceLandmarker:
             dets = [Detection(np.asarray(b, dtype=np.float64), 1.0) for b in boxes]
             if box_type is None:
                 box_type = "detector" if self.detector is not None else "landmark"
-        pts = self.landmarks_from_boxes(image, [d.box for d in dets], box_type)
-        return [Face(d.box, d.score, p) for d, p in zip(dets, pts, strict=True)]
+        pts, scores = self.landmarks_from_boxes(image, [d.box for d in dets], box_type,
+                                                return_scores=True)
+        if scores is None:
+            scores = [None] * len(pts)
+        return [Face(d.box, d.score, p, s) for d, p, s in zip(dets, pts, scores, strict=True)]
 
     def predict_file(self, path: str | Path) -> tuple[np.ndarray, list[Face]]:
         """Read an image file (EXIF rotation applied) and return ``(image, faces)``.
@@ -279,7 +299,8 @@ class FaceLandmarker:
 
     def predict_video(self, path: str | Path, every: int = 1
                       ) -> Iterator[tuple[int, np.ndarray, list[Face]]]:
-        """Landmarks on the frames of a video file (decoded with OpenCV).
+        """Landmarks on the frames of a video file, each frame on its own (detector on every
+        frame, no tracking or smoothing: :class:`faceland.tracking.VideoLandmarker` does both).
 
         Args:
             path: a video file OpenCV can decode (mp4, avi, mov, mkv, ...).
@@ -293,32 +314,16 @@ class FaceLandmarker:
 
         Raises:
             faceland.data.formats.FormatError: missing file or not a decodable video.
+            ValueError: ``every < 1``.
         """
-        import cv2
+        from faceland.data.formats import VideoReader
 
-        from faceland.data.formats import FormatError
-
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        p = Path(path)
-        if not p.exists():
-            raise FormatError(f"{p}: no such file")
-        cap = cv2.VideoCapture(str(p))
         self.last_video_frames = 0
-        try:
-            ok, frame = cap.read()
-            if not ok:
-                raise FormatError(f"{p}: not a readable video")
-            i = 0
-            while ok:
-                self.last_video_frames = i + 1
-                if i % every == 0:
-                    rgb = np.ascontiguousarray(frame[..., ::-1])
-                    yield i, rgb, self.predict(rgb)
-                ok, frame = cap.read()
-                i += 1
-        finally:
-            cap.release()
+        with VideoReader(path, every) as video:
+            for i, frame in video:
+                self.last_video_frames = video.decoded
+                yield i, frame, self.predict(frame)
+            self.last_video_frames = video.decoded
 
 
 def result_json(path: str | Path, image: np.ndarray, faces: Sequence[Face]) -> dict:

@@ -13,6 +13,13 @@ Definitions (the 300W / WFLW convention):
   divided by ``t``. Integration rule: the exact integral of the empirical (step) CDF, which equals
   ``mean_i max(0, t - NME_i) / t`` -- the limit of the trapezoidal rule as the grid step goes to 0.
   A missed face has ``NME = inf``: it is a failure and adds 0 to the AUC.
+* ``NMJ`` (normalised mean jitter, video stability, after LDEQ, Micaelli et al., CVPR 2023): the
+  RMS over consecutive frame pairs and points of the frame-to-frame change of the error,
+  ``||(p_t - g_t) - (p_{t-1} - g_{t-1})|| / d_t``; the camera's own motion (in ``g``) is not
+  counted as jitter.
+* Per-landmark confidence quality (:func:`confidence_quality`): Spearman rank correlation
+  between a point's score and its error, and the AUROC of the score for telling points with
+  error above a threshold (e.g. 0.1 of the inter-ocular distance) from the rest.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 from faceland.schemes import LandmarkScheme
 
 __all__ = ["normalizing_distance", "nme", "failure_rate", "auc", "ced_curve", "plot_ced",
-           "NORMALIZATIONS"]
+           "nmj", "confidence_quality", "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("iod", "ipd", "box")
 
@@ -133,6 +140,77 @@ def auc(errors: Sequence[float] | np.ndarray, threshold: float = 0.1) -> float:
     """
     e = _errors(errors)
     return float(np.clip(threshold - e, 0.0, None).mean() / threshold)
+
+
+def nmj(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, norm: str = "iod") -> float:
+    """Normalised mean jitter of one face track (a fraction, not percent).
+
+    ``NMJ = sqrt(mean_{t, k} (||e_tk - e_(t-1)k|| / d_t)^2)`` with ``e_t = p_t - g_t`` over the
+    pairs of consecutive frames where both predictions are finite, ``d_t`` the normalising
+    distance of frame ``t``'s ground truth (see the module docstring).
+
+    Args:
+        pred: ``(T, K, 2)`` predictions over consecutive frames (a missed frame is all NaN; its
+            two pairs are left out).
+        gt: ``(T, K, 2)`` ground truth, same frame and units.
+        scheme, norm: see :func:`normalizing_distance`.
+
+    Returns:
+        The NMJ, or ``nan`` when no pair of consecutive frames has two predictions.
+
+    Raises:
+        ValueError: shapes differ or are not ``(T, K, 2)``.
+    """
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    if p.shape != g.shape or p.ndim != 3 or p.shape[-1] != 2:
+        raise ValueError(f"pred and gt must both be (T, K, 2); got {p.shape} and {g.shape}")
+    e = p - g
+    ok = np.isfinite(e).all(axis=(1, 2))
+    pair = ok[1:] & ok[:-1]
+    if not pair.any():
+        return float("nan")
+    d = normalizing_distance(g[1:][pair], scheme, norm)
+    step = np.linalg.norm(e[1:][pair] - e[:-1][pair], axis=-1) / d[:, None]
+    return float(np.sqrt((step ** 2).mean()))
+
+
+def confidence_quality(scores: np.ndarray, errors: np.ndarray, threshold: float = 0.1) -> dict:
+    """How well per-landmark scores predict per-landmark errors.
+
+    Args:
+        scores: per-point confidence (higher: more likely right), any shape.
+        errors: per-point errors of the same shape (e.g. the point's distance to the ground
+            truth over the inter-ocular distance); non-finite pairs are left out.
+        threshold: an error above it is a "bad point".
+
+    Returns:
+        ``{"spearman": rho(score, error) (negative when the scores are useful), "auroc": P(a
+        good point scores higher than a bad one) (ties count half; 0.5 is chance),
+        "n_points": int, "n_bad": int}``; ``auroc`` is ``nan`` when one class is empty.
+
+    Raises:
+        ValueError: shapes differ or nothing is finite.
+    """
+    from scipy.stats import rankdata, spearmanr
+
+    s = np.asarray(scores, dtype=np.float64)
+    e = np.asarray(errors, dtype=np.float64)
+    if s.shape != e.shape:
+        raise ValueError(f"scores and errors must have one shape; got {s.shape} and {e.shape}")
+    ok = np.isfinite(s) & np.isfinite(e)
+    s, e = s[ok], e[ok]
+    if s.size < 2:
+        raise ValueError("need at least two finite (score, error) pairs")
+    bad = e > threshold
+    n1, n0 = int(bad.sum()), int((~bad).sum())
+    if n1 and n0:  # Mann-Whitney U of the good points' scores, mid-ranks for ties
+        r = rankdata(s)
+        auroc = float((r[~bad].sum() - n0 * (n0 + 1) / 2) / (n0 * n1))
+    else:
+        auroc = float("nan")
+    return {"spearman": float(spearmanr(s, e).statistic), "auroc": auroc,
+            "n_points": int(s.size), "n_bad": n1}
 
 
 def ced_curve(errors: Sequence[float] | np.ndarray, threshold: float = 0.1,

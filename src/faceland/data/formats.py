@@ -26,10 +26,89 @@ __all__ = [
     "WflwRecord",
     "read_coco_keypoints",
     "read_ytf_csv",
+    "VideoReader",
     "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
 ]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+class VideoReader:
+    """Frames of a video file or a camera, decoded with OpenCV, as ``(H, W, 3)`` uint8 RGB.
+
+    >>> with VideoReader("clip.mp4") as video:
+    ...     for index, frame in video:   # 0-based frame index
+    ...         ...
+    ... video.truncated                  # True when decoding stopped before the declared count
+
+    Args:
+        source: a video file OpenCV can decode (mp4, avi, mov, mkv, ...) or a camera index.
+        every: yield every ``every``-th frame (indices still count every decoded frame).
+
+    Attributes:
+        fps: frames per second from the header (camera: its reported rate; 30 when unknown).
+        declared: the frame count the file's header declares (0 when unknown, e.g. a camera).
+        decoded: frames decoded so far.
+        name: the file path or ``"camera N"``, for messages.
+
+    Raises:
+        FormatError: a missing file, or a file with no decodable frame.
+        OSError: a camera that cannot be opened.
+        ValueError: ``every < 1``.
+    """
+
+    def __init__(self, source: str | Path | int, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.every, self.decoded = int(every), 0
+        if isinstance(source, int):
+            self.name = f"camera {source}"
+            self._cap = cv2.VideoCapture(source)
+            if not self._cap.isOpened():
+                self._cap.release()
+                raise OSError(f"camera {source}: cannot be opened (no such device, or it is busy)")
+        else:
+            p = Path(source)
+            self.name = str(p)
+            if not p.exists():
+                raise FormatError(f"{p}: no such file")
+            self._cap = cv2.VideoCapture(str(p))
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0) or 30.0
+        self.declared = 0 if isinstance(source, int) else \
+            max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+        ok, self._first = self._cap.read()
+        if not ok:
+            self._cap.release()
+            raise FormatError(f"{self.name}: not a readable video")
+
+    @property
+    def truncated(self) -> bool:
+        """Decoding stopped before the frame count the header declares."""
+        return bool(self.declared) and self.decoded < self.declared
+
+    def __iter__(self):
+        frame, i = self._first, 0
+        self._first = None
+        while frame is not None:
+            self.decoded = i + 1
+            if i % self.every == 0:
+                yield i, np.ascontiguousarray(frame[..., ::-1])
+            ok, frame = self._cap.read()
+            frame = frame if ok else None
+            i += 1
+        self.close()
+
+    def close(self) -> None:
+        """Release the file or camera."""
+        self._cap.release()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -27,8 +27,10 @@ class LandmarkModel(nn.Module):
     :func:`faceland.data.crops.image_to_tensor`); the ImageNet normalisation happens inside.
 
     ``forward`` returns a dict with at least ``"coords"``: ``(B, K, 2)`` normalised crop
-    coordinates ``(u + 0.5) / N`` (0 and 1 are the crop's outer pixel edges). Models may add
-    training outputs (``"heatmaps"``, ``"stages"``); :meth:`loss` consumes them.
+    coordinates ``(u + 0.5) / N`` (0 and 1 are the crop's outer pixel edges). Heatmap models
+    add ``"scores"``: ``(B, K)`` per-landmark confidence in ``[0, 1]`` (higher: more likely
+    right; see each model). Models may add training outputs (``"heatmaps"``, ``"stages"``);
+    :meth:`loss` consumes them.
 
     Attributes:
         num_points: K.
@@ -57,6 +59,14 @@ class LandmarkModel(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, N, N)`` in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates."""
         return self(x)["coords"]
+
+    @torch.no_grad()
+    def predict_with_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, 3, N, N)`` in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates and
+        ``(B, K)`` per-landmark confidence in ``[0, 1]`` (``None`` for models without one, e.g.
+        direct coordinate regression)."""
+        out = self(x)
+        return out["coords"], out.get("scores")
 
 
 def register_model(name: str, smoke: dict | None = None) -> Callable:

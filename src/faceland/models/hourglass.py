@@ -168,6 +168,8 @@ class StackedHourglass(LandmarkModel):
     * ``"coords"``: ``(B, K, 2)`` normalised crop coordinates decoded (no gradient) from the last
       stack's heatmaps with the codec's sub-pixel decoder;
     * ``"heatmaps"``: ``(B, K, N/4, N/4)`` last stack's heatmaps (target scale: peak 1);
+    * ``"scores"``: ``(B, K)`` per-landmark confidence, each heatmap's peak clamped to
+      ``[0, 1]`` (the targets peak at 1);
     * ``"stack_heatmaps"``: ``(S, B, K, N/4, N/4)`` every stack's heatmaps (for the loss).
 
     :meth:`loss` encodes the ``(B, K, 2)`` normalised targets with the codec and sums the heatmap
@@ -246,8 +248,9 @@ class StackedHourglass(LandmarkModel):
             if i < self.stacks - 1:
                 y = y + self.merge_features[i](f) + self.merge_heatmaps[i](hm)
         with torch.no_grad():
-            coords, _ = self.codec.decode(outs[-1].detach().float())
-        return {"coords": coords, "heatmaps": outs[-1], "stack_heatmaps": torch.stack(outs)}
+            coords, scores = self.codec.decode(outs[-1].detach().float())
+        return {"coords": coords, "heatmaps": outs[-1], "stack_heatmaps": torch.stack(outs),
+                "scores": scores.clamp(0.0, 1.0)}
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Heatmap loss summed over stacks; ``target`` ``(B, K, 2)`` normalised coordinates."""

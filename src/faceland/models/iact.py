@@ -201,7 +201,8 @@ class IACT(LandmarkModel):
       Gaussians with peak 1 on a zero background);
     * ``"coords"``: ``(B, K, 2)`` normalised crop coordinates decoded from the (detached)
       heatmaps with ``decoder`` (:func:`faceland.codecs.decode_heatmaps`);
-    * ``"scores"``: ``(B, K)`` the maximum of each heatmap.
+    * ``"scores"``: ``(B, K)`` per-landmark confidence: the maximum of each heatmap, clamped to
+      ``[0, 1]`` (the targets peak at 1).
 
     Stem: two ``Conv3x3-BN-ReLU`` of stride 2 to ``widths[0]`` channels at ``N/4``; three
     :class:`IACTModule` with widths ``widths[i] -> widths[i + 1]``; head: the four outputs
@@ -287,7 +288,7 @@ class IACT(LandmarkModel):
                                                      align_corners=False) for o in outs[1:]], 1)
         heatmaps = self.head(self.fuse(fused))
         coords, scores = self.codec.decode(heatmaps.detach())
-        return {"coords": coords, "heatmaps": heatmaps, "scores": scores}
+        return {"coords": coords, "heatmaps": heatmaps, "scores": scores.clamp(0.0, 1.0)}
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Heatmap loss against a fresh randomized-rounding encoding of the ``(B, K, 2)``

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceland.codecs import soft_argmax
+from faceland.codecs import peak_mass, soft_argmax
 from faceland.losses import l1_loss, wing_loss
 from faceland.models.backbones import create_backbone
 from faceland.models.base import LandmarkModel, register_model
@@ -66,6 +66,11 @@ class IntegralRegression(LandmarkModel):
     as in FPN) and refined by two 3x3 convolutions at stride 4; a 1x1 convolution gives K logit
     maps of ``N/4 x N/4`` whose soft-argmax are the landmarks.
 
+    ``forward`` returns ``"coords"`` ``(B, K, 2)`` (normalised crop coordinates),
+    ``"heatmaps"`` ``(B, K, N/4, N/4)`` (the softmax maps, each sums to 1) and ``"scores"``
+    ``(B, K)``: per-landmark confidence in ``[0, 1]``, the heatmap's probability mass in its
+    densest 3 x 3 window (:func:`faceland.codecs.peak_mass`).
+
     Args:
         backbone: backbone name.
         num_points: K.
@@ -116,7 +121,7 @@ class IntegralRegression(LandmarkModel):
         logits = self.heatmap(self.refine(y))
         with torch.autocast(logits.device.type, enabled=False):  # sub-pixel: keep fp32
             coords, probs = soft_argmax(logits.float())
-        return {"coords": coords, "heatmaps": probs}
+        return {"coords": coords, "heatmaps": probs, "scores": peak_mass(probs)}
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         return _coord_loss(self.loss_kind, out["coords"], target, self.input_size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from faceland.codecs import SoftmaxHeatmap, soft_argmax
+from faceland.codecs import SoftmaxHeatmap, peak_mass, soft_argmax
 from faceland.models.base import LandmarkModel, register_model
 
 __all__ = ["UNetSoftmax", "softmax_cross_entropy"]
@@ -57,7 +57,10 @@ class UNetSoftmax(LandmarkModel):
     output has the input's size, and BatchNorm is added.)
 
     Forward returns ``"coords"`` ``(B, K, 2)`` (soft-argmax of the logits, differentiable),
-    ``"heatmaps"`` ``(B, K, N, N)`` (the spatial softmax, sums to 1) and ``"logits"``.
+    ``"heatmaps"`` ``(B, K, N, N)`` (the spatial softmax, sums to 1), ``"logits"`` and
+    ``"scores"`` ``(B, K)``: per-landmark confidence in ``[0, 1]``, the softmax mass in the
+    densest 5 x 5 window (:func:`faceland.codecs.peak_mass`; full-resolution maps, so a wider
+    window than the integral head's 3 x 3 at 1/4 resolution).
 
     Args:
         num_points: K.
@@ -105,7 +108,8 @@ class UNetSoftmax(LandmarkModel):
             y = dec(torch.cat([skips.pop(), up(y)], dim=1))
         logits = self.head(y)
         coords, probs = soft_argmax(logits.float())
-        return {"coords": coords, "heatmaps": probs, "logits": logits}
+        return {"coords": coords, "heatmaps": probs, "logits": logits,
+                "scores": peak_mass(probs, window=5)}
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against :class:`~faceland.codecs.SoftmaxHeatmap` targets of ``target``
