@@ -4,6 +4,7 @@ before the model loads, per-file write failures, truncated videos."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def test_truncated_video_says_where_it_stopped(tmp_path, capsys) -> None:
     rc = main(["predict", str(path), "--out", str(out), "--no-overlay"])
     err = capsys.readouterr().err
     assert rc == 1 and "of the 20 frames" in err and "truncated" in err, err
-    doc = json.loads((out / "clip.json").read_text())
-    assert doc["frames_declared"] == 20 and 0 < doc["frames_decoded"] < 20
-    assert len(doc["frames"]) == doc["frames_decoded"]
+    lines = [json.loads(x) for x in (out / "clip.jsonl").read_text().splitlines()]
+    m = re.search(r"after (\d+) of the 20 frames", err)
+    assert m and 0 < int(m.group(1)) < 20 and len(lines) == int(m.group(1))
+    assert [x["frame"] for x in lines] == list(range(len(lines)))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from faceland.smoothing import OneEuroFilter, smooth_track
+from faceland.smoothing import LandmarkSmoother, OneEuroFilter, smooth_track
 
 
 def test_one_euro_alpha_matches_the_paper() -> None:
@@ -68,3 +68,65 @@ def test_smooth_track_is_zero_lag_and_denoises() -> None:
     np.testing.assert_array_equal(smooth_track(accel[:2]), accel[:2])
     with pytest.raises(ValueError):
         smooth_track(accel, window=8)
+
+
+def _similarity(base: np.ndarray, t: int) -> np.ndarray:
+    ang, s = 0.01 * t, 1 + 0.005 * t
+    r = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+    return (base - 200) @ r.T * s + 200 + [3.0 * t, 1.0 * t]
+
+
+def test_aligned_smoother_follows_rigid_motion_without_lag() -> None:
+    # A face that moves, turns and grows without changing shape: the shape filter may be as
+    # hard as it likes, the motion (fast cut-off) is followed exactly.
+    base = np.random.default_rng(0).normal(0, 30, (68, 2)) + 200
+    sm = LandmarkSmoother(min_cutoff=0.01, motion_min_cutoff=1000.0)
+    for t in range(50):
+        out = sm(_similarity(base, t), t / 30)
+    assert np.abs(out - _similarity(base, 49)).max() < 0.05
+    # the paper's per-point filter with the same hard cut-off trails far behind
+    pts = LandmarkSmoother("points", min_cutoff=0.01)
+    for t in range(50):
+        lag = pts(_similarity(base, t), t / 30)
+    assert np.abs(lag - _similarity(base, 49)).max() > 50
+
+
+def test_aligned_smoother_cuts_shape_noise_on_a_moving_face() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 30, (68, 2)) + 200
+    sm = LandmarkSmoother(min_cutoff=0.3, motion_min_cutoff=3.0, motion_beta=100.0,
+                          motion_d_cutoff=3.0)
+    err_raw, err_out = [], []
+    for t in range(90):
+        truth = _similarity(base, t)
+        obs = truth + rng.normal(0, 1.0, truth.shape)
+        out = sm(obs, t / 30)
+        if t > 30:
+            err_raw.append(np.abs(obs - truth).mean())
+            err_out.append(np.abs(out - truth).mean())
+    assert np.mean(err_out) < 0.5 * np.mean(err_raw)
+
+
+def test_landmark_smoother_bad_input() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        LandmarkSmoother("kalman")
+    sm = LandmarkSmoother()
+    sm(np.zeros((68, 2)) + np.arange(68)[:, None], 0.0)
+    with pytest.raises(ValueError, match="point count"):
+        sm(np.zeros((5, 2)) + np.arange(5)[:, None], 0.1)
+
+
+def test_confidence_weighting_holds_a_doubtful_point_back() -> None:
+    base = np.random.default_rng(2).normal(0, 30, (68, 2)) + 200
+    scores = np.full(68, 0.4)
+    outs = {}
+    for cw in (False, True):
+        sm = LandmarkSmoother(min_cutoff=1.0, motion_min_cutoff=1000.0, confidence_weighting=cw)
+        for t in range(10):
+            sm(base, t / 30, scores)
+        jumped = base.copy()
+        jumped[30] += [10.0, 0.0]  # point 30 jumps while its score halves
+        low = scores.copy()
+        low[30] = 0.2
+        outs[cw] = sm(jumped, 10 / 30, low)[30, 0] - base[30, 0]
+    assert 0 < outs[True] < 0.75 * outs[False]

@@ -23,13 +23,10 @@ class UserError(Exception):
     """An error caused by the command's input, reported in one line."""
 
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-
-
 def _images(paths: list[str]) -> list[tuple[Path, Path]]:
     """``(file, output stem relative to --out)`` for every input: a file argument writes
     ``<stem>``; a directory's files mirror their path relative to that directory."""
-    from faceland.data.formats import IMAGE_SUFFIXES
+    from faceland.data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     out: list[tuple[Path, Path]] = []
     for s in paths:
@@ -96,23 +93,27 @@ def _write_outputs(path: Path, target: Path, img: np.ndarray, faces, args) -> No
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from faceland.data.formats import FormatError
+    from faceland.data.formats import VIDEO_SUFFIXES, FormatError
     from faceland.inference import FaceLandmarker
 
+    if not args.paths and args.camera is None:
+        raise UserError("give image or video paths, or --camera N")
     items = _images(args.paths)
-    if not items:
+    if args.paths and not items:
         raise UserError("no input images")
     out = Path(args.out)
     _check_out_dir(out)
     lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test,
                         runtime=args.runtime)
+    if args.camera is not None:
+        return _predict_camera(lm, args.camera, out, args)
     failed = 0
     for (path, _), stem in zip(items, _unique_stems(items), strict=True):
         target = out / stem
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
                 n = _predict_video(lm, path, target, args)
-                print(f"{path}: {n} frame(s) -> {_out(target, '.json')}")
+                print(f"{path}: {n} -> {_out(target, '.jsonl')}")
                 continue
             img, faces = lm.predict_file(path)
             _write_outputs(path, target, img, faces, args)
@@ -131,49 +132,133 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> int:
-    """Video: ``<target>.json`` with one entry per processed frame, overlay ``<target>.mp4``.
+def _video_landmarker(lm, args: argparse.Namespace):
+    from faceland.tracking import VideoLandmarker
+
+    return VideoLandmarker(lm, tracking=not args.no_tracking, detect_every=args.detect_every,
+                           smoothing="one_euro" if args.smoothing == "one_euro" else "none")
+
+
+class _VideoOutput:
+    """``<target>.jsonl`` (one line per processed frame, written as it comes) and the overlay
+    ``<target>.mp4``."""
+
+    def __init__(self, target: Path, fps: float, overlay: bool) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.path = _out(target, ".jsonl")
+        self.lines = self.path.open("w")
+        self.mp4, self.fps, self.overlay, self.writer = _out(target, ".mp4"), fps, overlay, None
+        self.tracks: set[int] = set()
+
+    def write(self, index: int, time_ms: float, frame: np.ndarray | None, faces) -> None:
+        import cv2
+
+        from faceland.visualize import draw_faces
+
+        self.tracks.update(f.track for f in faces)
+        doc = {"frame": int(index), "time_ms": round(float(time_ms), 3),
+               "faces": [f.to_dict() for f in faces]}
+        self.lines.write(json.dumps(doc) + "\n")
+        if self.overlay and frame is not None:
+            if self.writer is None:
+                h, w = frame.shape[:2]
+                self.writer = cv2.VideoWriter(str(self.mp4), cv2.VideoWriter_fourcc(*"mp4v"),
+                                              self.fps, (w, h))
+            self.writer.write(np.ascontiguousarray(draw_faces(frame, faces)[..., ::-1]))
+
+    def close(self) -> None:
+        self.lines.close()
+        if self.writer is not None:
+            self.writer.release()
+
+
+def _progress(total: int | None, desc: str):
+    from tqdm import tqdm
+
+    # frames per second in the bar; hidden when stderr is not a terminal
+    return tqdm(total=total or None, desc=desc, unit="frame", disable=None, leave=False)
+
+
+def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> str:
+    """Video: ``<target>.jsonl`` with one line per processed frame, overlay ``<target>.mp4``.
+    Returns a summary for the console.
 
     Raises:
         faceland.errors.FormatError: unreadable video, or one that stops before the frame count
             its header declares (the results of the decoded frames are written first).
     """
-    import cv2
+    import time
 
-    from faceland.data.formats import FormatError
-    from faceland.visualize import draw_faces
+    from faceland.data.formats import FormatError, VideoReader
+    from faceland.tracking import smooth_tracks
 
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    cap.release()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    frames, writer, last = [], None, -1
+    video = _video_landmarker(lm, args)
+    offline = args.smoothing == "savgol"
+    reader = VideoReader(path, args.every)
+    out = _VideoOutput(target, reader.fps / args.every, not args.no_overlay)
+    done, secs, buffered = 0, 0.0, []
     try:
-        for i, frame, faces in lm.predict_video(path, every=args.every):
-            last = i
-            frames.append({"frame": i, "faces": [f.to_dict() for f in faces]})
-            if not args.no_overlay:
-                if writer is None:
-                    h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(_out(target, ".mp4")),
-                                             cv2.VideoWriter_fourcc(*"mp4v"), fps / args.every,
-                                             (w, h))
-                writer.write(np.ascontiguousarray(draw_faces(frame, faces)[..., ::-1]))
+        with reader, _progress(reader.declared // args.every, path.name) as bar:
+            for i, frame in reader:
+                t_ms = i * 1000.0 / reader.fps
+                t0 = time.perf_counter()
+                faces = video.process(frame, t_ms)
+                secs += time.perf_counter() - t0
+                if offline:
+                    buffered.append((i, t_ms, faces))
+                else:
+                    out.write(i, t_ms, frame, faces)
+                done += 1
+                bar.update()
+        if offline:  # zero-lag smoothing of whole tracks, then a second pass for the overlay
+            smoothed = smooth_tracks([f for _, _, f in buffered])
+            frames = VideoReader(path, args.every) if not args.no_overlay else None
+            it = iter(frames) if frames is not None else None
+            for (i, t_ms, _), faces in zip(buffered, smoothed, strict=True):
+                frame = next(it)[1] if it is not None else None
+                out.write(i, t_ms, frame, faces)
     finally:
-        if writer is not None:
-            writer.release()
-    h, w = (frame.shape[:2]) if frames else (0, 0)
-    decoded = getattr(lm, "last_video_frames", last + 1)
-    doc = {"video": str(path), "width": int(w), "height": int(h), "fps": fps,
-           "every": args.every, "frames_decoded": decoded, "frames_declared": declared,
-           "frames": frames}
-    _out(target, ".json").write_text(json.dumps(doc) + "\n")
-    if declared and decoded < declared:
-        raise FormatError(f"{path}: decoding stopped after {decoded} of the {declared} frames "
-                          f"its header declares (truncated or corrupt); results of the decoded "
-                          f"frames are in {_out(target, '.json')}")
-    return len(frames)
+        out.close()
+    if reader.truncated:
+        raise FormatError(f"{path}: decoding stopped after {reader.decoded} of the "
+                          f"{reader.declared} frames its header declares (at "
+                          f"{reader.decoded / reader.fps:.2f} s; truncated or corrupt); results "
+                          f"of the decoded frames are in {out.path}")
+    fps = done / secs if secs > 0 else float("nan")
+    return (f"{done} frame(s), {len(out.tracks)} track(s), {fps:.0f} frames/s "
+            f"(detector on {video.detector_runs} frame(s))")
+
+
+def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace) -> int:
+    """Camera ``index`` until Ctrl-C or ``--max-frames``: ``camera<N>.jsonl`` + overlay
+    ``camera<N>.mp4``; time stamps are milliseconds since the first frame."""
+    import time
+
+    from faceland.data.formats import VideoReader
+
+    try:
+        reader = VideoReader(index)
+    except OSError as e:
+        raise UserError(str(e)) from None
+    video = _video_landmarker(lm, args)
+    sink = _VideoOutput(out / f"camera{index}", reader.fps, not args.no_overlay)
+    n, t_start, last = 0, time.monotonic(), -1.0
+    try:
+        with reader, _progress(args.max_frames, reader.name) as bar:
+            for _, frame in reader:
+                t_ms = max((time.monotonic() - t_start) * 1000.0, last + 1e-3)
+                last = t_ms
+                sink.write(n, t_ms, frame, video.process(frame, t_ms))
+                n += 1
+                bar.update()
+                if args.max_frames and n >= args.max_frames:
+                    break
+    except KeyboardInterrupt:
+        pass  # stopping a live stream is the normal end
+    finally:
+        sink.close()
+    print(f"{reader.name}: {n} frame(s), {len(sink.tracks)} track(s) -> {sink.path}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -248,6 +333,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     line += (f" | FR@0.1 {res['fr']:.2f} % | AUC@0.1 {res['auc']:.4f} | images "
              f"{res['n_images']}" + (f" (missed {res['n_missed']})" if res["n_missed"] else ""))
     print(line)
+    if "point_scores" in res:
+        q = res["point_scores"]
+        print(f"point scores: AUROC {q['auroc']:.3f} for points with {q['bad_point']} "
+              f"({q['n_bad']} of {q['n_points']}) | Spearman(score, error) {q['spearman']:+.3f}")
     stem = _safe_name(f"{res['protocol']['model']}-{args.dataset}-{res['protocol']['split']}-"
                       f"{args.boxes}")
     json_path = Path(args.json) if args.json else Path("results") / f"{stem}.json"
@@ -340,8 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="landmarks for images and videos: DIR/<stem>.json + overlay")
-    p.add_argument("paths", nargs="+", help="image or video files, or directories")
+    p = sub.add_parser("predict", help="landmarks for images, videos and cameras: DIR/<stem>.json "
+                                       "(videos: .jsonl) + overlay")
+    p.add_argument("paths", nargs="*", help="image or video files, or directories")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--model", default=None,
                    help="weights (.safetensors), exported .onnx (ONNX Runtime), or name; default model")
@@ -350,6 +440,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto", help=RUNTIME_HELP)
     p.add_argument("--no-overlay", action="store_true", help="write JSON only")
     p.add_argument("--every", type=int, default=1, help="videos: process every N-th frame")
+    p.add_argument("--camera", type=int, default=None, metavar="N",
+                   help="live: OpenCV camera N until Ctrl-C (DIR/cameraN.jsonl + .mp4)")
+    p.add_argument("--max-frames", type=int, default=0, help="--camera: stop after N frames")
+    p.add_argument("--smoothing", choices=["one_euro", "savgol", "none"], default="one_euro",
+                   help="videos: online One Euro filter (default), offline zero-lag "
+                        "Savitzky-Golay of whole tracks (files only), or none")
+    p.add_argument("--no-tracking", action="store_true",
+                   help="videos: run the face detector on every frame instead of following "
+                        "faces by their landmarks")
+    p.add_argument("--detect-every", type=int, default=10,
+                   help="videos, tracking: run the detector every N frames (and on low "
+                        "confidence)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="NME / FR / AUC on a benchmark split")
@@ -399,8 +501,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="faceland: %(levelname)s: %(message)s")
     from faceland.errors import FormatError, UnknownNameError
 
-    if getattr(args, "every", 1) < 1:
-        print("faceland: error: --every must be >= 1", file=sys.stderr)
+    for opt in ("every", "detect_every"):
+        if getattr(args, opt, 1) < 1:
+            print(f"faceland: error: --{opt.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    if getattr(args, "camera", None) is not None and args.smoothing == "savgol":
+        print("faceland: error: --smoothing savgol needs whole tracks: files only, not --camera",
+              file=sys.stderr)
         return 2
     try:
         return args.func(args)

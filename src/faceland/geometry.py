@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "landmark_box",
+    "box_iou",
     "CropParams",
     "crop_affine",
     "invert_affine",
@@ -53,6 +54,25 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
     if len(pts) == 0:
         raise ValueError("cannot build a box from landmarks with no finite point")
     return np.array([*pts.min(axis=0), *pts.max(axis=0)], dtype=np.float64)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every pair of boxes.
+
+    Args:
+        a: ``(M, 4)`` ``[x0, y0, x1, y1]`` boxes; b: ``(N, 4)`` boxes (same frame and units).
+
+    Returns:
+        ``(M, N)`` IoU in ``[0, 1]`` (0 for empty boxes).
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 @dataclass(frozen=True)

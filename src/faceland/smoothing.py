@@ -11,6 +11,14 @@ centres); time stamps are in seconds. Nothing here knows about models or detecto
   ``tau = 1 / (2 pi f_c)``. Slow motion is smoothed hard (little jitter), fast motion lightly
   (little lag). Tuning recipe (the paper's): set ``beta = 0`` and lower ``min_cutoff`` until a
   still face stops jittering; then raise ``beta`` until fast motion no longer lags.
+* :class:`LandmarkSmoother`: One Euro filtering of one face's landmarks, either per point (the
+  paper's filter on every coordinate) or, faceland's default, **in the face's own frame**: each
+  frame's landmarks are split by a least-squares similarity fit (Procrustes) against the track's
+  first shape into the face's motion (centre, scale, in-plane angle: four numbers fitted to all
+  points, so their noise is far below one point's) and its shape in the face frame (which does
+  not move when only the camera or the head moves). Both are One Euro filtered, the shape hard
+  and the motion with a speed-adaptive cut-off, and recombined: jitter falls without the lag a
+  hard per-point filter has on a moving face.
 * :func:`smooth_track`: offline, zero-lag Savitzky-Golay smoothing of a whole track
   (``scipy.signal.savgol_filter``), for files where the future frames are known.
 """
@@ -21,29 +29,42 @@ import math
 
 import numpy as np
 
-__all__ = ["OneEuroFilter", "smooth_track"]
+__all__ = ["OneEuroFilter", "LandmarkSmoother", "smooth_track", "SMOOTHER_MODES"]
+
+#: :class:`LandmarkSmoother` modes.
+SMOOTHER_MODES = ("aligned", "points")
 
 
 class OneEuroFilter:
     """One Euro filter over arrays of any fixed shape (e.g. ``(K, 2)`` landmarks).
 
-    Every element is filtered independently with the same parameters; the speed that adapts
-    the cut-off is taken per element.
+    Every element is filtered independently with the same parameters. The speed that adapts
+    the cut-off is taken per element (the paper's filter), or, with ``shared_speed``, as the
+    mean absolute speed of all elements: for a face's landmarks that is the speed of the face,
+    an estimate far less noisy than one point's, so a large ``beta`` follows motion without
+    letting per-point noise through (faceland's video default).
 
     Args:
         min_cutoff: cut-off frequency at zero speed, Hz (lower: smoother, more lag).
         beta: speed coefficient, Hz per (unit / s) (higher: less lag in fast motion).
         d_cutoff: cut-off frequency of the speed estimate, Hz.
+        shared_speed: one speed (the mean over elements) for all elements.
+        compensate_lag: return ``x_f + tau * dx_f`` instead of ``x_f``: a first-order low-pass
+            trails a uniform motion of speed ``v`` by ``v * tau`` (``tau = 1 / (2 pi f_c)``);
+            adding the filtered speed times ``tau`` removes that lag, so a low cut-off can
+            smooth a moving signal (faceland uses it for the face's motion).
 
     Raises:
         ValueError: a non-positive ``min_cutoff`` / ``d_cutoff`` or a negative ``beta``.
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0) -> None:
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0,
+                 shared_speed: bool = False, compensate_lag: bool = False) -> None:
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError(f"need min_cutoff > 0, d_cutoff > 0, beta >= 0; got {min_cutoff}, "
                              f"{d_cutoff}, {beta}")
         self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
+        self.shared_speed, self.compensate_lag = bool(shared_speed), bool(compensate_lag)
         self.reset()
 
     def reset(self) -> None:
@@ -57,13 +78,26 @@ class OneEuroFilter:
         tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff))
         return 1.0 / (1.0 + tau / dt)
 
-    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+    def __call__(self, x: np.ndarray, t: float, speed_scale: float = 1.0,
+                 cutoff_weight: np.ndarray | float | None = None) -> np.ndarray:
         """Filter one observation ``x`` taken at time ``t`` (seconds); returns the filtered
         array (float64, same shape). The first call returns ``x`` unchanged.
 
+        Args:
+            x: the observation.
+            t: its time stamp, seconds.
+            speed_scale: the speed is divided by it before it raises the cut-off, so that
+                ``beta`` is in scale units (faceland passes the face size in pixels: ``beta``
+                then reads "per face size per second", independent of the face's size in the
+                image; MediaPipe's ``velocity_scale`` plays this role).
+            cutoff_weight: multiplies the cut-off, per element (broadcast to ``x``); below 1
+                smooths that element harder (faceland: low-confidence points).
+
         Raises:
-            ValueError: ``x`` changed shape, or ``t`` does not increase.
+            ValueError: ``x`` changed shape, ``t`` does not increase, or ``speed_scale <= 0``.
         """
+        if not speed_scale > 0:
+            raise ValueError(f"speed_scale must be > 0, got {speed_scale}")
         x = np.asarray(x, dtype=np.float64)
         if self._x is None:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
@@ -75,10 +109,112 @@ class OneEuroFilter:
             raise ValueError(f"time stamps must increase: {self._t} then {t}")
         dx = (x - self._x) / dt
         self._dx = self._dx + self._alpha(dt, self.d_cutoff) * (dx - self._dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        speed = np.abs(self._dx)
+        if self.shared_speed:
+            speed = speed.mean()
+        cutoff = self.min_cutoff + self.beta * speed / speed_scale
+        if cutoff_weight is not None:
+            cutoff = cutoff * np.asarray(cutoff_weight, dtype=np.float64)
         self._x = self._x + self._alpha(dt, cutoff) * (x - self._x)
         self._t = float(t)
+        if self.compensate_lag:
+            return self._x + self._dx / (2.0 * math.pi * cutoff)
         return self._x.copy()
+
+
+class LandmarkSmoother:
+    """Online One Euro smoothing of one face's ``(K, 2)`` landmarks (see the module docstring).
+
+    Args:
+        mode: ``"aligned"`` (default): shape and motion filtered separately in the face's own
+            frame; ``"points"``: the paper's filter on every coordinate, with the speed in face
+            sizes per second.
+        min_cutoff, beta, d_cutoff: One Euro parameters of the shape (``"aligned"``: shape in
+            units of the face's RMS radius; ``"points"``: the points, speed in face sizes / s).
+        motion_min_cutoff, motion_beta, motion_d_cutoff: One Euro parameters of the motion
+            (``"aligned"`` only; centre in face radii, log scale, angle in radians).
+        compensate_lag: lag compensation of the motion filter (see :class:`OneEuroFilter`).
+        confidence_weighting: lower a point's cut-off while its score is below its own running
+            mean (cut-off times ``score / mean``, at least 0.25).
+
+    Raises:
+        ValueError: an unknown mode or bad One Euro parameters.
+    """
+
+    def __init__(self, mode: str = "aligned", min_cutoff: float = 1.0, beta: float = 0.0,
+                 d_cutoff: float = 1.0, motion_min_cutoff: float = 1.0, motion_beta: float = 0.0,
+                 motion_d_cutoff: float = 1.0, compensate_lag: bool = False,
+                 confidence_weighting: bool = False) -> None:
+        if mode not in SMOOTHER_MODES:
+            raise ValueError(f"mode must be one of {SMOOTHER_MODES}, not {mode!r}")
+        self.mode, self.confidence_weighting = mode, confidence_weighting
+        self._shape = OneEuroFilter(min_cutoff, beta, d_cutoff, shared_speed=mode == "aligned")
+        self._motion = OneEuroFilter(motion_min_cutoff, motion_beta, motion_d_cutoff,
+                                     compensate_lag=compensate_lag)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the track (a new face)."""
+        self._shape.reset()
+        self._motion.reset()
+        self._ref: np.ndarray | None = None
+        self._size = 1.0
+        self._angle = 0.0
+        self._mean_scores: np.ndarray | None = None
+
+    def _weight(self, scores: np.ndarray | None) -> np.ndarray | None:
+        if not self.confidence_weighting or scores is None:
+            return None
+        s = np.asarray(scores, dtype=np.float64)
+        if self._mean_scores is None:
+            self._mean_scores = s.copy()
+        w = np.clip(s / np.maximum(self._mean_scores, 1e-6), 0.25, 1.0)[:, None]
+        self._mean_scores = 0.9 * self._mean_scores + 0.1 * s
+        return w
+
+    def __call__(self, points: np.ndarray, t: float, scores: np.ndarray | None = None
+                 ) -> np.ndarray:
+        """Smooth one frame's landmarks.
+
+        Args:
+            points: ``(K, 2)`` landmarks (faceland: image pixels, 0-based pixel centres).
+            t: time stamp, seconds (increasing).
+            scores: optional ``(K,)`` per-landmark confidence (``confidence_weighting``).
+
+        Returns:
+            ``(K, 2)`` float64 smoothed landmarks, same units.
+
+        Raises:
+            ValueError: a time stamp that does not increase, or a changed point count.
+        """
+        p = np.asarray(points, dtype=np.float64)
+        weight = self._weight(scores)
+        if self.mode == "points":
+            x = p - p.mean(axis=0)
+            size = max(float(np.sqrt((x ** 2).sum(axis=1).mean())), 1.0)
+            return self._shape(p, t, speed_scale=size, cutoff_weight=weight)
+        if self._ref is None:
+            c = p.mean(axis=0)
+            z = (p[:, 0] - c[0]) + 1j * (p[:, 1] - c[1])
+            self._size = max(float(np.sqrt((np.abs(z) ** 2).mean())), 1e-6)
+            self._ref = z / self._size
+        elif len(p) != len(self._ref):
+            raise ValueError(f"point count changed from {len(self._ref)} to {len(p)}; reset()")
+        # Least-squares similarity ref -> points (Procrustes, Umeyama 1991, in complex form):
+        # p - mu ~ a * ref with a = scale * exp(i angle); ref is centred
+        mu = p.mean(axis=0)
+        x = (p[:, 0] - mu[0]) + 1j * (p[:, 1] - mu[1])
+        a = np.vdot(self._ref, x) / (np.abs(self._ref) ** 2).sum()
+        angle = float(np.angle(a))
+        angle += 2 * np.pi * round((self._angle - angle) / (2 * np.pi))  # unwrap
+        self._angle = angle
+        motion = np.array([mu[0] / self._size, mu[1] / self._size,
+                           np.log(max(abs(a), 1e-9) / self._size), angle])
+        shape = x / a  # the points in the face frame (units of the first frame's RMS radius)
+        m = self._motion(motion, t)
+        q = self._shape(np.stack([shape.real, shape.imag], axis=-1), t, cutoff_weight=weight)
+        z = self._size * np.exp(m[2] + 1j * m[3]) * (q[:, 0] + 1j * q[:, 1])
+        return np.stack([z.real + m[0] * self._size, z.imag + m[1] * self._size], axis=-1)
 
 
 def smooth_track(points: np.ndarray, window: int = 9, order: int = 2) -> np.ndarray:

@@ -1,0 +1,292 @@
+"""Video landmarks: tracking, detector schedule, smoothing, per-landmark confidence, JSONL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faceland.cli import main
+from faceland.codecs import peak_mass
+from faceland.data.datasets import load_300w
+from faceland.data.formats import read_image
+from faceland.geometry import box_iou, landmark_box
+from faceland.inference import FaceLandmarker
+from faceland.metrics import confidence_quality, nme, nmj
+from faceland.schemes import get_scheme
+from faceland.tracking import TrackedFace, VideoLandmarker, smooth_tracks
+
+ASTRO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
+S68 = get_scheme("68")
+
+
+@pytest.fixture(scope="module")
+def landmarker() -> FaceLandmarker:
+    return FaceLandmarker()
+
+
+def _clip(img: np.ndarray, pts: np.ndarray, n: int, step: float = 0.0, noise: float = 0.0,
+          size: tuple[int, int] = (480, 360), seed: int = 0):
+    """Frames of ``img`` moved right by ``step`` px per frame (sub-pixel, warpAffine) with
+    Gaussian noise, and the ground truth mapped through the same warp."""
+    rng = np.random.default_rng(seed)
+    c = landmark_box(pts)
+    m0 = np.array([[1.0, 0, size[0] / 2 - (c[0] + c[2]) / 2 - n * step / 2],
+                   [0, 1.0, size[1] / 2 - (c[1] + c[3]) / 2]])
+    frames, gts = [], []
+    for t in range(n):
+        m = m0.copy()
+        m[0, 2] += step * t
+        f = cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if noise:
+            f = np.clip(f + rng.normal(0, noise, f.shape), 0, 255).astype(np.uint8)
+        frames.append(f)
+        gts.append(pts @ m[:, :2].T + m[:, 2])
+    return frames, np.stack(gts)
+
+
+def _run(video: VideoLandmarker, frames, fps: float = 30.0) -> list[list[TrackedFace]]:
+    return [video.process(f, timestamp_ms=i * 1000.0 / fps) for i, f in enumerate(frames)]
+
+
+def _track_points(out, gt) -> np.ndarray:
+    pred = np.full(gt.shape, np.nan)
+    for i, faces in enumerate(out):
+        if faces:
+            pred[i] = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0)
+                                                              - gt[i].mean(0))).landmarks
+    return pred
+
+
+@pytest.fixture(scope="module")
+def real_face(data_root):
+    r = load_300w(data_root / "300w", "common")[5]
+    return read_image(r.image), r.points
+
+
+# --- confidence -------------------------------------------------------------------------------
+
+def test_peak_mass_known_values() -> None:
+    import torch
+
+    p = torch.zeros(1, 2, 8, 8)
+    p[0, 0, 3, 4] = 1.0  # a delta: all mass in any 3x3 window around it
+    p[0, 1] = 1.0 / 64  # uniform: 9 of 64 cells
+    s = peak_mass(p)
+    assert s[0, 0].item() == pytest.approx(1.0)
+    assert s[0, 1].item() == pytest.approx(9 / 64)
+
+
+def test_point_scores_separate_faces_from_background(landmarker) -> None:
+    img = read_image(ASTRO)
+    face = landmarker.predict(img)[0]
+    assert face.point_scores.shape == (68,) and np.all((face.point_scores > 0)
+                                                       & (face.point_scores <= 1))
+    b = landmark_box(face.landmarks)
+    w = b[2] - b[0]
+    _, off = landmarker.landmarks_from_boxes(img, [b + [w * 1.2, w * 0.9, w * 1.2, w * 0.9]],
+                                             return_scores=True)
+    assert face.point_scores.mean() > 0.3 > 0.2 > off[0].mean()
+
+
+def test_onnx_and_torch_give_the_same_scores() -> None:
+    img = read_image(ASTRO)
+    a = FaceLandmarker(runtime="onnx", detector=None)
+    b = FaceLandmarker(runtime="torch", detector=None)
+    box = [[180, 90, 300, 230]]
+    np.testing.assert_allclose(a.landmarks_from_boxes(img, box, return_scores=True)[1],
+                               b.landmarks_from_boxes(img, box, return_scores=True)[1], atol=1e-4)
+
+
+def test_confidence_quality_known_values() -> None:
+    err = np.array([0.01, 0.02, 0.05, 0.2, 0.3])
+    good = confidence_quality(-err, err)  # score falls as error grows
+    assert good["auroc"] == 1.0 and good["spearman"] == pytest.approx(-1.0) and good["n_bad"] == 2
+    assert confidence_quality(err, err)["auroc"] == 0.0
+    with pytest.warns(Warning):  # constant scores: no rank correlation
+        assert confidence_quality(np.ones(5), err)["auroc"] == 0.5  # ties: chance
+    with pytest.raises(ValueError, match="one shape"):
+        confidence_quality(np.ones(3), err)
+
+
+def test_nmj_known_values() -> None:
+    gt = np.zeros((4, 68, 2))
+    gt[:, 36] = [0.0, 0.0]
+    gt[:, 45] = [100.0, 0.0]  # IOD 100 px
+    moving = gt + np.arange(4)[:, None, None] * 5.0  # the camera moves: not jitter
+    assert nmj(moving + 3.0, moving, S68) == 0.0  # a constant bias is not jitter either
+    pred = moving.copy()
+    pred[1::2, :, 0] += 2.0  # +-2 px flicker in x: every step changes the error by 2 px
+    assert nmj(pred, moving, S68) == pytest.approx(0.02)
+    pred[2] = np.nan  # a missed frame drops its two pairs
+    assert nmj(pred, moving, S68) == pytest.approx(0.02)
+
+
+def test_box_iou() -> None:
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 5]])
+    b = np.array([[5, 0, 15, 10]])
+    np.testing.assert_allclose(box_iou(a, b), [[50 / 150], [0.0]])
+
+
+# --- tracking ---------------------------------------------------------------------------------
+
+def test_tracking_follows_a_moving_face_with_one_id_and_few_detections(landmarker) -> None:
+    img = read_image(ASTRO)
+    ref = landmarker.predict(img)[0].landmarks
+    frames, ref_t = _clip(img, ref, 25, step=1.7)
+    video = VideoLandmarker(landmarker, detect_every=10, smoothing="none")
+    out = _run(video, frames)
+    assert all(len(f) == 1 and f[0].track == 0 for f in out)
+    assert video.detector_runs == 3  # frames 0, 10, 20 only
+    pred = _track_points(out, ref_t)
+    # against the model's own prediction on the still, moved exactly: tracking adds no error
+    assert nme(pred, ref_t, S68).max() < 0.03
+    assert np.polyfit(range(25), pred[:, :, 0].mean(1), 1)[0] == pytest.approx(1.7, abs=0.15)
+    raw = VideoLandmarker(landmarker, tracking=False, smoothing="none")
+    _run(raw, frames[:5])
+    assert raw.detector_runs == 5
+
+
+def test_one_euro_cuts_jitter_on_a_still_noisy_face(landmarker) -> None:
+    img = read_image(ASTRO)
+    ref = landmarker.predict(img)[0].landmarks
+    frames, gt = _clip(img, ref, 30, noise=8.0)
+    raw = _track_points(_run(VideoLandmarker(landmarker, smoothing="none"), frames), gt)
+    smooth = _track_points(_run(VideoLandmarker(landmarker), frames), gt)
+    assert nmj(smooth, gt, S68) < nmj(raw, gt, S68) / 3
+    assert abs(nme(smooth, gt, S68).mean() - nme(raw, gt, S68).mean()) < 0.005
+
+
+def test_track_ends_when_the_face_leaves_and_no_face_gives_empty_frames(landmarker) -> None:
+    img = read_image(ASTRO)
+    black = np.zeros_like(img)
+    video = VideoLandmarker(landmarker, detect_every=30)
+    out = _run(video, [img] * 3 + [black] * 3 + [img] * 2)
+    assert [len(f) for f in out] == [1, 1, 1, 0, 0, 0, 1, 1]
+    assert out[0][0].track == 0 and out[-1][0].track == 1  # a new face gets a new id
+    assert video.detector_runs >= 5  # the lost track and the empty frames asked the detector
+
+
+def test_two_faces_two_tracks(landmarker) -> None:
+    img = read_image(ASTRO)
+    pair = np.concatenate([img, img[:, ::-1]], axis=1)
+    out = _run(VideoLandmarker(landmarker), [pair] * 4)
+    assert all(sorted(f.track for f in faces) == [0, 1] for faces in out)
+    xs = {f.track: f.landmarks[:, 0].mean() for f in out[-1]}
+    assert abs(xs[0] - xs[1]) > 300
+
+
+def test_bad_calls() -> None:
+    lm = FaceLandmarker(detector=None)
+    with pytest.raises(ValueError, match="detector"):
+        VideoLandmarker(lm)
+    video = VideoLandmarker(FaceLandmarker(), smoothing="none")
+    video.process(read_image(ASTRO), 10.0)
+    with pytest.raises(ValueError, match="increase"):
+        video.process(read_image(ASTRO), 10.0)
+    with pytest.raises(ValueError, match="smoothing"):
+        VideoLandmarker(FaceLandmarker(), smoothing="savgol")
+    with pytest.raises(ValueError, match="uint8"):
+        video.process(np.zeros((4, 4)), 20.0)
+
+
+def test_smooth_tracks_per_run_zero_lag() -> None:
+    rng = np.random.default_rng(0)
+    truth = np.arange(40)[:, None, None] * np.array([2.0, 0.5]) + np.zeros((1, 5, 2))
+    frames = []
+    for t in range(40):
+        faces = [] if t == 20 else [TrackedFace(np.zeros(4), 1.0,
+                                                truth[t] + rng.normal(0, 1, (5, 2)), track=7)]
+        frames.append(faces)
+    out = smooth_tracks(frames)
+    assert out[20] == [] and len(out[21]) == 1
+    got = np.stack([out[t][0].landmarks for t in range(40) if t != 20])
+    want = np.stack([truth[t] for t in range(40) if t != 20])
+    noisy = np.stack([frames[t][0].landmarks for t in range(40) if t != 20])
+    assert np.abs(got - want).mean() < 0.6 * np.abs(noisy - want).mean()
+    assert abs((got - want)[..., 0].mean()) < 0.15  # no lag on uniform motion
+
+
+@pytest.mark.slow
+def test_tracking_on_a_real_annotated_face(real_face, landmarker) -> None:
+    img, pts = real_face
+    frames, gt = _clip(img, pts, 30, step=2.5, noise=3.0)
+    raw = _track_points(_run(VideoLandmarker(landmarker, tracking=False, smoothing="none"),
+                             frames), gt)
+    tracked = _track_points(_run(VideoLandmarker(landmarker), frames), gt)
+    assert np.isfinite(tracked).all()
+    assert nme(tracked, gt, S68).mean() < nme(raw, gt, S68).mean() + 0.002
+    assert nmj(tracked, gt, S68) < nmj(raw, gt, S68) / 2
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def _write_video(path: Path, frames, fps: float = 10.0) -> None:
+    h, w = frames[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        vw.write(np.ascontiguousarray(f[..., ::-1]))
+    vw.release()
+
+
+def test_cli_video_jsonl_format_and_smoothers(tmp_path, capsys) -> None:
+    img = cv2.resize(read_image(ASTRO), (256, 256))
+    frames = [np.roll(img, k, axis=1) for k in range(8)] + [np.zeros_like(img)] * 2
+    _write_video(tmp_path / "clip.avi", frames)
+    for smoothing in ("one_euro", "savgol", "none"):
+        out = tmp_path / smoothing
+        assert main(["predict", str(tmp_path / "clip.avi"), "--out", str(out),
+                     "--smoothing", smoothing]) == 0
+        lines = [json.loads(x) for x in (out / "clip.jsonl").read_text().splitlines()]
+        assert [x["frame"] for x in lines] == list(range(10))
+        assert lines[3]["time_ms"] == pytest.approx(300.0)
+        face = lines[0]["faces"][0]
+        assert set(face) == {"track", "box", "score", "landmarks", "point_scores"}
+        assert len(face["landmarks"]) == 68 and len(face["point_scores"]) == 68
+        assert lines[-1]["faces"] == []  # no face: the frame is still written
+        assert (out / "clip.mp4").stat().st_size > 0
+    assert "frames/s" in capsys.readouterr().out
+
+
+def test_cli_camera_that_cannot_be_opened(tmp_path, capsys) -> None:
+    rc = main(["predict", "--camera", "97", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "camera 97: cannot be opened" in err and "Traceback" not in err
+    assert main(["predict", "--camera", "0", "--smoothing", "savgol", "--out",
+                 str(tmp_path)]) == 2
+    assert main(["predict", "--out", str(tmp_path)]) == 2
+
+
+def test_cli_camera_stream_with_a_fake_device(tmp_path, monkeypatch) -> None:
+    import faceland.data.formats as formats
+
+    img = read_image(ASTRO)
+
+    class FakeCamera:  # what cv2.VideoCapture(0) gives: frames until released
+        def __init__(self, index):
+            self.index, self.n = index, 0
+
+        def isOpened(self):
+            return self.index == 0
+
+        def get(self, prop):
+            return 0.0
+
+        def read(self):
+            self.n += 1
+            return True, np.ascontiguousarray(np.roll(img, self.n, axis=1)[..., ::-1])
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(formats.cv2, "VideoCapture", FakeCamera)
+    assert main(["predict", "--camera", "0", "--max-frames", "4", "--out", str(tmp_path)]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "camera0.jsonl").read_text().splitlines()]
+    assert [x["frame"] for x in lines] == [0, 1, 2, 3]
+    times = [x["time_ms"] for x in lines]
+    assert times == sorted(times) and len(set(times)) == 4
+    assert all(x["faces"][0]["track"] == 0 for x in lines)
+    assert (tmp_path / "camera0.mp4").stat().st_size > 0
