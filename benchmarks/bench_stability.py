@@ -19,18 +19,19 @@ maps 0-based pixel centres), so it is exact in every frame. The face's landmark 
 per clip, with the shipped default model and detector):
 
 * ``raw``: detector + landmarks on every frame, no smoothing (faceland before 2026-12);
-* ``raw+one_euro``: the same, One Euro smoothed (default smoother);
+* ``raw+kalman``: the same, with the default smoother;
 * ``tracking``: crops from the previous landmarks, detector every 10 frames / on low confidence;
-* ``tracking+one_euro_points``: the paper's One Euro filter on every coordinate, with the
-  parameters ``--tune`` chose for it (min_cutoff 3 Hz, beta 30);
-* ``tracking+one_euro``: the default video path (One Euro in the face's own frame);
-* ``tracking+one_euro+weighting``: plus confidence-weighted cut-offs;
-* ``tracking+one_euro+raw_crops``: crops from the unsmoothed landmarks (default: smoothed);
+* ``tracking+one_euro_points``: the paper's One Euro filter on every coordinate;
+* ``tracking+one_euro``: One Euro filters on shape and motion in the face's own frame;
+* ``tracking+kalman``: the default video path (shape One Euro, motion adaptive Kalman);
+* ``tracking+kalman+weighting``: plus confidence-weighted cut-offs;
+* ``tracking+kalman+raw_crops``: crops from the unsmoothed landmarks (default: smoothed);
 * ``tracking+savgol``: offline Savitzky-Golay of whole tracks (window 9, order 2).
 
 ``--tune`` (validation clips only) records unsmoothed tracking once and replays a grid of
 smoother settings over it (exact: the crops do not depend on the smoothing when they come from
-unsmoothed landmarks), choosing by the rule written into its JSON.
+unsmoothed landmarks), choosing by the rule written into its JSON. Every smoother runs with
+its :data:`faceland.tracking.SMOOTHER_PARAMS`.
 
 Metrics per clip set: NME (IOD, percent, mean over frames with a face), NMJ (percent, see
 :func:`faceland.metrics.nmj`), frames with no face on the subject (percent), and frames per
@@ -58,7 +59,7 @@ from faceland.inference import FaceLandmarker
 from faceland.metrics import nme, nmj
 from faceland.schemes import get_scheme
 from faceland.smoothing import LandmarkSmoother
-from faceland.tracking import DEFAULT_ONE_EURO, VideoLandmarker, smooth_tracks
+from faceland.tracking import DEFAULT_SMOOTHING, SMOOTHER_PARAMS, VideoLandmarker, smooth_tracks
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (640, 480)
@@ -121,14 +122,14 @@ def render_clip(rec: FaceRecord, kind: str, frames: int, seed: int
 
 MODES = {
     "raw": {"tracking": False, "smoothing": "none"},
-    "raw+one_euro": {"tracking": False, "smoothing": "one_euro"},
+    "raw+kalman": {"tracking": False, "smoothing": "kalman"},
     "tracking": {"tracking": True, "smoothing": "none"},
-    "tracking+one_euro_points": {"tracking": True, "smoothing": "one_euro_points",
-                                 "one_euro": {"min_cutoff": 3.0, "beta": 30.0}},
+    "tracking+one_euro_points": {"tracking": True, "smoothing": "one_euro_points"},
     "tracking+one_euro": {"tracking": True, "smoothing": "one_euro"},
-    "tracking+one_euro+weighting": {"tracking": True, "smoothing": "one_euro",
-                                    "confidence_weighting": True},
-    "tracking+one_euro+raw_crops": {"tracking": True, "smoothing": "one_euro", "crop_from": "raw"},
+    "tracking+kalman": {"tracking": True, "smoothing": "kalman"},
+    "tracking+kalman+weighting": {"tracking": True, "smoothing": "kalman",
+                                  "confidence_weighting": True},
+    "tracking+kalman+raw_crops": {"tracking": True, "smoothing": "kalman", "crop_from": "raw"},
     "tracking+savgol": {"tracking": True, "smoothing": "none", "offline": "savgol"},
 }
 
@@ -166,16 +167,14 @@ def summarise(preds: list[np.ndarray], gts: list[np.ndarray], scheme) -> dict:
             "missed_percent": 100.0 * missed / n}
 
 
-def run_mode(lm: FaceLandmarker, clips, scheme, mode: dict, one_euro: dict | None = None,
-             keep: list | None = None) -> dict:
+def run_mode(lm: FaceLandmarker, clips, scheme, mode: dict, keep: list | None = None) -> dict:
     """Run one mode over the clips with a fresh VideoLandmarker per clip; returns
     :func:`summarise` plus frames per second of ``process`` and the detector's share. With
     ``keep`` (a list), appends each clip's subject faces (for replaying smoothers)."""
-    kw = {k: v for k, v in mode.items() if k not in ("offline", "one_euro")}
-    one_euro = mode.get("one_euro", one_euro)
+    kw = {k: v for k, v in mode.items() if k != "offline"}
     preds, n_frames, secs, det_runs = [], 0, 0.0, 0
     for frames, gt in clips:
-        video = VideoLandmarker(lm, one_euro=one_euro, **kw)
+        video = VideoLandmarker(lm, **kw)
         per_frame = []
         t0 = time.perf_counter()
         for i, f in enumerate(frames):
@@ -217,7 +216,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=24, help="clips per kind (static, moving)")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--modes", default=",".join(m for m in MODES if m != "tracking+one_euro+raw_crops"))
+    ap.add_argument("--modes", default=",".join(m for m in MODES if not m.endswith("raw_crops")))
     ap.add_argument("--tune", action="store_true",
                     help="grid over One Euro min_cutoff x beta on tracking (use --split val)")
     ap.add_argument("--json", default=None)
@@ -241,6 +240,10 @@ def main() -> None:
                             for mc in (0.1, 0.3, 1.0) for mm in (0.3, 1.0, 3.0, 10.0)
                             for mb in (10.0, 30.0, 100.0) for md in (1.0, 3.0)
                             for cl in (False, True)],
+                "aligned_kalman": [dict(mode="aligned", min_cutoff=mc, beta=0.0, motion_kalman=q,
+                                        motion_kalman_speed=qs)
+                                   for mc in (0.1, 0.3) for q in (10.0, 100.0, 1000.0, 3000.0)
+                                   for qs in (1e4, 3e4, 1e5, 3e5, 1e6)],
                 "points": [dict(min_cutoff=mc, beta=b) for mc in (0.3, 1.0, 3.0)
                            for b in (1.0, 10.0, 30.0, 100.0)]}
         base, tracks, raw = {}, {}, {}
@@ -288,7 +291,7 @@ def main() -> None:
            "split": args.split, "clips_per_kind": args.clips, "frames": args.frames,
            "fps_video": FPS, "frame_size": list(SIZE), "seed": args.seed,
            "model": lm.protocol()["model"], "detector": lm.detector.name,
-           "one_euro_default": DEFAULT_ONE_EURO,
+           "smoother_params": SMOOTHER_PARAMS, "default_smoothing": DEFAULT_SMOOTHING,
            "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
            "results": results}
     if args.json:

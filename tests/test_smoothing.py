@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from faceland.smoothing import LandmarkSmoother, OneEuroFilter, smooth_track
+from faceland.smoothing import ConstantVelocityKalman, LandmarkSmoother, OneEuroFilter, smooth_track
 
 
 def test_one_euro_alpha_matches_the_paper() -> None:
@@ -130,3 +130,38 @@ def test_confidence_weighting_holds_a_doubtful_point_back() -> None:
         low[30] = 0.2
         outs[cw] = sm(jumped, 10 / 30, low)[30, 0] - base[30, 0]
     assert 0 < outs[True] < 0.75 * outs[False]
+
+
+def test_constant_velocity_kalman_follows_a_ramp_without_lag() -> None:
+    rng = np.random.default_rng(3)
+    kf = ConstantVelocityKalman(q=100.0, r=1.0)
+    one_euro = OneEuroFilter(min_cutoff=1.0)
+    ek, eo, raw = [], [], []
+    for t in range(300):
+        truth = 3.0 * t / 30  # 3 units / s
+        obs = np.array([truth + rng.normal(0, 0.1)])
+        k, o = kf(obs, t / 30), one_euro(obs, t / 30)
+        if t > 60:
+            ek.append(k[0] - truth)
+            eo.append(o[0] - truth)
+            raw.append(obs[0] - truth)
+    assert abs(np.mean(ek)) < 0.01  # no lag on uniform motion
+    assert np.mean(eo) < -0.4  # a first-order low-pass trails by speed / (2 pi fc) = 0.48
+    assert np.std(ek) < 0.6 * np.std(raw)
+
+
+def test_speed_adaptive_kalman_smooths_still_and_follows_moving() -> None:
+    rng = np.random.default_rng(4)
+    out = {}
+    for qs in (0.0, 1e4):
+        kf = ConstantVelocityKalman(q=1.0, r=1.0, q_speed=qs)
+        still, moving = [], []
+        for t in range(240):
+            truth = 0.0 if t < 120 else 5.0 * np.sin(2 * np.pi * 0.5 * (t - 120) / 30)
+            est = kf(np.array([truth + rng.normal(0, 0.05)]), t / 30)[0]
+            (still if 30 < t < 120 else moving if t > 150 else []).append(est - truth)
+        out[qs] = (np.std(still), np.abs(moving).mean())
+    assert out[1e4][0] < 0.05  # still: smoothed below the noise
+    assert out[1e4][1] < 0.5 * out[0.0][1]  # moving: follows far better than fixed low q
+    with pytest.raises(ValueError):
+        ConstantVelocityKalman(q=0.0)

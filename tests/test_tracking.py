@@ -236,7 +236,7 @@ def test_cli_video_jsonl_format_and_smoothers(tmp_path, capsys) -> None:
     img = cv2.resize(read_image(ASTRO), (256, 256))
     frames = [np.roll(img, k, axis=1) for k in range(8)] + [np.zeros_like(img)] * 2
     _write_video(tmp_path / "clip.avi", frames)
-    for smoothing in ("one_euro", "savgol", "none"):
+    for smoothing in ("kalman", "one_euro", "savgol", "none"):
         out = tmp_path / smoothing
         assert main(["predict", str(tmp_path / "clip.avi"), "--out", str(out),
                      "--smoothing", smoothing]) == 0

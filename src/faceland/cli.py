@@ -136,7 +136,7 @@ def _video_landmarker(lm, args: argparse.Namespace):
     from faceland.tracking import VideoLandmarker
 
     return VideoLandmarker(lm, tracking=not args.no_tracking, detect_every=args.detect_every,
-                           smoothing="one_euro" if args.smoothing == "one_euro" else "none")
+                           smoothing="none" if args.smoothing == "savgol" else args.smoothing)
 
 
 class _VideoOutput:
@@ -443,9 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", type=int, default=None, metavar="N",
                    help="live: OpenCV camera N until Ctrl-C (DIR/cameraN.jsonl + .mp4)")
     p.add_argument("--max-frames", type=int, default=0, help="--camera: stop after N frames")
-    p.add_argument("--smoothing", choices=["one_euro", "savgol", "none"], default="one_euro",
-                   help="videos: online One Euro filter (default), offline zero-lag "
-                        "Savitzky-Golay of whole tracks (files only), or none")
+    p.add_argument("--smoothing", choices=["kalman", "one_euro", "one_euro_points", "savgol",
+                                           "none"], default="kalman",
+                   help="videos: online smoothing in the face's frame (kalman: default; "
+                        "one_euro), the paper's per-point One Euro filter, offline zero-lag "
+                        "Savitzky-Golay of whole tracks (files only), or none (docs/video.md)")
     p.add_argument("--no-tracking", action="store_true",
                    help="videos: run the face detector on every frame instead of following "
                         "faces by their landmarks")

@@ -29,7 +29,8 @@ import math
 
 import numpy as np
 
-__all__ = ["OneEuroFilter", "LandmarkSmoother", "smooth_track", "SMOOTHER_MODES"]
+__all__ = ["OneEuroFilter", "ConstantVelocityKalman", "LandmarkSmoother", "smooth_track",
+           "SMOOTHER_MODES"]
 
 #: :class:`LandmarkSmoother` modes.
 SMOOTHER_MODES = ("aligned", "points")
@@ -122,6 +123,72 @@ class OneEuroFilter:
         return self._x.copy()
 
 
+class ConstantVelocityKalman:
+    """Kalman filter with a constant-velocity model, independently per element of an array.
+
+    State per element: position and velocity; the process noise is white acceleration of
+    spectral density ``q`` (units^2 / s^3), the measurement noise variance ``r`` (units^2).
+    Only the ratio ``q / r`` shapes the output: higher follows faster, lower smooths more. It
+    tracks a uniform motion without lag (a first-order low-pass such as the One Euro filter
+    trails by ``speed / (2 pi f_c)``); faceland uses it for a face's motion.
+
+    Args:
+        q: acceleration noise spectral density.
+        r: measurement noise variance.
+        q_speed: speed adaptation in the One Euro spirit: the process noise of an element is
+            ``q + q_speed * v^2`` with ``v`` its estimated speed, so a still signal is smoothed
+            hard and a moving one followed closely.
+
+    Raises:
+        ValueError: a non-positive ``q`` or ``r``, or a negative ``q_speed``.
+    """
+
+    def __init__(self, q: float = 1.0, r: float = 1.0, q_speed: float = 0.0) -> None:
+        if not (q > 0 and r > 0 and q_speed >= 0):
+            raise ValueError(f"need q > 0, r > 0, q_speed >= 0; got {q}, {r}, {q_speed}")
+        self.q, self.r, self.q_speed = float(q), float(r), float(q_speed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past."""
+        self._x: np.ndarray | None = None
+        self._t: float | None = None
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        """Filter one observation taken at time ``t`` (seconds); the first is returned as is.
+
+        Raises:
+            ValueError: ``x`` changed shape, or ``t`` does not increase.
+        """
+        z = np.asarray(x, dtype=np.float64)
+        if self._x is None:
+            self._x, self._v = z.copy(), np.zeros_like(z)
+            big = 1e6 * self.r
+            self._p = [np.full_like(z, self.r), np.zeros_like(z), np.full_like(z, big)]
+            self._t = float(t)
+            return z.copy()
+        if z.shape != self._x.shape:
+            raise ValueError(f"shape changed from {self._x.shape} to {z.shape}; reset() first")
+        dt = float(t) - self._t
+        if not dt > 0:
+            raise ValueError(f"time stamps must increase: {self._t} then {t}")
+        p00, p01, p11 = self._p
+        q = self.q + self.q_speed * self._v ** 2
+        # predict: x += v dt; P = F P F' + Q (white-acceleration Q)
+        x = self._x + self._v * dt
+        p00 = p00 + 2 * dt * p01 + dt * dt * p11 + q * dt ** 3 / 3
+        p01 = p01 + dt * p11 + q * dt ** 2 / 2
+        p11 = p11 + q * dt
+        # update with the measured position
+        s = p00 + self.r
+        k0, k1 = p00 / s, p01 / s
+        innov = z - x
+        self._x, self._v = x + k0 * innov, self._v + k1 * innov
+        self._p = [(1 - k0) * p00, (1 - k0) * p01, p11 - k1 * p01]
+        self._t = float(t)
+        return self._x.copy()
+
+
 class LandmarkSmoother:
     """Online One Euro smoothing of one face's ``(K, 2)`` landmarks (see the module docstring).
 
@@ -134,6 +201,9 @@ class LandmarkSmoother:
         motion_min_cutoff, motion_beta, motion_d_cutoff: One Euro parameters of the motion
             (``"aligned"`` only; centre in face radii, log scale, angle in radians).
         compensate_lag: lag compensation of the motion filter (see :class:`OneEuroFilter`).
+        motion_kalman: filter the motion with :class:`ConstantVelocityKalman` of this ``q / r``
+            ratio (1 / s^3) instead of a One Euro filter; ``motion_kalman_speed`` its
+            ``q_speed / r``.
         confidence_weighting: lower a point's cut-off while its score is below its own running
             mean (cut-off times ``score / mean``, at least 0.25).
 
@@ -144,13 +214,15 @@ class LandmarkSmoother:
     def __init__(self, mode: str = "aligned", min_cutoff: float = 1.0, beta: float = 0.0,
                  d_cutoff: float = 1.0, motion_min_cutoff: float = 1.0, motion_beta: float = 0.0,
                  motion_d_cutoff: float = 1.0, compensate_lag: bool = False,
-                 confidence_weighting: bool = False) -> None:
+                 confidence_weighting: bool = False, motion_kalman: float | None = None,
+                 motion_kalman_speed: float = 0.0) -> None:
         if mode not in SMOOTHER_MODES:
             raise ValueError(f"mode must be one of {SMOOTHER_MODES}, not {mode!r}")
         self.mode, self.confidence_weighting = mode, confidence_weighting
         self._shape = OneEuroFilter(min_cutoff, beta, d_cutoff, shared_speed=mode == "aligned")
         self._motion = OneEuroFilter(motion_min_cutoff, motion_beta, motion_d_cutoff,
-                                     compensate_lag=compensate_lag)
+                                     compensate_lag=compensate_lag) if motion_kalman is None \
+            else ConstantVelocityKalman(float(motion_kalman), 1.0, float(motion_kalman_speed))
         self.reset()
 
     def reset(self) -> None:

@@ -18,19 +18,20 @@ running modes, and the landmarker keeps state between them:
   matched to tracks by the IoU of their landmark boxes; an unmatched detection starts a new
   track with a new id. With ``tracking=False`` the detector runs on every frame (faceland's
   behaviour before 2026-12; track ids are still carried over by overlap).
-* **Temporal smoothing** per track: ``"none"``; ``"one_euro"`` (default): the online One Euro
-  filter (Casiez et al., CHI 2012) applied in the face's own frame, to the face's motion and
-  its shape separately (:class:`faceland.smoothing.LandmarkSmoother`), so jitter falls without
-  lag on a moving face; ``"one_euro_points"``: the paper's filter on every coordinate;
-  optionally the cut-off of a point is lowered while its confidence is below its own running
-  mean (``confidence_weighting``). Offline zero-lag smoothing of whole tracks for files:
-  :func:`smooth_tracks`.
+* **Temporal smoothing** per track (:data:`SMOOTHERS`), online, in the face's own frame: the
+  face's motion (centre, scale, angle) and its shape are filtered separately
+  (:class:`faceland.smoothing.LandmarkSmoother`), so jitter falls without lag on a moving
+  face. ``"kalman"`` (default): the shape by the One Euro filter (Casiez et al., CHI 2012), the
+  motion by a constant-velocity Kalman filter with speed-adaptive noise; ``"one_euro"``: both
+  by One Euro filters; ``"one_euro_points"``: the paper's filter on every coordinate;
+  ``"none"``. Optionally the cut-off of a point is lowered while its confidence is below its
+  own running mean (``confidence_weighting``). Offline zero-lag smoothing of whole tracks for
+  files: :func:`smooth_tracks`.
 
 Coordinates are image pixels, 0-based pixel centres, in the frame as given; time stamps are
-milliseconds. The defaults (``detect_every``, ``min_confidence``, One Euro ``min_cutoff`` /
-``beta``) were chosen on the stability benchmark's validation clips (rendered from the
-validation split of 300W train, ``benchmarks/bench_stability.py --split val``), see
-docs/video.md.
+milliseconds. The smoothers' parameters were chosen on the stability benchmark's validation
+clips (rendered from the validation split of 300W train, ``benchmarks/bench_stability.py
+--split val --tune``), see docs/video.md.
 """
 
 from __future__ import annotations
@@ -45,18 +46,31 @@ from faceland.inference import Face, FaceLandmarker, _check_image
 from faceland.smoothing import LandmarkSmoother, smooth_track
 
 __all__ = ["TrackedFace", "VideoLandmarker", "smooth_tracks", "SMOOTHERS",
-           "DEFAULT_ONE_EURO"]
+           "SMOOTHER_PARAMS", "DEFAULT_SMOOTHING"]
 
-#: Online smoothers of :class:`VideoLandmarker` (offline: :func:`smooth_tracks`):
-#: ``"one_euro"``: One Euro in the face's own frame (:class:`faceland.smoothing.LandmarkSmoother`
-#: mode ``"aligned"``); ``"one_euro_points"``: the paper's filter on every coordinate.
-SMOOTHERS = ("none", "one_euro", "one_euro_points")
+#: Online smoothers of :class:`VideoLandmarker` (offline: :func:`smooth_tracks`), each a
+#: :class:`faceland.smoothing.LandmarkSmoother` setting:
+#:
+#: * ``"kalman"`` (default): in the face's own frame, the shape One Euro filtered and the motion
+#:   by a constant-velocity Kalman filter with speed-adaptive process noise;
+#: * ``"one_euro"``: in the face's own frame, shape and motion both One Euro filtered;
+#: * ``"one_euro_points"``: the paper's One Euro filter on every coordinate.
+SMOOTHERS = ("none", "kalman", "one_euro", "one_euro_points")
 
-#: :class:`faceland.smoothing.LandmarkSmoother` parameters of faceland's video path (cut-offs in
-#: Hz; shape in face radii, motion in face radii, log scale and radians). Chosen on the
-#: validation clips of ``benchmarks/bench_stability.py --split val --tune``.
-DEFAULT_ONE_EURO = {"min_cutoff": 0.1, "beta": 0.0, "d_cutoff": 1.0,
-                    "motion_min_cutoff": 3.0, "motion_beta": 100.0, "motion_d_cutoff": 3.0}
+#: Default :class:`faceland.smoothing.LandmarkSmoother` parameters per smoother (cut-offs in
+#: Hz; shape and centre in face radii, scale as a log, angle in radians; Kalman ``q / r`` in
+#: 1 / s^3). Each chosen on the validation clips of
+#: ``benchmarks/bench_stability.py --split val --tune`` (docs/video.md).
+SMOOTHER_PARAMS = {
+    "kalman": {"mode": "aligned", "min_cutoff": 0.1, "beta": 0.0, "d_cutoff": 1.0,
+               "motion_kalman": 1000.0, "motion_kalman_speed": 1e5},
+    "one_euro": {"mode": "aligned", "min_cutoff": 0.1, "beta": 0.0, "d_cutoff": 1.0,
+                 "motion_min_cutoff": 3.0, "motion_beta": 100.0, "motion_d_cutoff": 3.0},
+    "one_euro_points": {"mode": "points", "min_cutoff": 3.0, "beta": 30.0, "d_cutoff": 1.0},
+}
+
+#: The smoother of ``faceland predict`` on videos and of :class:`VideoLandmarker`.
+DEFAULT_SMOOTHING = "kalman"
 
 
 @dataclass
@@ -113,10 +127,9 @@ class VideoLandmarker:
             faces' boxes moved one face width right and 0.9 down: median 0.087, 95th
             percentile 0.143); ``benchmarks/bench_point_scores.py``.
         match_iou: least IoU of landmark boxes for a detection to continue a track.
-        smoothing: one of :data:`SMOOTHERS`.
-        one_euro: :class:`faceland.smoothing.LandmarkSmoother` parameters overriding
-            :data:`DEFAULT_ONE_EURO` (``min_cutoff``, ``beta``, ``d_cutoff``,
-            ``motion_min_cutoff``, ``motion_beta``).
+        smoothing: one of :data:`SMOOTHERS` (default :data:`DEFAULT_SMOOTHING`).
+        smoothing_params: :class:`faceland.smoothing.LandmarkSmoother` parameters overriding
+            the smoother's :data:`SMOOTHER_PARAMS` (e.g. ``{"min_cutoff": 0.3}``).
         confidence_weighting: lower a point's One Euro cut-off while its score is below its
             own running mean (cut-off times ``score / mean``, at least 0.25).
         max_faces: keep at most this many tracks (the most confident detections start them).
@@ -133,7 +146,7 @@ class VideoLandmarker:
 
     def __init__(self, landmarker: FaceLandmarker | None = None, *, tracking: bool = True,
                  detect_every: int = 10, min_confidence: float = 0.25, match_iou: float = 0.3,
-                 smoothing: str = "one_euro", one_euro: dict | None = None,
+                 smoothing: str = DEFAULT_SMOOTHING, smoothing_params: dict | None = None,
                  confidence_weighting: bool = False, max_faces: int | None = None,
                  crop_from: str = "smoothed") -> None:
         if detect_every < 1:
@@ -149,7 +162,7 @@ class VideoLandmarker:
         self.tracking, self.detect_every = tracking, int(detect_every)
         self.min_confidence, self.match_iou = float(min_confidence), float(match_iou)
         self.smoothing, self.confidence_weighting = smoothing, confidence_weighting
-        self.one_euro = {**DEFAULT_ONE_EURO, **(one_euro or {})}
+        self.smoothing_params = {**SMOOTHER_PARAMS.get(smoothing, {}), **(smoothing_params or {})}
         self._new_smoother()  # validate now, not on the first face
         if crop_from not in ("smoothed", "raw"):
             raise ValueError(f"crop_from must be 'smoothed' or 'raw', not {crop_from!r}")
@@ -288,9 +301,8 @@ class VideoLandmarker:
         self._tracks = [tr for i, tr in enumerate(self._tracks) if i not in drop]
 
     def _new_smoother(self) -> LandmarkSmoother:
-        mode = "points" if self.smoothing == "one_euro_points" else "aligned"
-        return LandmarkSmoother(mode, confidence_weighting=self.confidence_weighting,
-                                **self.one_euro)
+        return LandmarkSmoother(**{"mode": "aligned", **self.smoothing_params},
+                                confidence_weighting=self.confidence_weighting)
 
     def _smooth(self, tr: _Track, t: float) -> np.ndarray:
         if self.smoothing == "none":
