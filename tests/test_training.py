@@ -202,8 +202,11 @@ def test_interrupt_checkpoints_and_says_how_to_resume(tmp_path, data_root, sig) 
     cfg = _write_cfg(tmp_path, data_root, epochs=200)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     cmd = [sys.executable, "-m", "faceland.cli", "train", str(cfg)]
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then keeps ignoring it; the user's Ctrl-C case is a default handler.
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not ckpt.exists() and time.time() - t0 < 240 and proc.poll() is None:
         time.sleep(0.2)
