@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from faceland.errors import FormatError
-from faceland.models import LandmarkModel, create_model
+
+if TYPE_CHECKING:  # torch is imported only to build or save a model, not to read cards
+    from faceland.models import LandmarkModel
 
 __all__ = ["save_model", "load_model", "read_card", "resolve_weights", "default_model_path",
            "weights_hash", "DEFAULT_MODEL"]
@@ -33,6 +35,8 @@ def save_model(model: LandmarkModel, path: str | Path, card: dict | None = None)
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    from safetensors.torch import save_file
+
     save_file(state, str(path))
     meta = {"config": model.config, **(card or {})}
     meta["weights_sha256"] = weights_hash(path)
@@ -112,10 +116,14 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
     cfg = dict(cfg)
     cfg.pop("pretrained", None)
     try:
+        from faceland.models import create_model
+
         model = create_model(cfg.pop("name"), pretrained=False, **cfg)
     except TypeError as e:  # an argument the architecture does not take
         raise FormatError(f"{card_path}: config does not fit the architecture ({e})") from None
     try:
+        from safetensors.torch import load_file
+
         state = load_file(str(p))
     except SafetensorError as e:
         raise FormatError(f"{p}: not a readable safetensors file ({e})") from None

@@ -81,15 +81,108 @@ def _check_out_dir(out: Path) -> None:
         raise UserError(f"--out {out}: not writable ({e.strerror or e})") from None
 
 
-def _write_outputs(path: Path, target: Path, img: np.ndarray, faces, args) -> None:
-    """JSON (and overlay) of one image; raises OSError on a write failure."""
+def _atomic_write(path: Path, write) -> None:
+    """``write(tmp)`` then rename onto ``path``: a killed run never leaves a partial file."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.part{path.suffix}")  # keeps the suffix for OpenCV
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_outputs(path: Path, target: Path, img: np.ndarray, faces, args, sink=None) -> None:
+    """JSON (or a line of ``--jsonl``) and overlay of one image, each written atomically;
+    raises OSError on a write failure."""
     from faceland.inference import result_json
     from faceland.visualize import draw_faces, save_image
 
+    doc = result_json(path, img, faces)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _out(target, ".json").write_text(json.dumps(result_json(path, img, faces)) + "\n")
     if not args.no_overlay:
-        save_image(_out(target, ".png"), draw_faces(img, faces))
+        _atomic_write(_out(target, ".png"), lambda t: save_image(t, draw_faces(img, faces)))
+    if sink is not None:
+        sink.write(json.dumps(doc) + "\n")
+        sink.flush()
+    else:
+        _atomic_write(_out(target, ".json"), lambda t: t.write_text(json.dumps(doc) + "\n"))
+
+
+def _complete(target: Path, args) -> bool:
+    """``--resume``: the image's outputs exist and its JSON parses."""
+    try:
+        json.loads(_out(target, ".json").read_text())
+    except (OSError, ValueError):
+        return False
+    return args.no_overlay or _out(target, ".png").exists()
+
+
+def _open_jsonl(path: Path, resume: bool):
+    """The ``--jsonl`` file and, with ``resume``, the images it already holds (a partial last
+    line from a killed run is dropped first)."""
+    done: set[str] = set()
+    if resume and path.exists():
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                done.add(json.loads(line)["image"])
+                keep.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+        _atomic_write(path, lambda t: t.write_text("".join(x + "\n" for x in keep)))
+        return path.open("a"), done
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("w"), done
+
+
+def _prefetched(paths: list[Path], workers: int):
+    """``(path, image or FormatError)`` in order, decoded ahead by ``workers`` threads
+    (OpenCV's decoder releases the GIL; at most ``4 * workers`` images wait in memory)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from faceland.data.formats import FormatError, read_image
+
+    def load(p: Path):
+        try:
+            return read_image(p)
+        except FormatError as e:
+            return e
+
+    if workers < 1:
+        for p in paths:
+            yield p, load(p)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        queue: deque = deque()
+        it = iter(paths)
+        for p in it:
+            queue.append((p, pool.submit(load, p)))
+            if len(queue) >= 4 * workers:
+                break
+        while queue:
+            p, fut = queue.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                queue.append((nxt, pool.submit(load, nxt)))
+            yield p, fut.result()
+
+
+def _save_image_result(path: Path, target: Path, img, faces, args, sink) -> int:
+    """Write one image's outputs and say so; 1 if writing failed (reported), else 0."""
+    try:
+        _write_outputs(path, target, img, faces, args, sink)
+    except OSError as e:  # the output could not be written: report, keep going
+        print(f"faceland: error: {e.filename or target}: cannot write output "
+              f"({e.strerror or e})", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        where = args.jsonl if sink is not None else _out(target, ".json")
+        print(f"{path}: {len(faces)} face(s) -> {where}")
+    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -103,30 +196,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UserError("no input images")
     out = Path(args.out)
     _check_out_dir(out)
+    sink, done = _open_jsonl(Path(args.jsonl), args.resume) if args.jsonl else (None, set())
     lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test,
                         runtime=args.runtime)
     if args.camera is not None:
         return _predict_camera(lm, args.camera, out, args)
+    targets = dict(zip((p for p, _ in items), (out / s for s in _unique_stems(items)),
+                       strict=True))
+    videos = [p for p, _ in items if p.suffix.lower() in VIDEO_SUFFIXES]
+    images = [p for p, _ in items if p.suffix.lower() not in VIDEO_SUFFIXES]
+    if args.resume:
+        before = len(images)
+        images = [p for p in images if (str(p) not in done if sink is not None
+                                        else not _complete(targets[p], args))]
+        if before > len(images):
+            print(f"faceland: --resume: {before - len(images)} of {before} image(s) already "
+                  "done", file=sys.stderr)
     failed = 0
-    for (path, _), stem in zip(items, _unique_stems(items), strict=True):
-        target = out / stem
-        try:
-            if path.suffix.lower() in VIDEO_SUFFIXES:
+    try:
+        for path in videos:
+            target = targets[path]
+            try:
                 n = _predict_video(lm, path, target, args)
                 print(f"{path}: {n} -> {_out(target, '.jsonl')}")
-                continue
-            img, faces = lm.predict_file(path)
-            _write_outputs(path, target, img, faces, args)
-        except FormatError as e:
-            print(f"faceland: error: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        except OSError as e:  # the output could not be written: report, keep going
-            print(f"faceland: error: {e.filename or target}: cannot write output "
-                  f"({e.strerror or e})", file=sys.stderr)
-            failed += 1
-            continue
-        print(f"{path}: {len(faces)} face(s) -> {_out(target, '.json')}")
+            except FormatError as e:
+                print(f"faceland: error: {e}", file=sys.stderr)
+                failed += 1
+        with _progress(len(images), "images", unit="img") as bar:
+            batch: list = []
+            stream = _prefetched(images, args.workers)
+            while True:
+                item = next(stream, None)
+                if item is not None:
+                    path, img = item
+                    bar.update()
+                    if isinstance(img, FormatError):
+                        print(f"faceland: error: {img}", file=sys.stderr)
+                        failed += 1
+                    else:
+                        batch.append((path, img))
+                if batch and (item is None or len(batch) >= args.batch):
+                    # the faces of several images go through the model as one batch
+                    results = lm.predict_batch([im for _, im in batch])
+                    for (path, img), faces in zip(batch, results, strict=True):
+                        failed += _save_image_result(path, targets[path], img, faces, args,
+                                                     sink)
+                    batch = []
+                if item is None:
+                    break
+    finally:
+        if sink is not None:
+            sink.close()
     if failed:
         print(f"faceland: {failed} of {len(items)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
@@ -172,11 +292,11 @@ class _VideoOutput:
             self.writer.release()
 
 
-def _progress(total: int | None, desc: str):
+def _progress(total: int | None, desc: str, unit: str = "frame"):
     from tqdm import tqdm
 
-    # frames per second in the bar; hidden when stderr is not a terminal
-    return tqdm(total=total or None, desc=desc, unit="frame", disable=None, leave=False)
+    # items per second in the bar; hidden when stderr is not a terminal
+    return tqdm(total=total or None, desc=desc, unit=unit, disable=None, leave=False)
 
 
 def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> str:
@@ -440,6 +560,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto", help=RUNTIME_HELP)
     p.add_argument("--no-overlay", action="store_true", help="write JSON only")
     p.add_argument("--every", type=int, default=1, help="videos: process every N-th frame")
+    p.add_argument("--workers", type=int, default=2,
+                   help="images: decoder threads reading ahead (0: decode in the main thread)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip images whose outputs are complete (outputs are written "
+                        "atomically, so a killed run resumes where it stopped)")
+    p.add_argument("--jsonl", default=None, metavar="FILE",
+                   help="images: one JSON line per image in FILE instead of a JSON per image")
+    p.add_argument("--batch", type=int, default=8,
+                   help="images: run the faces of this many images through the model together")
+    p.add_argument("--quiet", action="store_true", help="no line per image")
     p.add_argument("--camera", type=int, default=None, metavar="N",
                    help="live: OpenCV camera N until Ctrl-C (DIR/cameraN.jsonl + .mp4)")
     p.add_argument("--max-frames", type=int, default=0, help="--camera: stop after N frames")
@@ -503,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="faceland: %(levelname)s: %(message)s")
     from faceland.errors import FormatError, UnknownNameError
 
-    for opt in ("every", "detect_every"):
+    for opt in ("every", "detect_every", "batch"):
         if getattr(args, opt, 1) < 1:
             print(f"faceland: error: --{opt.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2

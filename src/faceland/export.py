@@ -21,13 +21,16 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from faceland.errors import FormatError
-from faceland.models import LandmarkModel
+
+if TYPE_CHECKING:  # the ONNX Runtime side of this module runs without importing torch
+    import torch
+
+    from faceland.models import LandmarkModel
 
 __all__ = ["export_onnx", "OnnxLandmarkModel", "onnx_for_weights", "cache_dir", "ort_session"]
 
@@ -64,18 +67,22 @@ def ort_session(path: str | Path, threads: int | None = None):
 GRAPH_VERSION = 2
 
 
-class _CropsToCoords(nn.Module):
+def _crops_to_coords(model: LandmarkModel, scores: bool):
     """uint8 NHWC crops -> normalised coordinates (and per-landmark scores): the exported
-    graph."""
+    graph, as a module wrapping ``model``."""
+    from torch import nn
 
-    def __init__(self, model: LandmarkModel, scores: bool) -> None:
-        super().__init__()
-        self.model, self.scores = model, scores
+    class CropsToCoords(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        x = image.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
-        out = self.model(x)
-        return (out["coords"], out["scores"]) if self.scores else out["coords"]
+        def forward(self, image):
+            x = image.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
+            out = self.model(x)
+            return (out["coords"], out["scores"]) if scores else out["coords"]
+
+    return CropsToCoords()
 
 
 def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None,
@@ -90,6 +97,8 @@ def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None
     Raises:
         RuntimeError: the model cannot be traced (message from the exporter).
     """
+    import torch
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     n = int(model.input_size)
@@ -98,7 +107,7 @@ def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None
     model.eval()
     with torch.no_grad():
         has_scores = "scores" in model(x[:1].permute(0, 3, 1, 2).float() / 255.0)
-    wrapper = _CropsToCoords(model, has_scores).eval()
+    wrapper = _crops_to_coords(model, has_scores).eval()
     outputs = ["coords", "point_scores"] if has_scores else ["coords"]
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=p.parent)
     os.close(fd)
@@ -205,6 +214,8 @@ class OnnxLandmarkModel:
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, N, N)`` float in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates."""
+        import torch
+
         a = x.detach().cpu().numpy()
         if self._uint8:
             crops = np.clip(np.rint(a.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8)
