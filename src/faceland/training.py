@@ -67,6 +67,12 @@ class TrainConfig:
         seed: random seed.
         precision: Lightning precision: ``"32"`` or ``"bf16-mixed"`` (bf16 autocast; about
             1.1-1.5x faster training on a CPU with AVX-512 BF16; soft-argmax stays fp32).
+        accelerator, devices, num_nodes, strategy: passed to the Lightning ``Trainer``
+            (``devices: 4, strategy: ddp`` trains on 4 GPUs, or 4 CPU processes with gloo;
+            ``num_nodes`` for several machines launched by ``torchrun`` or SLURM, see
+            docs/scaling.md). Under DDP every rank reads its own share of each epoch's order
+            (:class:`EpochSampler`), ``batch_size`` is per rank, and rank 0 writes checkpoints
+            and the exported model.
         init_from: initialise from saved weights (a shipped model name or a ``.safetensors``
             path): every tensor whose name and shape match is copied, the rest keep their
             initialisation (e.g. a new head); the counts are logged and recorded in the card.
@@ -106,6 +112,10 @@ class TrainConfig:
     max_images: int = 0
     seed: int = 0
     precision: str = "32"
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
     init_from: str = ""
     mtfl: dict = field(default_factory=dict)
 
@@ -352,18 +362,27 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         first_epoch: the epoch the run starts (or resumes) at; every further pass over the
             sampler is the next epoch (Lightning makes one pass per epoch, the first one before
             it has restored its own loop counters, so they cannot be asked).
+        rank, world_size: distributed training: rank ``r`` takes positions ``r, r + W, ...``
+            of the epoch's order (the order is the same on every rank), each rank the same
+            count ``n // W`` so that every rank makes the same number of steps.
     """
 
-    def __init__(self, n: int, seed: int, first_epoch: int = 0) -> None:
+    def __init__(self, n: int, seed: int, first_epoch: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got {rank}, {world_size}")
         self.n, self.seed, self._next = n, seed, first_epoch
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self):
         e, self._next = self._next, self._next + 1
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + e)
-        return iter([e * self.n + i for i in torch.randperm(self.n, generator=g).tolist()])
+        order = torch.randperm(self.n, generator=g).tolist()
+        mine = order[self.rank::self.world_size][: len(self)]
+        return iter([e * self.n + i for i in mine])
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.world_size
 
 
 class EpochIndexed(torch.utils.data.Dataset):
@@ -413,8 +432,11 @@ class EpochCheckpoint(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.path)
+        trainer.save_checkpoint(tmp)  # every rank calls it; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+        trainer.strategy.barrier("last.ckpt")
+
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
@@ -423,6 +445,21 @@ class EpochCheckpoint(pl.Callback):
                 trainer.save_checkpoint(self.path.with_name("interrupted.ckpt"))
             except Exception as e:  # never mask the interruption itself
                 log.warning("could not write interrupted.ckpt: %s", e)
+
+
+class WeightsAgree(pl.Callback):
+    """Distributed training: at the end, every rank's parameter checksum is gathered and
+    compared (DDP keeps replicas identical; this records that it did)."""
+
+    def __init__(self) -> None:
+        self.checksums: list[float] | None = None
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size < 2:
+            return
+        local = torch.stack([p.detach().double().sum() for p in pl_module.parameters()]).sum()
+        gathered = trainer.strategy.all_gather(local.float().reshape(1))
+        self.checksums = [float(x) for x in gathered.reshape(-1)]
 
 
 def check_config(cfg: TrainConfig, source: str) -> None:
@@ -443,6 +480,7 @@ def check_config(cfg: TrainConfig, source: str) -> None:
         ok = isinstance(got, want) or (want is float and isinstance(got, int)
                                        and not isinstance(got, bool))
         ok = ok or (f.name == "gamma" and isinstance(got, list))  # one factor per milestone
+        ok = ok or (f.name == "devices" and isinstance(got, int) and not isinstance(got, bool))
         if not ok:
             raise ValueError(f"{source}: {f.name} must be {want.__name__}, got {got!r}")
 
@@ -477,11 +515,6 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
     # last.ckpt is written at the end of every epoch: a resume starts at the epoch after it.
     first = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1 \
         if last.exists() else 0
-    sampler = EpochSampler(len(ds_train), cfg.seed, first)
-    dl_train = DataLoader(EpochIndexed(ds_train, _train_augment(ds_train)), cfg.batch_size,
-                          sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
-                          persistent_workers=persistent)
-    dl_val = DataLoader(ds_val, 64, num_workers=cfg.num_workers, persistent_workers=persistent)
     model = create_model(cfg.model, num_points=scheme.num_points, input_size=cfg.input_size,
                          **cfg.model_args)
     init_info = init_weights(model, cfg.init_from) if cfg.init_from else None
@@ -492,15 +525,25 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
     # Our own Timer (Lightning's max_time makes the same one) so that the training wall time is
     # recorded, across resumes, also for runs without a time budget.
     timer = pl.callbacks.Timer({"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None)
+    agree = WeightsAgree()
     trainer = pl.Trainer(
-        max_epochs=cfg.epochs, accelerator="auto", devices="auto",
+        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
+        num_nodes=cfg.num_nodes, strategy=cfg.strategy,
         default_root_dir=str(out), callbacks=[best_cb, EpochCheckpoint(last), timer,
-                                            pl.callbacks.LearningRateMonitor()],
+                                            pl.callbacks.LearningRateMonitor(), agree],
         logger=pl.loggers.CSVLogger(str(out), name="logs"),
         limit_train_batches=cfg.limit_train_batches, log_every_n_steps=10,
-        precision=cfg.precision,
+        precision=cfg.precision, use_distributed_sampler=False,  # EpochSampler shards itself
         enable_progress_bar=True,
     )
+    # Every rank sees the whole validation split (identical NME on every rank, so model
+    # selection agrees) and its own share of each epoch's training order.
+    sampler = EpochSampler(len(ds_train), cfg.seed, first, trainer.global_rank,
+                           trainer.world_size)
+    dl_train = DataLoader(EpochIndexed(ds_train, _train_augment(ds_train)), cfg.batch_size,
+                          sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
+                          persistent_workers=persistent)
+    dl_val = DataLoader(ds_val, 64, num_workers=cfg.num_workers, persistent_workers=persistent)
     t0 = time.time()
     try:
         trainer.fit(module, dl_train, dl_val, ckpt_path=str(last) if last.exists() else None)
@@ -510,6 +553,8 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
         raise TrainingInterrupted(trainer.fit_loop.epoch_progress.current.completed,
                                   last if last.exists() else None) from None
     wall = time.time() - t0
+    if not trainer.is_global_zero:  # rank 0 exports
+        return out / "model.safetensors"
     best = best_cb.best_model_path or str(last)
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
@@ -531,6 +576,8 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
             "hardware": f"{platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
             "command": command,
+            "world_size": trainer.world_size,
+            "ddp_weight_checksums": agree.checksums,
         },
     }
     return save_model(model.eval(), out / "model", card)
