@@ -290,3 +290,25 @@ def test_cli_camera_stream_with_a_fake_device(tmp_path, monkeypatch) -> None:
     assert times == sorted(times) and len(set(times)) == 4
     assert all(x["faces"][0]["track"] == 0 for x in lines)
     assert (tmp_path / "camera0.mp4").stat().st_size > 0
+
+
+def test_a_false_detection_on_background_is_not_tracked(landmarker) -> None:
+    from faceland.detectors import Detection
+
+    img = read_image(ASTRO)
+    real = landmarker.detector
+
+    class WithFalsePositive:  # the real detector plus a "face" on the plain background
+        name = "test"
+
+        def detect(self, image):
+            return [*real.detect(image), Detection(np.array([20.0, 380.0, 110.0, 490.0]), 0.9)]
+
+        def to_landmark_box(self, box):
+            return real.to_landmark_box(box)
+
+    lm = FaceLandmarker(detector=None)
+    lm.detector = WithFalsePositive()
+    out = _run(VideoLandmarker(lm), [img] * 3)
+    assert [len(f) for f in out] == [1, 1, 1]
+    assert out[0][0].landmarks[:, 0].mean() > 150  # the real face, not the corner
