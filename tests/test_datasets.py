@@ -129,3 +129,26 @@ def test_imm_split_by_person(data_root) -> None:
     assert max(int(r.meta["person"]) for r in train) <= 32
     with pytest.raises(KeyError, match="IMM split"):
         load_imm(data_root / "imm", "val")
+
+
+def test_dataset_table_loads_every_real_set(data_root) -> None:
+    from faceland.data.datasets import DATASETS, load_dataset
+    from faceland.errors import UnknownNameError
+
+    recs, scheme = load_dataset("300w", data_root / "300w", "common")
+    assert (len(recs), scheme) == (554, "68")
+    imm, scheme = load_dataset("imm", data_root / "imm", "all")
+    assert (len(imm), scheme) == (37, "58")  # the IMM files present here (test_load_imm)
+    assert DATASETS["imm"].group(imm[0]) == imm[0].meta["person"]
+    recs, scheme = load_dataset("ytf", data_root / "ytf68" / "train")
+    assert scheme == "68" and len(recs) == 3462
+    cofw = data_root / "fixtures" / "mmpose-coco" / "cofw"
+    ann = next(cofw.glob("*.json"))
+    recs, scheme = load_dataset("coco", cofw, annotations=ann)
+    assert scheme == "29" and len(recs) >= 1
+    with pytest.raises(ValueError, match="annotation"):
+        load_dataset("coco", cofw)
+    with pytest.raises(UnknownNameError, match="known: 300w"):
+        load_dataset("celeba", data_root)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_dataset("300w", data_root / "nowhere")

@@ -382,14 +382,7 @@ def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from faceland.data.datasets import (
-        load_300w,
-        load_coco,
-        load_imm,
-        load_pts_folder,
-        load_wflw,
-        load_ytf,
-    )
+    from faceland.data.datasets import load_dataset
     from faceland.evaluation import (
         evaluate_predictions,
         evaluate_records,
@@ -403,25 +396,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.exists():
         raise UserError(f"{root}: data set folder not found")
-    if args.dataset == "300w":
-        recs, scheme = load_300w(root, args.split), get_scheme("68")
-    elif args.dataset == "imm":
-        recs, scheme = load_imm(root, args.split), get_scheme("58")
-    elif args.dataset == "ytf":
-        recs, scheme = load_ytf(root), get_scheme("68")
-    elif args.dataset == "pts":
-        recs = load_pts_folder(root, None)
-        if not recs:
-            raise UserError(f"{root}: no image with a .pts file beside it")
-        scheme = get_scheme(str(len(recs[0].points)))
-    elif args.dataset in ("coco", "wflw"):
-        if not args.annotations:
-            raise UserError(f"--dataset {args.dataset} needs --annotations FILE")
-        recs = (load_coco(args.annotations, root) if args.dataset == "coco"
-                else load_wflw(args.annotations, root))
-        scheme = get_scheme(str(len(recs[0].points)))
-    else:  # argparse restricts the choices
-        raise UserError(f"unknown dataset {args.dataset}")
+    split = args.split if args.dataset in ("300w", "imm") else None
+    recs, scheme_name = load_dataset(args.dataset, root, split, args.annotations)
+    scheme = get_scheme(scheme_name)
     if args.predictions:  # another system's stored predictions, scored the same way
         if args.model or args.flip_test:
             raise UserError("--predictions scores a file: it takes no --model or --flip-test")
@@ -587,11 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="NME / FR / AUC on a benchmark split")
-    p.add_argument("--dataset", choices=["300w", "imm", "pts", "coco", "wflw", "ytf"],
-                   default="300w",
-                   help="300w (splits), imm, pts (any folder of images with .pts), coco (a "
-                        "COCO-keypoints JSON: WFLW/COFW/AFLW/...), wflw (a WFLW list file), ytf "
-                        "(YouTube-Faces frames: a folder with keypoints.csv)")
+    from faceland.data.datasets import DATASETS
+
+    p.add_argument("--dataset", choices=list(DATASETS), default="300w",
+                   help="; ".join(f"{d.name}: {d.help}" for d in DATASETS.values()))
     p.add_argument("--root", required=True, help="data set folder (coco/wflw: the images folder)")
     p.add_argument("--annotations", default=None, help="coco: the JSON; wflw: the list file")
     p.add_argument("--split", default="common",

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from faceland.checkpoint import save_model
 from faceland.data.crops import CropDataset
-from faceland.data.datasets import FaceRecord, load_300w, load_imm, load_mtfl, split_train_val
+from faceland.data.datasets import DATASETS, FaceRecord, load_dataset, load_mtfl, split_train_val
 from faceland.losses import weighted_l1_loss
 from faceland.metrics import nme
 from faceland.models import LandmarkModel, create_model
@@ -44,7 +44,9 @@ class TrainConfig:
 
     Attributes:
         model: registered model name; ``model_args``: its keyword arguments.
-        dataset: ``"300w"`` or ``"imm"``; ``root``: its folder; ``split``: training split.
+        dataset: a :data:`faceland.data.datasets.DATASETS` name (``"300w"``, ``"imm"``, ...;
+            those needing an annotation file are evaluation-only here); ``root``: its folder;
+            ``split``: training split.
         val_fraction: share of the training split held out for model selection.
         input_size: N; ``enlarge``: crop side = max(box w, h) * enlarge.
         epochs, batch_size, lr, weight_decay: optimisation; ``optimizer``: adam | adamw | rmsprop.
@@ -237,14 +239,11 @@ def train_val_records(cfg: TrainConfig) -> tuple[list[FaceRecord], list[FaceReco
     Raises:
         ValueError: an unknown dataset.
     """
-    if cfg.dataset == "300w":
-        recs = load_300w(cfg.root, cfg.split)
-        group = None
-    elif cfg.dataset == "imm":
-        recs = load_imm(cfg.root, cfg.split)
-        group = lambda r: r.meta["person"]  # noqa: E731
-    else:
-        raise ValueError(f"unknown dataset {cfg.dataset!r} (expected '300w' or 'imm')")
+    if cfg.dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {cfg.dataset!r} (expected one of "
+                         f"{', '.join(DATASETS)})")
+    recs, _ = load_dataset(cfg.dataset, cfg.root, cfg.split)
+    group = DATASETS[cfg.dataset].group
     if cfg.max_images:
         recs = recs[: cfg.max_images]
     return split_train_val(recs, cfg.val_fraction, cfg.seed, group)

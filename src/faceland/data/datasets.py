@@ -39,6 +39,9 @@ __all__ = [
     "load_ytf",
     "load_mtfl",
     "split_train_val",
+    "DatasetSpec",
+    "DATASETS",
+    "load_dataset",
 ]
 
 log = logging.getLogger(__name__)
@@ -309,3 +312,87 @@ def split_train_val(records: Sequence[FaceRecord], val_fraction: float = 0.1, se
     val = [r for r in records if group(r) in val_ids]
     return train, val
 
+
+
+# --------------------------------------------------------------------------------------------
+# The data set table: one entry per data set, used by `faceland evaluate`, `faceland train` and
+# the API. Adding a data set is one entry here.
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to load one data set.
+
+    Attributes:
+        name: the name used by ``--dataset`` and training configs.
+        load: ``(root, split, annotations) -> records`` (points in image pixels, 0-based pixel
+            centres).
+        scheme: its landmark scheme, or ``None`` to take the point count of the records.
+        splits: the split names it knows (empty: none; the whole folder).
+        needs_annotations: whether an annotation file is needed besides the image folder.
+        group: record -> group id for the train / validation split (a person never lands on
+            both sides), or ``None`` (per record).
+        help: one line for ``--help``.
+    """
+
+    name: str
+    load: Callable[[Path, str | None, Path | None], list[FaceRecord]]
+    scheme: str | None
+    splits: tuple[str, ...] = ()
+    needs_annotations: bool = False
+    group: Callable[[FaceRecord], str] | None = None
+    help: str = ""
+
+
+def _by_person(r: FaceRecord) -> str:
+    return r.meta["person"]
+
+
+DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
+    DatasetSpec("300w", lambda root, split, _: load_300w(root, split or "common"), "68",
+                tuple(W300_SPLITS), help="iBUG 300-W (splits)"),
+    DatasetSpec("imm", lambda root, split, _: load_imm(root, split or "all"), "58",
+                ("all", "train", "test"), group=_by_person, help="IMM face database"),
+    DatasetSpec("ytf", lambda root, _s, _a: load_ytf(root), "68", group=_by_person,
+                help="YouTube-Faces frames: a folder with keypoints.csv"),
+    DatasetSpec("pts", lambda root, _s, _a: load_pts_folder(root, None), None,
+                help="any folder of images with .pts files"),
+    DatasetSpec("coco", lambda root, _s, ann: load_coco(ann, root), None, needs_annotations=True,
+                help="a COCO-keypoints JSON: WFLW/COFW/AFLW/..."),
+    DatasetSpec("wflw", lambda root, _s, ann: load_wflw(ann, root), None, needs_annotations=True,
+                help="a WFLW list file"),
+)}
+
+
+def load_dataset(name: str, root: str | Path, split: str | None = None,
+                 annotations: str | Path | None = None) -> tuple[list[FaceRecord], str]:
+    """Records and scheme name of a data set in :data:`DATASETS`.
+
+    Args:
+        name: a key of :data:`DATASETS`.
+        root: the data set folder (coco / wflw: the images folder).
+        split: a split name where the data set has splits (default: its first use, e.g. 300W
+            ``common``).
+        annotations: the annotation file, for data sets that need one.
+
+    Returns:
+        ``(records, scheme name)``; points in image pixels, 0-based pixel centres.
+
+    Raises:
+        faceland.errors.UnknownNameError: an unknown data set.
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: a missing annotation file, or no annotated image found; the loaders' own
+            errors for an unknown split or a bad file.
+    """
+    if name not in DATASETS:
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    spec = DATASETS[name]
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: data set folder not found")
+    if spec.needs_annotations and not annotations:
+        raise ValueError(f"dataset {name} needs an annotation file (--annotations FILE)")
+    recs = spec.load(root, split, Path(annotations) if annotations else None)
+    if not recs:
+        raise ValueError(f"{root}: no annotated image found ({spec.help})")
+    return recs, spec.scheme or str(len(recs[0].points))
