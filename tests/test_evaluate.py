@@ -290,3 +290,18 @@ def test_evaluate_output_name_cannot_escape_results(pts_folder, tmp_path, monkey
     written = list((work / "results").glob("*.json"))
     assert len(written) == 1 and "escaped" in written[0].name  # inside results/, no folders
     assert not list(tmp_path.glob("escaped*"))
+
+
+def test_run_evaluation_is_what_the_cli_runs(tmp_path, data_root) -> None:
+    from faceland.evaluation import result_name, run_evaluation, summary
+    from faceland.inference import FaceLandmarker
+
+    lm = FaceLandmarker("faceland-imm58-cnn-128", detector=None)
+    res, json_path, ced = run_evaluation("imm", data_root / "imm", lm, split="test",
+                                         json_path=tmp_path / "r.json")
+    assert json_path.exists() and ced.exists() and ced.suffix == ".png"
+    assert res["protocol"]["dataset"] == "imm" and res["protocol"]["split"] == "test"
+    assert result_name(res).endswith("-imm-test-gt")
+    assert summary(res).startswith("NME (IOD) ") and "AUC@0.1" in summary(res)
+    with pytest.raises(ValueError, match="not both or neither"):
+        run_evaluation("imm", data_root / "imm")

@@ -382,23 +382,13 @@ def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from faceland.data.datasets import load_dataset
-    from faceland.evaluation import (
-        evaluate_predictions,
-        evaluate_records,
-        read_predictions,
-        write_result,
-    )
+    from faceland.evaluation import read_predictions, run_evaluation, summary
     from faceland.inference import FaceLandmarker
-    from faceland.metrics import plot_ced
-    from faceland.schemes import get_scheme
 
     root = Path(args.root)
     if not root.exists():
         raise UserError(f"{root}: data set folder not found")
-    split = args.split if args.dataset in ("300w", "imm") else None
-    recs, scheme_name = load_dataset(args.dataset, root, split, args.annotations)
-    scheme = get_scheme(scheme_name)
+    lm = None
     if args.predictions:  # another system's stored predictions, scored the same way
         if args.model or args.flip_test:
             raise UserError("--predictions scores a file: it takes no --model or --flip-test")
@@ -406,51 +396,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if stored != args.boxes:
             raise UserError(f"{args.predictions}: holds predictions from {stored} boxes; "
                             f"pass --boxes {stored}")
-        res = evaluate_predictions(args.predictions, recs, scheme)
-    else:
-        if args.model == "dlib":  # another system through the same harness (faceland[dlib])
-            from faceland.external import create_external
+    elif args.model == "dlib":  # another system through the same harness (faceland[dlib])
+        from faceland.external import create_external
 
-            lm = create_external("dlib")
-        else:
-            lm = FaceLandmarker(args.model, flip_test=args.flip_test, runtime=args.runtime,
-                                detector=args.detector if args.boxes == "detector" else None)
-        res = evaluate_records(lm, recs, scheme, boxes=args.boxes, progress=True)
-    res["protocol"].update({"dataset": args.dataset, "root": str(root),
-                            "command": shlex.join(["faceland", *args.argv]),
-                            "split": args.split if args.dataset in ("300w", "imm") else
-                            Path(args.annotations).name if args.annotations else root.name})
-    norm = res["protocol"]["fr_auc_normalisation"]
-    line = f"NME ({norm.upper()}) {res[f'nme_{norm}']:.3f} %"
-    if "nme_ipd" in res:
-        line += f" | NME (IPD) {res['nme_ipd']:.3f} %"
-    if norm != "box":
-        line += f" | NME (box) {res['nme_box']:.3f} %"
-    line += f" | error {res['mean_error_px']:.2f} px"
-    line += (f" | FR@0.1 {res['fr']:.2f} % | AUC@0.1 {res['auc']:.4f} | images "
-             f"{res['n_images']}" + (f" (missed {res['n_missed']})" if res["n_missed"] else ""))
-    print(line)
-    if "point_scores" in res:
-        q = res["point_scores"]
-        print(f"point scores: AUROC {q['auroc']:.3f} for points with {q['bad_point']} "
-              f"({q['n_bad']} of {q['n_points']}) | Spearman(score, error) {q['spearman']:+.3f}")
-    stem = _safe_name(f"{res['protocol']['model']}-{args.dataset}-{res['protocol']['split']}-"
-                      f"{args.boxes}")
-    json_path = Path(args.json) if args.json else Path("results") / f"{stem}.json"
-    write_result(res, json_path)
-    ced = Path(args.ced) if args.ced else json_path.with_suffix(".png")
-    per = [v / 100 if v is not None else float("inf") for v in res["per_image"].values()]
-    plot_ced({res["protocol"]["model"] or "model": per}, ced,
-             title=f"{args.dataset} {args.split}, {args.boxes} boxes")
+        lm = create_external("dlib")
+    else:
+        lm = FaceLandmarker(args.model, flip_test=args.flip_test, runtime=args.runtime,
+                            detector=args.detector if args.boxes == "detector" else None)
+    split = args.split if args.dataset in ("300w", "imm") else None
+    res, json_path, ced = run_evaluation(
+        args.dataset, root, lm, predictions=args.predictions or None, split=split,
+        annotations=args.annotations, boxes=args.boxes,
+        command=shlex.join(["faceland", *args.argv]), json_path=args.json, ced_path=args.ced,
+        progress=True)
+    print(summary(res))
     print(f"wrote {json_path} and {ced}")
     return 0
-
-
-def _safe_name(text: str) -> str:
-    """A file name from free text (a model card's name): no folders, no leading dots."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).lstrip(".") or "result"
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -39,7 +39,7 @@ from faceland.metrics import auc, confidence_quality, failure_rate, nme, normali
 from faceland.schemes import SCHEMES, LandmarkScheme
 
 __all__ = ["evaluate_records", "evaluate_predictions", "read_predictions", "score_predictions",
-           "write_result"]
+           "write_result", "run_evaluation", "summary", "result_name"]
 
 
 def _match(landmarker: FaceLandmarker | DlibLandmarker, image: np.ndarray,
@@ -325,3 +325,90 @@ def write_result(result: dict, path: str | Path) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(clean(result), indent=2) + "\n")
     return p
+
+
+def summary(result: dict) -> str:
+    """The console summary of an evaluation result: NME (default normalisation, IPD, box),
+    mean pixel error, FR and AUC at the threshold, image count (and misses); a second line
+    with the point-score quality when the result has one."""
+    norm = result["protocol"]["fr_auc_normalisation"]
+    thr = result["protocol"]["threshold"]
+    line = f"NME ({norm.upper()}) {result[f'nme_{norm}']:.3f} %"
+    if "nme_ipd" in result:
+        line += f" | NME (IPD) {result['nme_ipd']:.3f} %"
+    if norm != "box":
+        line += f" | NME (box) {result['nme_box']:.3f} %"
+    line += f" | error {result['mean_error_px']:.2f} px"
+    line += (f" | FR@{thr:g} {result['fr']:.2f} % | AUC@{thr:g} {result['auc']:.4f} | images "
+             f"{result['n_images']}"
+             + (f" (missed {result['n_missed']})" if result["n_missed"] else ""))
+    if "point_scores" in result:
+        q = result["point_scores"]
+        line += (f"\npoint scores: AUROC {q['auroc']:.3f} for points with {q['bad_point']} "
+                 f"({q['n_bad']} of {q['n_points']}) | Spearman(score, error) "
+                 f"{q['spearman']:+.3f}")
+    return line
+
+
+def result_name(result: dict) -> str:
+    """The default file stem of a result: ``<model>-<dataset>-<split>-<boxes>``, made safe as
+    a file name (no folders, no leading dots)."""
+    import re
+
+    p = result["protocol"]
+    text = f"{p['model']}-{p.get('dataset')}-{p.get('split')}-{p['box_source']}"
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).lstrip(".") or "result"
+
+
+def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
+                   predictions: str | Path | None = None, split: str | None = None,
+                   annotations: str | Path | None = None, boxes: str = "gt",
+                   command: str | None = None, json_path: str | Path | None = None,
+                   ced_path: str | Path | None = None, progress: bool = False
+                   ) -> tuple[dict, Path, Path]:
+    """One evaluation run, as ``faceland evaluate`` does it: load the data set, score the
+    landmarker (or stored predictions), complete the protocol card, write the result JSON and
+    its CED plot.
+
+    Args:
+        dataset, root, split, annotations: see :func:`faceland.data.datasets.load_dataset`.
+        landmarker: a :class:`~faceland.inference.FaceLandmarker` or an adapter
+            (:mod:`faceland.external`); ``None`` with ``predictions``.
+        predictions: stored predictions to score instead (:func:`evaluate_predictions`).
+        boxes: ``"gt"`` or ``"detector"``.
+        command: the command line recorded in the card.
+        json_path: result JSON (default ``results/<result_name>.json``); ced_path: the CED
+            plot (default: beside the JSON, ``.png``).
+        progress: print a progress line every 100 images.
+
+    Returns:
+        ``(result, json_path, ced_path)``; the result as :func:`evaluate_records` describes.
+
+    Raises:
+        ValueError: neither or both of ``landmarker`` and ``predictions``; errors of the
+            loaders and scorers.
+    """
+    from faceland.data.datasets import DATASETS, load_dataset
+    from faceland.metrics import plot_ced
+    from faceland.schemes import get_scheme
+
+    if (landmarker is None) == (predictions is None):
+        raise ValueError("give a landmarker or stored predictions, not both or neither")
+    root = Path(root)
+    recs, scheme_name = load_dataset(dataset, root, split, annotations)
+    scheme = get_scheme(scheme_name)
+    if predictions is not None:
+        res = evaluate_predictions(predictions, recs, scheme)
+    else:
+        res = evaluate_records(landmarker, recs, scheme, boxes=boxes, progress=progress)
+    has_splits = bool(DATASETS[dataset].splits)
+    res["protocol"].update({
+        "dataset": dataset, "root": str(root), "command": command,
+        "split": split if has_splits else Path(annotations).name if annotations else root.name})
+    json_out = Path(json_path) if json_path else Path("results") / f"{result_name(res)}.json"
+    write_result(res, json_out)
+    ced = Path(ced_path) if ced_path else json_out.with_suffix(".png")
+    per = [v / 100 if v is not None else float("inf") for v in res["per_image"].values()]
+    plot_ced({res["protocol"]["model"] or "model": per}, ced,
+             title=f"{dataset} {res['protocol']['split']}, {res['protocol']['box_source']} boxes")
+    return res, json_out, ced
