@@ -382,6 +382,7 @@ def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from faceland.data.datasets import DATASETS
     from faceland.evaluation import read_predictions, run_evaluation, summary
     from faceland.inference import FaceLandmarker
 
@@ -403,7 +404,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         lm = FaceLandmarker(args.model, flip_test=args.flip_test, runtime=args.runtime,
                             detector=args.detector if args.boxes == "detector" else None)
-    split = args.split if args.dataset in ("300w", "imm") else None
+    split = args.split if DATASETS[args.dataset].splits else None
     res, json_path, ced = run_evaluation(
         args.dataset, root, lm, predictions=args.predictions or None, split=split,
         annotations=args.annotations, boxes=args.boxes,

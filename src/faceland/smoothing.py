@@ -36,6 +36,16 @@ __all__ = ["OneEuroFilter", "ConstantVelocityKalman", "LandmarkSmoother", "smoot
 SMOOTHER_MODES = ("aligned", "points")
 
 
+def _time_step(prev: np.ndarray, x: np.ndarray, t_prev: float, t: float) -> float:
+    """Seconds since the last observation; checks the shape and that time goes forward."""
+    if x.shape != prev.shape:
+        raise ValueError(f"shape changed from {prev.shape} to {x.shape}; reset() first")
+    dt = float(t) - t_prev
+    if not dt > 0:
+        raise ValueError(f"time stamps must increase: {t_prev} then {t}")
+    return dt
+
+
 class OneEuroFilter:
     """One Euro filter over arrays of any fixed shape (e.g. ``(K, 2)`` landmarks).
 
@@ -103,11 +113,7 @@ class OneEuroFilter:
         if self._x is None:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
             return x.copy()
-        if x.shape != self._x.shape:
-            raise ValueError(f"shape changed from {self._x.shape} to {x.shape}; reset() first")
-        dt = float(t) - self._t
-        if not dt > 0:
-            raise ValueError(f"time stamps must increase: {self._t} then {t}")
+        dt = _time_step(self._x, x, self._t, t)
         dx = (x - self._x) / dt
         self._dx = self._dx + self._alpha(dt, self.d_cutoff) * (dx - self._dx)
         speed = np.abs(self._dx)
@@ -167,11 +173,7 @@ class ConstantVelocityKalman:
             self._p = [np.full_like(z, self.r), np.zeros_like(z), np.full_like(z, big)]
             self._t = float(t)
             return z.copy()
-        if z.shape != self._x.shape:
-            raise ValueError(f"shape changed from {self._x.shape} to {z.shape}; reset() first")
-        dt = float(t) - self._t
-        if not dt > 0:
-            raise ValueError(f"time stamps must increase: {self._t} then {t}")
+        dt = _time_step(self._x, z, self._t, t)
         p00, p01, p11 = self._p
         q = self.q + self.q_speed * self._v ** 2
         # predict: x += v dt; P = F P F' + Q (white-acceleration Q)
