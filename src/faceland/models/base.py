@@ -18,6 +18,7 @@ SMOKE_KWARGS: dict[str, dict] = {}
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
 class LandmarkModel(nn.Module):
@@ -46,10 +47,16 @@ class LandmarkModel(nn.Module):
         super().__init__()
         self.register_buffer("pixel_mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("luma", torch.tensor(_LUMA).view(1, 3, 1, 1), persistent=False)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``[0, 1]`` RGB -> ImageNet-normalised input."""
         return (x - self.pixel_mean) / self.pixel_std
+
+    def grey(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` ``[0, 1]`` RGB -> ``(B, 1, H, W)`` grey ``0.299 R + 0.587 G + 0.114 B
+        - 0.5`` in ``[-0.5, 0.5]`` (seed 004's input: grey, ``im / 255 - 0.5``)."""
+        return (x * self.luma).sum(1, keepdim=True) - 0.5
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Training loss from ``forward``'s output and ``(B, K, 2)`` normalised targets."""

@@ -1,31 +1,35 @@
 """IACT: intensive attention in a convolution-transformer network, heatmap-based landmarks.
 
 Z. Gao, K. Chen, D. Yu, "IACT: Intensive Attention in Convolution-Transformer Network for Facial
-Landmark Localization", SCITEPRESS 2023 (course seed 003). Equation numbers refer to that paper as
-cited in the seed brief; the feature/channel attention and the fusion head carry no equation
-number there and are this module's reading of the text:
+Landmark Localization", 2023 (course seed 003; ``../shared/papers/003_*``). Section and equation
+numbers below are the paper's:
 
-* **Convolution branch**: per module two stride-1 ``Conv3x3-BN-ReLU`` blocks (local detail at
-  the module's resolution).
-* **Transformer branch**: a convolutional embedding (``Conv3x3`` stride 2 + LayerNorm over the
-  channels, eq. 1) halves the resolution; then multi-head spatial attention whose Q, K, V
-  projections are deformable convolutions (eqs. 2-4; :class:`DeformableSpatialAttention`) and an
-  FFN with GELU (eq. 5), each pre-norm with a residual connection.
-* **Feature attention** (exchange between branches): the convolution branch is average-pooled to
-  the transformer branch's (lowest) resolution, both are concatenated, a ``Conv1x1-BN-ReLU``
-  mixes them and a ``Conv1x1`` projects back to each branch's width; the result is added to the
-  branch (bilinearly upsampled for the convolution branch). **Channel attention**: a
-  squeeze-and-excitation gate (Hu et al., CVPR 2018) on each branch.
-* Three such modules in sequence (each feeds its transformer output to the next) give four
-  resolutions ``N/4, N/8, N/16, N/32``; they are upsampled to ``N/4``, concatenated and mapped to
-  ``K`` heatmaps of ``N/4 x N/4`` (64 x 64 for the paper's 256-px input).
-* Training targets: randomized-rounding Gaussian heatmaps
-  (:class:`faceland.codecs.RandomizedRoundingHeatmap`); loss: Smooth Wing on the heatmaps
-  (:func:`faceland.losses.smooth_wing_loss`).
+* **Stem** ("in the initial stage, we use CNN Layer to extract low-level features", sec. 2.2):
+  two ``Conv3x3-BN-ReLU`` of stride 2, ``C = widths[0]`` channels at ``N/4``.
+* **Convolution stages** (sec. 2.2): four modules, each two stride-1 ``Conv3x3-BN-ReLU`` blocks
+  with ``C`` channels, all at ``N/4``: "the C-feature maps are always the highest resolution".
+* **Transformer stages** (sec. 2.1, Fig. 2), three: a convolutional embedding (``Conv3x3``
+  stride 2 + LayerNorm over the channels, eq. 1) halves the resolution and widens the channels;
+  multi-head spatial attention whose Q, K, V projections are deformable convolutions (eqs. 2-4;
+  :class:`DeformableSpatialAttention`) and an FFN with GELU (eq. 5), each pre-norm with a
+  residual connection.
+* **Feature attention and channel attention** (sec. 2.2) at the end of each stage: the
+  convolution stage's C-feature map is downsampled (average pooling) to the transformer stage's
+  resolution, the two are concatenated ("channel connection"), a channel-attention gate (Woo et
+  al., CBAM, ECCV 2018: ``sigmoid(MLP(avgpool) + MLP(maxpool))``) weighs the channels, and a
+  ``Conv1x1-BN-ReLU`` gives the stage's multi-model feature map, which feeds the next
+  transformer stage.
+* **Fusion and heatmaps** (sec. 2.2, last paragraph): the three multi-model maps (``N/8, N/16,
+  N/32``) are bilinearly interpolated to the C-feature map's ``N/4``, concatenated with it and
+  mapped by convolutions to ``K`` heatmaps of ``N/4 x N/4`` (64 x 64 for the paper's 256 px).
+* Targets: randomized-rounding Gaussian heatmaps (Yu & Tao, 2021;
+  :class:`faceland.codecs.RandomizedRoundingHeatmap`); decoding: "the maximum activation points"
+  (``decoder="argmax"``); loss: Smooth Wing on the heatmaps (eq. 6,
+  :func:`faceland.losses.smooth_wing_loss`).
 
-Attention cost: the transformer branch attends over its own, already downsampled token grid
-(``(N/8)^2`` tokens in the first module: 1024 at 256 px); ``kv_strides`` can further subsample keys
-and values (the K/V deformable convolutions then run with that stride).
+Attention cost: each transformer stage attends over its own token grid (``(N/8)^2`` tokens in
+the first: 1024 at 256 px); ``kv_strides`` can subsample keys and values (the K/V deformable
+convolutions then run with that stride; 1 = the paper).
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from faceland.codecs import DECODERS, RandomizedRoundingHeatmap
 from faceland.losses import mse_loss, smooth_wing_loss, weighted_mse_loss
 from faceland.models.base import LandmarkModel, register_model
 
-__all__ = ["IACT", "DeformableProjection", "DeformableSpatialAttention", "IACTModule"]
+__all__ = ["IACT", "ChannelAttention", "DeformableProjection", "DeformableSpatialAttention",
+           "IACTStage"]
 
 
 def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
@@ -144,52 +149,55 @@ class _TransformerBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-class _SqueezeExcite(nn.Module):
-    """Channel attention: ``x * sigmoid(W2 relu(W1 avgpool(x)))``."""
+class ChannelAttention(nn.Module):
+    """CBAM channel attention (Woo et al., ECCV 2018, eq. 2), IACT's channel attention.
+
+    ``x * sigmoid(MLP(avgpool(x)) + MLP(maxpool(x)))`` with one shared two-layer MLP
+    (``C -> max(C / reduction, 8) -> C``, ReLU). Shapes: ``(B, C, H, W)`` -> ``(B, C, H, W)``.
+    """
 
     def __init__(self, dim: int, reduction: int = 16) -> None:
         super().__init__()
         hidden = max(dim // reduction, 8)
-        self.fc = nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.ReLU(inplace=True),
-                                nn.Conv2d(hidden, dim, 1), nn.Sigmoid())
+        self.mlp = nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.ReLU(inplace=True),
+                                 nn.Conv2d(hidden, dim, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(F.adaptive_avg_pool2d(x, 1))
+        gate = self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1))
+        return x * torch.sigmoid(gate)
 
 
-class IACTModule(nn.Module):
-    """One IACT module: parallel convolution / transformer branches, feature and channel attention.
+class IACTStage(nn.Module):
+    """One transformer stage with its feature and channel attention (IACT sec. 2.1-2.2).
+
+    ``t = Blocks(Embed(f))`` (eq. 1, then ``depth`` blocks of eqs. 2-5); the C-feature map ``c``
+    is average-pooled to ``t``'s resolution, ``[pool(c), t]`` is concatenated, weighed by
+    :class:`ChannelAttention` and projected by ``Conv1x1-BN-ReLU`` to ``cout`` channels: the
+    stage's multi-model feature map.
 
     Args:
-        cin: input channels (the convolution branch keeps them).
-        cout: transformer-branch channels (after the stride-2 embedding).
-        heads, mlp_ratio, depth, kv_stride, dropout: transformer-branch settings (``depth``
-            transformer blocks after the embedding).
+        cin: channels of the previous stage's map ``f``.
+        cout: channels of this stage (embedding and output).
+        c_conv: channels of the C-feature map.
+        heads, mlp_ratio, depth, kv_stride, dropout: transformer settings.
 
-    Shapes: ``(B, cin, R, R)`` -> ``(conv (B, cin, R, R), trans (B, cout, R/2, R/2))`` (``R``
+    Shapes: ``f (B, cin, R, R)``, ``c (B, c_conv, R', R')`` -> ``(B, cout, R/2, R/2)`` (``R``
     even).
     """
 
-    def __init__(self, cin: int, cout: int, heads: int, mlp_ratio: float = 4.0, depth: int = 1,
-                 kv_stride: int = 1, dropout: float = 0.0) -> None:
+    def __init__(self, cin: int, cout: int, c_conv: int, heads: int, mlp_ratio: float = 4.0,
+                 depth: int = 1, kv_stride: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        self.conv_branch = nn.Sequential(_cbr(cin, cin), _cbr(cin, cin))
         self.embed = nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1), _ChannelNorm(cout))  # eq. 1
         self.blocks = nn.Sequential(*(_TransformerBlock(cout, heads, mlp_ratio, kv_stride, dropout)
                                       for _ in range(depth)))
-        self.mix = _cbr(cin + cout, cin + cout, k=1)
-        self.back_conv = nn.Conv2d(cin + cout, cin, 1)
-        self.back_trans = nn.Conv2d(cin + cout, cout, 1)
-        self.se_conv, self.se_trans = _SqueezeExcite(cin), _SqueezeExcite(cout)
+        self.channel_attention = ChannelAttention(c_conv + cout)
+        self.project = _cbr(c_conv + cout, cout, k=1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.conv_branch(x)
-        t = self.blocks(self.embed(x))
-        m = self.mix(torch.cat([F.adaptive_avg_pool2d(c, t.shape[-2:]), t], dim=1))
-        c = c + F.interpolate(self.back_conv(m), size=c.shape[-2:], mode="bilinear",
-                              align_corners=False)
-        t = t + self.back_trans(m)
-        return self.se_conv(c), self.se_trans(t)
+    def forward(self, f: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        t = self.blocks(self.embed(f))
+        m = torch.cat([F.adaptive_avg_pool2d(c, t.shape[-2:]), t], dim=1)
+        return self.project(self.channel_attention(m))
 
 
 class IACT(LandmarkModel):
@@ -204,34 +212,38 @@ class IACT(LandmarkModel):
     * ``"scores"``: ``(B, K)`` per-landmark confidence: the maximum of each heatmap, clamped to
       ``[0, 1]`` (the targets peak at 1).
 
-    Stem: two ``Conv3x3-BN-ReLU`` of stride 2 to ``widths[0]`` channels at ``N/4``; three
-    :class:`IACTModule` with widths ``widths[i] -> widths[i + 1]``; head: the four outputs
-    (convolution branches of the three modules at ``N/4, N/8, N/16`` and the last transformer
-    branch at ``N/32``) bilinearly upsampled to ``N/4``, concatenated, ``Conv1x1-BN-ReLU`` to
-    ``widths[0]``, ``Conv3x3-BN-ReLU``, ``Conv1x1`` to K.
+    Stem: two ``Conv3x3-BN-ReLU`` of stride 2 to ``C = widths[0]`` channels at ``N/4``; four
+    convolution modules (two stride-1 ``Conv3x3-BN-ReLU`` each, ``C`` channels, all at ``N/4``);
+    three :class:`IACTStage` with widths ``widths[1..3]`` at ``N/8, N/16, N/32``, stage ``i``
+    reading the previous stage's map (the stem for the first) and convolution module ``i``'s
+    C-feature map; head: the fourth module's C-feature map and the three stage maps (bilinearly
+    upsampled to ``N/4``) concatenated, ``Conv1x1-BN-ReLU`` to ``C``, ``Conv3x3-BN-ReLU``,
+    ``Conv1x1`` to K.
 
-    Decoding: the default ``"local_mean"`` (mean of the cell centres weighted by the heatmap in a
-    window around the maximum) is the codec's own decoder for randomized-rounding targets: a
-    network trained on random draws regresses the expected target (a bilinear mixture of the
-    Gaussians at the four cells around the true point), which ``local_mean`` inverts exactly;
-    ``"argmax_shift"`` (quarter-pixel shift, Newell et al. 2016) and ``"soft_argmax"`` are
-    available.
+    Decoding: the default ``"argmax"`` is the paper's ("decoding the maximum activation points",
+    sec. 2.2), quantised to the heatmap grid (a quarter of the input's pixels). ``"local_mean"``
+    (mean of the cell centres weighted by the heatmap in a window around the maximum) is the
+    randomized-rounding codec's own sub-pixel decoder: a network trained on random draws
+    regresses the expected target (a bilinear mixture of the Gaussians at the four cells around
+    the true point), which ``local_mean`` inverts exactly; ``"argmax_shift"`` and
+    ``"soft_argmax"`` are also available.
 
     Args:
         num_points: K.
         input_size: N.
         pretrained: accepted for interface uniformity; IACT has no pretrained backbone, so
             ``True`` raises.
-        widths: channels at ``N/4, N/8, N/16, N/32``.
-        heads: attention heads of the three transformer branches.
-        depth: transformer blocks per module.
+        widths: channels of the convolution stages (``N/4``) and of the three transformer
+            stages (``N/8, N/16, N/32``).
+        heads: attention heads of the three transformer stages.
+        depth: transformer blocks per stage.
         mlp_ratio: FFN hidden width / channels.
-        kv_strides: K/V subsampling of the three modules' attention.
+        kv_strides: K/V subsampling of the three stages' attention (1: the paper).
         dropout: transformer dropout.
         sigma: target Gaussian standard deviation, heatmap pixels.
         decoder: heatmap decoder, one of :data:`faceland.codecs.DECODERS`.
-        loss: ``"smooth_wing"`` (the seed's; :func:`~faceland.losses.smooth_wing_loss` with its
-            defaults ``omega=14, theta1=0.05, theta2=0.5, alpha=2.1, epsilon=1`` on heatmap
+        loss: ``"smooth_wing"`` (the paper's eq. 6, :func:`~faceland.losses.smooth_wing_loss`
+            with ``omega=14, theta1=0.05, theta2=0.5, alpha=2.1, epsilon=1`` on heatmap
             values) or ``"mse"`` (heatmap MSE).
         loss_weight: ``w`` of the weighted loss map (each cell's loss times ``w * M + 1``, ``M``
             the dilated foreground, :func:`~faceland.losses.loss_weight_map`; Adaptive Wing's
@@ -247,7 +259,7 @@ class IACT(LandmarkModel):
                  widths: tuple[int, ...] | list[int] = (64, 128, 256, 512),
                  heads: tuple[int, ...] | list[int] = (2, 4, 8), depth: int = 1,
                  mlp_ratio: float = 4.0, kv_strides: tuple[int, ...] | list[int] = (1, 1, 1),
-                 dropout: float = 0.0, sigma: float = 1.5, decoder: str = "local_mean",
+                 dropout: float = 0.0, sigma: float = 1.5, decoder: str = "argmax",
                  loss: str = "smooth_wing", loss_weight: float = 0.0) -> None:
         super().__init__()
         if input_size % 32:
@@ -270,19 +282,22 @@ class IACT(LandmarkModel):
                                                decoder=decoder)
         w = list(widths)
         self.stem = nn.Sequential(_cbr(3, w[0], stride=2), _cbr(w[0], w[0], stride=2))
+        self.conv_stages = nn.ModuleList(nn.Sequential(_cbr(w[0], w[0]), _cbr(w[0], w[0]))
+                                         for _ in range(4))
         self.stages = nn.ModuleList(
-            IACTModule(w[i], w[i + 1], heads[i], mlp_ratio, depth, kv_strides[i], dropout)
+            IACTStage(w[i], w[i + 1], w[0], heads[i], mlp_ratio, depth, kv_strides[i], dropout)
             for i in range(3))
         self.fuse = nn.Sequential(_cbr(sum(w), w[0], k=1), _cbr(w[0], w[0]))
         self.head = nn.Conv2d(w[0], num_points, 1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        y = self.stem(self.normalize(x))
+        f = c = self.stem(self.normalize(x))
         outs = []
-        for stage in self.stages:
-            c, y = stage(y)
-            outs.append(c)
-        outs.append(y)
+        for conv, stage in zip(self.conv_stages, self.stages, strict=False):
+            c = conv(c)
+            f = stage(f, c)
+            outs.append(f)
+        outs.insert(0, self.conv_stages[-1](c))  # the C-feature map, N/4
         size = outs[0].shape[-2:]
         fused = torch.cat([outs[0]] + [F.interpolate(o, size=size, mode="bilinear",
                                                      align_corners=False) for o in outs[1:]], 1)

@@ -14,49 +14,51 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceland.codecs import peak_mass, soft_argmax
-from faceland.losses import l1_loss, wing_loss
+from faceland.losses import check_coordinate_loss, coordinate_loss
 from faceland.models.backbones import create_backbone
 from faceland.models.base import LandmarkModel, register_model
 
 __all__ = ["CoordinateRegression", "IntegralRegression"]
 
 
-def _coord_loss(kind: str, pred: torch.Tensor, target: torch.Tensor, size: int) -> torch.Tensor:
-    if kind == "l1":
-        return l1_loss(pred, target)
-    if kind == "wing":
-        # omega/epsilon in pixels of a 256-px crop (the paper's setting), scaled to normalised.
-        return wing_loss(pred, target, omega=10.0, epsilon=2.0, scale=256.0) / 256.0
-    raise ValueError(f"unknown loss {kind!r} (expected 'l1' or 'wing')")
-
-
 class CoordinateRegression(LandmarkModel):
-    """Global-pool regression head on a CNN backbone.
+    """Global-pool regression head on a CNN backbone (seed 004 Part 3: ResNet-50, a 1-channel
+    first convolution, a final linear layer of ``2K = 136`` outputs).
+
+    Input ``(B, 3, N, N)`` RGB in ``[0, 1]``; ``forward`` returns ``"coords"`` ``(B, K, 2)``,
+    normalised crop coordinates ``(u + 0.5) / N`` (0-based pixel centres, crop frame).
 
     Args:
         backbone: backbone name (see :func:`faceland.models.backbones.create_backbone`).
         num_points: K.
         input_size: N.
         pretrained: ImageNet weights for the backbone.
-        loss: ``"l1"`` or ``"wing"``.
+        loss: a coordinate loss of :data:`faceland.losses.COORDINATE_LOSSES`.
+        grayscale: feed one grey channel ``im / 255 - 0.5`` to a 1-channel first convolution
+            (seed 004) instead of the ImageNet-normalised RGB.
+
+    Raises:
+        ValueError: unknown loss or backbone.
     """
 
     def __init__(self, backbone: str = "resnet18", num_points: int = 68, input_size: int = 128,
-                 pretrained: bool = False, loss: str = "l1") -> None:
+                 pretrained: bool = False, loss: str = "l1", grayscale: bool = False) -> None:
         super().__init__()
-        self.num_points, self.input_size, self.loss_kind = num_points, input_size, loss
-        self.backbone = create_backbone(backbone, pretrained, levels=1)
+        self.num_points, self.input_size = num_points, input_size
+        self.loss_kind, self.grayscale = check_coordinate_loss(loss), grayscale
+        self.backbone = create_backbone(backbone, pretrained, levels=1,
+                                        in_chans=1 if grayscale else 3)
         self.fc = nn.Linear(self.backbone.channels[-1], num_points * 2)
         nn.init.zeros_(self.fc.weight)
         nn.init.constant_(self.fc.bias, 0.5)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = self.backbone(self.normalize(x))[-1]
+        f = self.backbone(self.grey(x) if self.grayscale else self.normalize(x))[-1]
         out = self.fc(F.adaptive_avg_pool2d(f, 1).flatten(1))
         return {"coords": out.view(-1, self.num_points, 2)}
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        return _coord_loss(self.loss_kind, out["coords"], target, self.input_size)
+        return coordinate_loss(self.loss_kind, out["coords"], target)
 
 
 class IntegralRegression(LandmarkModel):
@@ -77,7 +79,7 @@ class IntegralRegression(LandmarkModel):
         input_size: N (a multiple of 16; strides 4..32, a level of odd size is upsampled to fit).
         pretrained: ImageNet weights for the backbone.
         width: channels of the fused features.
-        loss: ``"l1"`` or ``"wing"`` on coordinates.
+        loss: a coordinate loss of :data:`faceland.losses.COORDINATE_LOSSES`.
         refine: ``"conv"``: two dense 3x3 convolutions at stride 4 (the original head, about
             75 M multiply-adds at 128 px, width 64); ``"dw"``: two depthwise-separable 3x3
             convolutions (3x3 depthwise + 1x1 pointwise, about 10 M), the fast head of the
@@ -93,7 +95,8 @@ class IntegralRegression(LandmarkModel):
         super().__init__()
         if input_size % 16:
             raise ValueError(f"input_size must be a multiple of 16, got {input_size}")
-        self.num_points, self.input_size, self.loss_kind = num_points, input_size, loss
+        self.num_points, self.input_size = num_points, input_size
+        self.loss_kind = check_coordinate_loss(loss)
         self.backbone = create_backbone(backbone, pretrained, levels=4)
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in self.backbone.channels)
         if refine == "conv":
@@ -124,7 +127,7 @@ class IntegralRegression(LandmarkModel):
         return {"coords": coords, "heatmaps": probs, "scores": peak_mass(probs)}
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        return _coord_loss(self.loss_kind, out["coords"], target, self.input_size)
+        return coordinate_loss(self.loss_kind, out["coords"], target)
 
 
 @register_model("regression", smoke={"backbone": "resnet18", "input_size": 64})

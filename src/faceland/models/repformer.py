@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceland.losses import check_coordinate_loss, coordinate_loss
 from faceland.models.backbones import create_backbone
 from faceland.models.base import LandmarkModel, register_model
-from faceland.models.regression import _coord_loss
 
 __all__ = ["RePFormer", "aggregate_queries", "pixel_centres", "sine_encoding",
            "CrossScaleAttention", "LandmarkDecoderLayer"]
@@ -215,9 +215,8 @@ class RePFormer(LandmarkModel):
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
         if dim % 4 or dim % heads:
             raise ValueError(f"dim must be a multiple of 4 and of heads ({heads}), got {dim}")
-        if loss not in ("l1", "wing"):
-            raise ValueError(f"unknown loss {loss!r} (expected 'l1' or 'wing')")
-        self.num_points, self.input_size, self.loss_kind = num_points, input_size, loss
+        self.num_points, self.input_size = num_points, input_size
+        self.loss_kind = check_coordinate_loss(loss)
         self.tau, self.pth, self.dlr, self.levels = float(tau), pth, dlr, levels
         self.backbone = create_backbone(backbone, pretrained, levels=levels)
         used = self.backbone.channels if pth else self.backbone.channels[-1:]
@@ -290,7 +289,7 @@ class RePFormer(LandmarkModel):
         of the number of stages; it is the sum divided by ``S``.
         """
         stages = out.get("stages") or [out["coords"]]
-        return sum(_coord_loss(self.loss_kind, s, target, self.input_size)
+        return sum(coordinate_loss(self.loss_kind, s, target)
                    for s in stages) / len(stages)
 
 

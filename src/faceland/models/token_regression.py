@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceland.losses import check_coordinate_loss, coordinate_loss
 from faceland.models.backbones import Backbone, create_backbone
 from faceland.models.base import LandmarkModel, register_model
-from faceland.models.regression import _coord_loss
 
 __all__ = ["TokenRegression", "patch_tokens", "backbone_at_strides"]
 
@@ -152,9 +152,8 @@ class TokenRegression(LandmarkModel):
                              f"(2 x the largest stride), got {input_size}")
         if dim % heads:
             raise ValueError(f"heads ({heads}) must divide dim ({dim})")
-        if loss not in ("l1", "wing"):
-            raise ValueError(f"unknown loss {loss!r} (expected 'l1' or 'wing')")
-        self.num_points, self.input_size, self.loss_kind = num_points, input_size, loss
+        self.num_points, self.input_size = num_points, input_size
+        self.loss_kind = check_coordinate_loss(loss)
         self.strides = strides
         self.reduce_to = int(reduce_to) if reduce_to is not None else input_size // 16
         self.grids = self.token_grids(input_size, strides, self.reduce_to)
@@ -214,7 +213,7 @@ class TokenRegression(LandmarkModel):
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Mean L1 (or Wing) between ``out["coords"]`` and ``(B, K, 2)`` normalised targets."""
-        return _coord_loss(self.loss_kind, out["coords"], target, self.input_size)
+        return coordinate_loss(self.loss_kind, out["coords"], target)
 
 
 @register_model("token_regression",

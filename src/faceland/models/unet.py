@@ -2,10 +2,14 @@
 
 Ronneberger, Fischer & Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
 MICCAI 2015 (double 3x3 convolutions, 2x2 max-pool down, 2x2 transposed-convolution up, skip
-concatenation), used as in seed 004: one map per landmark **at full input resolution**, trained as
-a per-landmark classification over the pixels -- the cross-entropy between the map's spatial
-``log_softmax`` and a Gaussian target that sums to 1 (``sigma = 0.05`` in normalised
-coordinates, :class:`faceland.codecs.SoftmaxHeatmap`) -- and decoded by soft-argmax.
+concatenation), used as in seed 004 Part 4: one map per landmark **at full input resolution**,
+normalised by a softmax over its pixels, trained against a discretised Gaussian target that sums
+to 1 (``sigma = 0.05`` in normalised coordinates, :class:`faceland.codecs.SoftmaxHeatmap`) with
+the seed's loss, the **sum**-reduced squared error between the softmax maps and the targets
+(:func:`softmax_mse_sum`; the seed: "The MSE has a reduction method as summation instead of mean,
+otherwise the loss will be extremely small (to 1e-9 scale) and the model can hardly learn
+anything"), and decoded by soft-argmax. The spatial cross-entropy
+(:func:`softmax_cross_entropy`) is an option.
 """
 
 from __future__ import annotations
@@ -16,7 +20,30 @@ from torch import nn
 from faceland.codecs import SoftmaxHeatmap, peak_mass, soft_argmax
 from faceland.models.base import LandmarkModel, register_model
 
-__all__ = ["UNetSoftmax", "softmax_cross_entropy"]
+__all__ = ["UNetSoftmax", "softmax_cross_entropy", "softmax_mse_sum", "UNET_LOSSES"]
+
+#: ``loss=`` choices of :class:`UNetSoftmax`.
+UNET_LOSSES = ("mse_sum", "cross_entropy")
+
+
+def softmax_mse_sum(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Seed 004's pixel-wise classification loss: ``sum_{b,k,i,j} (P_bkij - T_bkij)^2``.
+
+    The squared error between the softmax maps and the sum-1 Gaussian targets, **summed** over
+    the batch, the landmarks and the pixels (PyTorch's ``MSELoss(reduction="sum")``, as the seed
+    writes), so it grows with the batch size.
+
+    Args:
+        probs: ``(B, K, H, W)`` predicted maps, each a spatial softmax (sums to 1).
+        target: ``(B, K, H, W)`` target maps (each sums to 1, or all zeros for a missing point).
+
+    Raises:
+        ValueError: shapes differ or not 4-D.
+    """
+    if probs.shape != target.shape or probs.ndim != 4:
+        raise ValueError(f"probs and target must both be (B, K, H, W); got "
+                         f"{tuple(probs.shape)} and {tuple(target.shape)}")
+    return ((probs - target) ** 2).sum()
 
 
 def softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -69,16 +96,25 @@ class UNetSoftmax(LandmarkModel):
         base_width: D (seed 004: 128).
         depth: number of 2x down-samplings.
         sigma: target Gaussian sigma in normalised coordinates (seed 004: 0.05).
+        loss: ``"mse_sum"`` (the seed's, :func:`softmax_mse_sum`) or ``"cross_entropy"``
+            (:func:`softmax_cross_entropy`, mean over the maps).
+        grayscale: one grey input channel ``im / 255 - 0.5`` (the seed's) instead of
+            ImageNet-normalised RGB.
 
     Raises:
-        ValueError: input size not a multiple of ``2**depth``, depth < 1, pretrained=True.
+        ValueError: input size not a multiple of ``2**depth``, depth < 1, unknown loss,
+            pretrained=True.
     """
 
     def __init__(self, num_points: int = 58, input_size: int = 128, pretrained: bool = False,
-                 base_width: int = 128, depth: int = 3, sigma: float = 0.05) -> None:
+                 base_width: int = 128, depth: int = 3, sigma: float = 0.05,
+                 loss: str = "mse_sum", grayscale: bool = False) -> None:
         super().__init__()
         if pretrained:
             raise ValueError("unet_softmax has no pretrained weights; use pretrained=False")
+        if loss not in UNET_LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {UNET_LOSSES}")
+        self.loss_kind, self.grayscale = loss, grayscale
         if depth < 1 or input_size % (2 ** depth):
             raise ValueError(f"input_size must be a multiple of 2**depth = {2 ** depth} "
                              f"(depth >= 1), got input_size={input_size}, depth={depth}")
@@ -86,7 +122,7 @@ class UNetSoftmax(LandmarkModel):
         self.codec = SoftmaxHeatmap(input_size, sigma)
         widths = [base_width * 2 ** i for i in range(depth + 1)]
         self.down = nn.ModuleList()
-        c_in = 3
+        c_in = 1 if grayscale else 3
         for c in widths:
             self.down.append(_double_conv(c_in, c))
             c_in = c
@@ -98,7 +134,7 @@ class UNetSoftmax(LandmarkModel):
         self.head = nn.Conv2d(widths[0], num_points, 1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        y = self.normalize(x)
+        y = self.grey(x) if self.grayscale else self.normalize(x)
         skips = []
         for i, block in enumerate(self.down):
             y = block(y if i == 0 else self.pool(y))
@@ -112,12 +148,13 @@ class UNetSoftmax(LandmarkModel):
                 "scores": peak_mass(probs, window=5)}
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy against :class:`~faceland.codecs.SoftmaxHeatmap` targets of ``target``
+        """The ``loss`` against :class:`~faceland.codecs.SoftmaxHeatmap` targets of ``target``
         ``(B, K, 2)`` normalised coordinates."""
-        logits = out["logits"].float()
         with torch.no_grad():
             t = self.codec.encode(target.float())
-        return softmax_cross_entropy(logits, t)
+        if self.loss_kind == "mse_sum":
+            return softmax_mse_sum(out["heatmaps"].float(), t)
+        return softmax_cross_entropy(out["logits"].float(), t)
 
 
 @register_model("unet_softmax", smoke={"input_size": 64, "base_width": 4, "depth": 2})
