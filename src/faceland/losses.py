@@ -14,9 +14,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1_loss", "weighted_l1_loss", "wing_loss", "mse_loss", "loss_weight_map", "weighted_mse_loss",
-           "adaptive_wing_loss", "smooth_wing_loss", "smooth_wing_constants", "COORDINATE_LOSSES", "check_coordinate_loss",
-           "coordinate_loss"]
+__all__ = ["l1_loss", "weighted_l1_loss", "wing_loss", "mse_loss", "loss_weight_map",
+           "weighted_mse_loss", "adaptive_wing_loss", "smooth_wing_loss", "smooth_wing_constants",
+           "COORDINATE_LOSSES", "check_coordinate_loss", "coordinate_loss"]
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

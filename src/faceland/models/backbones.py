@@ -44,7 +44,8 @@ class Backbone(nn.Module):
         self._taps = taps
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``(B, C, N, N)`` normalised image (``C = in_chans``, 3 unless grey) -> list of ``(B, C_i, N / r_i, N / r_i)``."""
+        """``(B, C, N, N)`` normalised image (``C = in_chans``, 3 unless grey) -> list of
+        ``(B, C_i, N / r_i, N / r_i)``."""
         if self._taps is None:
             return list(self.body(x))
         out = []
