@@ -214,12 +214,13 @@ def test_repformer_ablation_variants(pth: bool, dlr: bool) -> None:
     _check_all_grads(model)
 
 
-def test_repformer_loss_is_the_mean_over_stages() -> None:
+def test_repformer_loss_is_the_sum_over_stages() -> None:
+    """Sec. 4.1: L1 on every stage's output, loss weights 1 (summed)."""
     model = _smoke("repformer", backbone="mobilenet_v2")
     target = torch.zeros(1, 68, 2)
     stages = [torch.full((1, 68, 2), v) for v in (0.1, 0.2, 0.3, 0.6)]
     value = model.loss({"coords": stages[-1], "stages": stages}, target)
-    assert value.item() == pytest.approx(0.3)
+    assert value.item() == pytest.approx(0.1 + 0.2 + 0.3 + 0.6)
 
 
 def test_repformer_later_stages_fit_better() -> None:
@@ -333,9 +334,42 @@ def test_iact_errors() -> None:
         IACT(input_size=64, loss_weight=-1.0)
 
 
+def test_repformer_top_memory_is_the_projected_top_level() -> None:
+    """Eq. 4: v_M = z_M, no attention on the top level; the lower levels have a layer each."""
+    torch.manual_seed(0)
+    model = _smoke("repformer", backbone="mobilenet_v2").eval()
+    assert len(model.memory_layers) == len(model.proj) - 1 == 2
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        top, (h, w) = model.memories(x)[0]
+        z = model.proj[-1](model.backbone(model.normalize(x))[-1])
+    torch.testing.assert_close(top, z.flatten(2).transpose(1, 2))
+    old = _smoke("repformer", backbone="mobilenet_v2", top_memory="attention", key_pos=False)
+    assert len(old.memory_layers) == 3 and not old.memory_layers[0].key_pos
+
+
+def test_repformer_cross_scale_key_carries_the_positional_encoding() -> None:
+    """Eq. 3: q = z + p, k = v^ + p, value v^ = z * up(v_{i+1}). Checked against a direct
+    nn.MultiheadAttention call with those three inputs."""
+    torch.manual_seed(0)
+    model = _smoke("repformer").eval()
+    layer = model.memory_layers[0]
+    z = torch.randn(1, 16, model.query_pos.shape[1])
+    pos = sine_encoding(pixel_centres(4, 4, z.device, z.dtype), z.shape[-1])
+    up = torch.rand(1, 16, z.shape[-1]) + 0.5
+    with torch.no_grad():
+        v_hat = z * up
+        a = layer.attn(z + pos, v_hat + pos, v_hat, need_weights=False)[0]
+        zh = layer.norm1(z + a)
+        expected = layer.norm2(zh + layer.ffn(zh))
+        torch.testing.assert_close(layer(z, pos, up), expected)
+        layer.key_pos = False  # the earlier layout: key = value
+        assert not torch.allclose(layer(z, pos, up), expected, atol=1e-4)
+
+
 def test_repformer_finer_memory_uses_the_coarser_one() -> None:
-    """Cross-scale wiring (eqs. 3-4): keys/values of level i are z_i * up(v_{i+1}), so a change
-    of the coarser memory changes the finer memory; the coarsest is self-attention alone."""
+    """Cross-scale wiring (eqs. 3-4): keys/values of level i come from z_i * up(v_{i+1}), so a
+    change of the coarser memory changes the finer memory."""
     torch.manual_seed(0)
     model = _smoke("repformer").eval()
     layer = model.memory_layers[0]  # the finest level (memories are built coarsest first)

@@ -4,13 +4,13 @@ J. Li, H. Jin, S. Liao, L. Shao, P.-A. Heng, "RePFormer: Refinement Pyramid Tran
 Facial Landmark Detection", arXiv:2207.03917, 2022 (course seed 002). Equation numbers below
 refer to that paper as cited in the seed brief:
 
-* **Pyramid memories** (eqs. 3-4): backbone levels ``z_i`` (projected to width ``d``) are turned
-  into memories top-down by cross-scale attention. For level ``i`` the query is
-  ``z_i + P_i`` (fixed sinusoidal positional encoding), keys and values are
-  ``z_i * up(v_{i+1})`` (element-wise product with the bilinearly upsampled memory of the
-  coarser level); multi-head attention, residual + LayerNorm, FFN, residual + LayerNorm give
-  ``v_i``. For the top level there is no coarser memory and ``up(v_{L+1}) = 1``: its memory is a
-  plain self-attention encoder layer.
+* **Pyramid memories** (sec. 3.2, eqs. 3-4): backbone levels ``z_i`` (projected to width ``d``)
+  are turned into memories top-down. The top memory is the projected top level itself,
+  ``v_M = z_M`` (eq. 4, "otherwise"). For a lower level ``i`` cross-scale attention takes the
+  query ``q_i = z_i + p_i`` (``p_i`` the fixed sinusoidal positional encoding), the value
+  ``v^_i = z_i * up(v_{i+1})`` (element-wise product with the bilinearly upsampled coarser
+  memory) and the key ``k_i = v^_i + p_i``; ``z^_i = LN(z_i + MHA(q_i, k_i, v^_i))`` (eq. 3) and
+  ``v_i = LN(z^_i + FFN(z^_i))`` (eq. 4).
 * **Pyramid transformer head, PTH** (eq. 6): per stage, landmark queries do landmark-to-landmark
   self-attention, then landmark-to-memory cross-attention on that stage's memory, then an FFN
   (each with residual + LayerNorm). Stages visit the memories coarse to fine.
@@ -20,7 +20,8 @@ refer to that paper as cited in the seed brief:
   stage's memory with weights ``softmax_k(-tau ||l - c_k||^2)`` over the memory pixel centres
   ``c_k`` (eqs. 9-10, :func:`aggregate_queries`).
 
-Every stage's landmarks are supervised (L1). All coordinates are normalised crop coordinates
+Every stage's landmarks are supervised by L1, the stage losses summed with weight 1 (sec. 3.3 and
+4.1). All coordinates are normalised crop coordinates
 ``(u + 0.5) / N``; a memory pixel ``(i, j)`` of an ``h x w`` memory has centre
 ``((j + 0.5) / w, (i + 0.5) / h)`` in the same frame.
 """
@@ -109,17 +110,22 @@ def _ffn(dim: int, hidden: int, out: int, dropout: float = 0.0) -> nn.Sequential
 class CrossScaleAttention(nn.Module):
     """Memory construction for one pyramid level (RePFormer eqs. 3-4).
 
-    ``a = MHA(q = z + P, k = v = z * u)``; ``v' = LN(z + a)``; ``v = LN(v' + FFN(v'))`` where ``u``
-    is the upsampled coarser memory (``None``: ``u = 1``, plain self-attention on ``z``).
+    ``v^ = z * u``; ``a = MHA(q = z + p, k = v^ + p, v = v^)`` (eq. 3); ``z^ = LN(z + a)``;
+    ``v = LN(z^ + FFN(z^))`` (eq. 4), where ``u`` is the upsampled coarser memory (``None``:
+    ``u = 1``, self-attention on ``z``, used only by the ``top_memory="attention"`` option).
 
     Args:
         dim: d. heads: attention heads. ff_dim: FFN hidden width. dropout: dropout.
+        key_pos: add ``p`` to the key (eq. 3; True). False: key = value = ``v^`` (faceland's
+            layout before 2026-12, kept so that models trained with it load).
 
     Shapes: ``z``, ``upper`` ``(B, P, d)``; ``pos`` ``(P, d)``; returns ``(B, P, d)``.
     """
 
-    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float,
+                 key_pos: bool = True) -> None:
         super().__init__()
+        self.key_pos = key_pos
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ffn = _ffn(dim, ff_dim, dim, dropout)
@@ -127,8 +133,9 @@ class CrossScaleAttention(nn.Module):
 
     def forward(self, z: torch.Tensor, pos: torch.Tensor,
                 upper: torch.Tensor | None = None) -> torch.Tensor:
-        kv = z if upper is None else z * upper
-        a = self.attn(z + pos, kv, kv, need_weights=False)[0]
+        value = z if upper is None else z * upper
+        key = value + pos if self.key_pos else value
+        a = self.attn(z + pos, key, value, need_weights=False)[0]
         v = self.norm1(z + self.drop(a))
         return self.norm2(v + self.drop(self.ffn(v)))
 
@@ -199,7 +206,14 @@ class RePFormer(LandmarkModel):
         tau: DLR aggregation inverse temperature (normalised units^-2; paper: 1000).
         pth: pyramid memories (True) or a single memory (False).
         dlr: dynamic landmark refinement on (True) / off (False).
-        loss: ``"l1"`` (paper) or ``"wing"``, applied to every stage.
+        loss: a coordinate loss of :data:`faceland.losses.COORDINATE_LOSSES` (``"l1"``: the
+            paper's), applied to every stage and summed.
+        top_memory: ``"projection"``: ``v_M = z_M`` (eq. 4, the paper); ``"attention"``: the
+            top level also goes through a self-attention layer (:class:`CrossScaleAttention`
+            with ``u = 1``; faceland's layout before 2026-12, kept so that the shipped
+            ``faceland-300w-repformer-mnv2-128`` loads).
+        key_pos: the positional encoding is added to the cross-scale attention's key (eq. 3,
+            True) or not (False, the same earlier layout).
 
     Raises:
         ValueError: ``input_size`` not a multiple of 32, ``levels`` outside 1..4, bad widths or
@@ -209,8 +223,11 @@ class RePFormer(LandmarkModel):
     def __init__(self, backbone: str = "resnet18", num_points: int = 68, input_size: int = 256,
                  pretrained: bool = False, levels: int = 3, dim: int = 256, heads: int = 8,
                  ff_dim: int = 1024, dropout: float = 0.1, tau: float = 1000.0, pth: bool = True,
-                 dlr: bool = True, loss: str = "l1") -> None:
+                 dlr: bool = True, loss: str = "l1", top_memory: str = "projection",
+                 key_pos: bool = True) -> None:
         super().__init__()
+        if top_memory not in ("projection", "attention"):
+            raise ValueError(f"top_memory must be 'projection' or 'attention', not {top_memory!r}")
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
         if dim % 4 or dim % heads:
@@ -218,11 +235,14 @@ class RePFormer(LandmarkModel):
         self.num_points, self.input_size = num_points, input_size
         self.loss_kind = check_coordinate_loss(loss)
         self.tau, self.pth, self.dlr, self.levels = float(tau), pth, dlr, levels
+        self.top_memory = top_memory
         self.backbone = create_backbone(backbone, pretrained, levels=levels)
         used = self.backbone.channels if pth else self.backbone.channels[-1:]
         self.proj = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in used)
+        # finest first, like proj; the top level has a layer only with top_memory="attention"
+        n_layers = len(used) if top_memory == "attention" else len(used) - 1
         self.memory_layers = nn.ModuleList(
-            CrossScaleAttention(dim, heads, ff_dim, dropout) for _ in used)
+            CrossScaleAttention(dim, heads, ff_dim, dropout, key_pos) for _ in range(n_layers))
         self.num_stages = levels + 1
         self.query_pos = nn.Parameter(torch.randn(num_points, dim))  # N(0, 1) as DETR
         self.decoder = nn.ModuleList(
@@ -244,16 +264,23 @@ class RePFormer(LandmarkModel):
             feats = feats[-1:]
         out: list[tuple[torch.Tensor, tuple[int, int]]] = []
         upper = None
-        for f, proj, layer in zip(reversed(feats), reversed(self.proj),
-                                  reversed(self.memory_layers), strict=True):
+        layers = list(self.memory_layers)
+        if self.top_memory == "projection":
+            layers.append(None)  # eq. 4: v_M = z_M
+        for f, proj, layer in zip(reversed(feats), reversed(self.proj), reversed(layers),
+                                  strict=True):
             z = proj(f)
             b, d, h, w = z.shape
-            u = None
-            if upper is not None:
-                u = F.interpolate(upper, size=(h, w), mode="bilinear", align_corners=False)
-                u = u.flatten(2).transpose(1, 2)
-            pos = sine_encoding(pixel_centres(h, w, z.device, z.dtype), d)
-            v = layer(z.flatten(2).transpose(1, 2), pos, u)
+            tokens = z.flatten(2).transpose(1, 2)
+            if layer is None:
+                v = tokens
+            else:
+                u = None
+                if upper is not None:
+                    u = F.interpolate(upper, size=(h, w), mode="bilinear", align_corners=False)
+                    u = u.flatten(2).transpose(1, 2)
+                pos = sine_encoding(pixel_centres(h, w, z.device, z.dtype), d)
+                v = layer(tokens, pos, u)
             upper = v.transpose(1, 2).reshape(b, d, h, w)
             out.append((v, (h, w)))
         return out
@@ -283,14 +310,11 @@ class RePFormer(LandmarkModel):
         return {"coords": stages[-1], "stages": stages}
 
     def loss(self, out: dict, target: torch.Tensor) -> torch.Tensor:
-        """Mean over stages of the per-stage mean L1 (or Wing) loss to ``(B, K, 2)`` targets.
-
-        The mean (rather than the sum) keeps the loss scale, and so the learning rate, independent
-        of the number of stages; it is the sum divided by ``S``.
-        """
+        """Sum over the ``S`` stages of each stage's mean L1 (or other ``loss``) to the
+        ``(B, K, 2)`` normalised targets: "the L1 loss is used as the loss function for all
+        outputs, and the loss weights are simply set to 1" (sec. 4.1)."""
         stages = out.get("stages") or [out["coords"]]
-        return sum(coordinate_loss(self.loss_kind, s, target)
-                   for s in stages) / len(stages)
+        return sum(coordinate_loss(self.loss_kind, s, target) for s in stages)
 
 
 @register_model("repformer",
