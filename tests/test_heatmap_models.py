@@ -98,6 +98,34 @@ def test_attention_blocks_and_coord_channels() -> None:
     assert c[0, 4, :, 0].tolist() == pytest.approx([-0.5, 0.5])
 
 
+@pytest.mark.parametrize("stacks,depth,channels,mb", [(1, 4, 128, 6.12), (2, 4, 128, 11.8),
+                                                     (2, 5, 128, 14.2), (3, 3, 128, 14.0),
+                                                     (4, 2, 128, 13.8)])
+def test_hourglass_reproduces_seed001_table1_sizes(stacks: int, depth: int, channels: int,
+                                                   mb: float) -> None:
+    """Seed 001 Table 1 (model size in MB, no attention, no CoordConv): the default layout (FAN's
+    block, one stem block) is within 2 %; Newell's bottleneck layout is about 0.57x."""
+    def size(m: torch.nn.Module) -> float:
+        return sum(p.numel() for p in m.parameters()) * 4 / 2 ** 20
+
+    kw = dict(num_points=68, input_size=256, stacks=stacks, depth=depth, channels=channels,
+              attention="none", coordconv=False)
+    assert size(create_model("hourglass", **kw)) == pytest.approx(mb, rel=0.02)
+    old = create_model("hourglass", block="bottleneck", stem_blocks=2, **kw)
+    assert size(old) == pytest.approx(0.57 * mb, rel=0.05)
+
+
+def test_hourglass_reproduces_seed001_table2_attention_sizes() -> None:
+    """Table 2: + SE 12.1 MB, + CA 12.2 MB, + CA and CoordConv 12.2 MB (2 stacks, depth 4, 128)."""
+    def size(**kw: object) -> float:
+        m = create_model("hourglass", num_points=68, input_size=256, **kw)
+        return sum(p.numel() for p in m.parameters()) * 4 / 2 ** 20
+
+    assert size(attention="se", coordconv=False) == pytest.approx(12.1, rel=0.01)
+    assert size(attention="ca", coordconv=False) == pytest.approx(12.2, rel=0.01)
+    assert size(attention="ca", coordconv=True) == pytest.approx(12.2, rel=0.01)
+
+
 def test_tiny_hourglass_overfits_two_synthetic_images() -> None:
     torch.manual_seed(0)
     n, k = 32, 3

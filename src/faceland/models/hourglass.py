@@ -27,7 +27,7 @@ from faceland.codecs import DECODERS, GaussianHeatmap, HeatmapCodec, RandomizedR
 from faceland.losses import adaptive_wing_loss, mse_loss, weighted_mse_loss
 from faceland.models.base import LandmarkModel, register_model
 
-__all__ = ["Residual", "SqueezeExcitation", "CoordinateAttention", "Hourglass",
+__all__ = ["Residual", "HPMBlock", "BLOCKS", "SqueezeExcitation", "CoordinateAttention", "Hourglass",
            "StackedHourglass", "add_coord_channels"]
 
 ATTENTIONS = ("ca", "se", "none")
@@ -68,6 +68,46 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + self.skip(x)
+
+
+class HPMBlock(nn.Module):
+    """FAN's hierarchical, parallel and multi-scale residual block (Bulat & Tzimiropoulos, "How
+    far are we from solving the 2D & 3D face alignment problem?", ICCV 2017, Fig. 2; seed 001's
+    reference [2]).
+
+    Three pre-activation 3x3 convolutions in sequence, BN-ReLU-conv ``c_in -> c_out/2``, then
+    ``c_out/2 -> c_out/4``, then ``c_out/4 -> c_out/4`` (no bias); their outputs are concatenated
+    (``c_out`` channels) and the input is added (through BN-ReLU-1x1 conv when the channel count
+    changes). About ``6.2 c^2`` weights for ``c -> c``, against ``3.25 c^2`` for Newell's
+    bottleneck (:class:`Residual`); with it the hourglass reproduces seed 001's Table 1 model
+    sizes.
+
+    Shapes: ``(B, c_in, H, W)`` -> ``(B, c_out, H, W)``; ``c_out`` divisible by 4.
+
+    Raises:
+        ValueError: ``c_out`` not divisible by 4.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        if c_out % 4:
+            raise ValueError(f"HPMBlock needs c_out divisible by 4, got {c_out}")
+        widths = [(c_in, c_out // 2), (c_out // 2, c_out // 4), (c_out // 4, c_out // 4)]
+        self.convs = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm2d(a), nn.ReLU(inplace=True),
+                          nn.Conv2d(a, b, 3, padding=1, bias=False)) for a, b in widths)
+        self.skip = nn.Identity() if c_in == c_out else nn.Sequential(
+            nn.BatchNorm2d(c_in), nn.ReLU(inplace=True), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs, y = [], x
+        for conv in self.convs:
+            y = conv(y)
+            outs.append(y)
+        return torch.cat(outs, dim=1) + self.skip(x)
+
+
+BLOCKS = {"hpm": HPMBlock, "bottleneck": Residual}
 
 
 class SqueezeExcitation(nn.Module):
@@ -120,11 +160,11 @@ class CoordinateAttention(nn.Module):
         return x * gh * gw
 
 
-def _attention(kind: str, channels: int) -> nn.Module:
+def _attention(kind: str, channels: int, reduction: int | None = None) -> nn.Module:
     if kind == "ca":
-        return CoordinateAttention(channels)
+        return CoordinateAttention(channels, reduction or 32)
     if kind == "se":
-        return SqueezeExcitation(channels)
+        return SqueezeExcitation(channels, reduction or 16)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown attention {kind!r}; expected one of {ATTENTIONS}")
@@ -134,20 +174,22 @@ class Hourglass(nn.Module):
     """One hourglass of ``depth`` levels (recursive, Newell et al. Fig. 3).
 
     ``out = up1(x) + upsample(att(low3(inner(low1(maxpool(x))))))`` where ``up1``, ``low1``,
-    ``low3`` are :class:`Residual` blocks, ``inner`` is the next hourglass level (a residual at the
-    bottom), ``att`` the attention block placed **before each upsampling** (seed 001) and the
-    upsampling is nearest-neighbour 2x. Shapes: ``(B, c, H, W)`` -> same (H, W divisible by
-    ``2**depth``).
+    ``low3`` are residual blocks (``block``: :class:`HPMBlock` or :class:`Residual`), ``inner``
+    is the next hourglass level (a residual at the bottom), ``att`` the attention block placed
+    **before each upsampling** (seed 001) and the upsampling is nearest-neighbour 2x.
+    Shapes: ``(B, c, H, W)`` -> same (H, W divisible by ``2**depth``).
     """
 
-    def __init__(self, depth: int, channels: int, attention: str = "ca") -> None:
+    def __init__(self, depth: int, channels: int, attention: str = "ca",
+                 block: str = "hpm", attention_reduction: int | None = 4) -> None:
         super().__init__()
-        self.up1 = Residual(channels, channels)
-        self.low1 = Residual(channels, channels)
-        self.inner = (Hourglass(depth - 1, channels, attention) if depth > 1
-                      else Residual(channels, channels))
-        self.low3 = Residual(channels, channels)
-        self.att = _attention(attention, channels)
+        res = BLOCKS[block]
+        self.up1 = res(channels, channels)
+        self.low1 = res(channels, channels)
+        self.inner = (Hourglass(depth - 1, channels, attention, block, attention_reduction)
+                      if depth > 1 else res(channels, channels))
+        self.low3 = res(channels, channels)
+        self.att = _attention(attention, channels, attention_reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         low = self.att(self.low3(self.inner(self.low1(F.max_pool2d(x, 2)))))
@@ -157,8 +199,9 @@ class Hourglass(nn.Module):
 class StackedHourglass(LandmarkModel):
     """Stacked hourglass with CoordConv and attention; heatmaps at 1/4 of the input.
 
-    Layout: [CoordConv] 7x7 stride-2 convolution (c/2) + BN + ReLU, Residual(c/2 -> c), 2x2 max
-    pool, Residual(c -> c), Residual(c -> c) (Newell's stem, widths scaled to ``channels``); then
+    Layout: [CoordConv] 7x7 stride-2 convolution (c/2) + BN + ReLU, block(c/2 -> c), 2x2 max
+    pool, ``stem_blocks`` x block(c -> c) (Newell's stem has 2; 1 reproduces seed 001's Table 1
+    sizes, see ``block``), widths scaled to ``channels``; then
     ``stacks`` x [Hourglass(depth) -> Residual -> 1x1 conv + BN + ReLU -> 1x1 conv to K heatmaps];
     between stacks the features and the heatmaps (each through a 1x1 convolution) are added to
     the stack's input (Newell et al. Fig. 4).
@@ -191,17 +234,33 @@ class StackedHourglass(LandmarkModel):
         loss: ``"weighted_mse"`` (default; w = 10, threshold 0.2, 3x3 dilation), ``"mse"`` or
             ``"awing"`` (Adaptive Wing with the weighted loss map).
         decoder: override the codec's decoder (one of :data:`faceland.codecs.DECODERS`).
+        block: the residual block everywhere: ``"hpm"`` (default, FAN's block, seed 001's
+            reference [2]) or ``"bottleneck"`` (Newell's). With ``"hpm"``, ``stem_blocks=1``
+            and ``attention_reduction=4`` (the defaults) the model sizes of seed 001's Table 1
+            are reproduced within 2 % for its five 128-channel rows (11.87 MB against 11.8 for
+            2 stacks, depth 4; 12.25 against 12.2 with Coordinate Attention and CoordConv,
+            Table 2); its 256-channel row comes out 10 % larger (15.5 against 14.0 MB).
+            ``block="bottleneck", stem_blocks=2, attention_reduction=None`` is faceland's
+            layout before 2026-12 (about 0.57x the sizes), kept so that the shipped
+            ``faceland-300w-hourglass-2x64-128`` and the recorded CPU rows load.
+        stem_blocks: residual blocks after the stem's max-pool.
+        attention_reduction: channel reduction r of the attention blocks (4 matches Table 2's
+            size increments of SE and CA); ``None``: the attention papers' own (CA 32, SE 16).
 
     Raises:
-        ValueError: bad input size, unknown attention / codec / loss / decoder, pretrained=True.
+        ValueError: bad input size, unknown attention / codec / loss / decoder / block, channels
+            not divisible by 4 with ``block="hpm"``, pretrained=True.
     """
 
     def __init__(self, num_points: int = 68, input_size: int = 256, pretrained: bool = False,
                  stacks: int = 2, depth: int = 4, channels: int = 128, attention: str = "ca",
                  coordconv: bool = True, codec: str = "offset_gaussian", sigma: float = 1.75,
                  kernel_size: int = 7, loss: str = "weighted_mse",
-                 decoder: str | None = None) -> None:
+                 decoder: str | None = None, block: str = "hpm", stem_blocks: int = 1,
+                 attention_reduction: int | None = 4) -> None:
         super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"unknown block {block!r}; expected one of {sorted(BLOCKS)}")
         if pretrained:
             raise ValueError("hourglass has no pretrained weights; use pretrained=False")
         if stacks < 1 or depth < 1 or channels < 2:
@@ -221,14 +280,16 @@ class StackedHourglass(LandmarkModel):
         self.codec = _make_codec(codec, input_size // 4, sigma, kernel_size, decoder)
         c = channels
         half = max(1, c // 2)
+        res = BLOCKS[block]
         self.stem = nn.Sequential(
             nn.Conv2d(3 + (2 if coordconv else 0), half, 7, stride=2, padding=3, bias=False),
             nn.BatchNorm2d(half), nn.ReLU(inplace=True),
-            Residual(half, c), nn.MaxPool2d(2), Residual(c, c), Residual(c, c),
+            res(half, c), nn.MaxPool2d(2), *(res(c, c) for _ in range(stem_blocks)),
         )
-        self.hourglasses = nn.ModuleList(Hourglass(depth, c, attention) for _ in range(stacks))
+        self.hourglasses = nn.ModuleList(Hourglass(depth, c, attention, block, attention_reduction)
+                                         for _ in range(stacks))
         self.features = nn.ModuleList(
-            nn.Sequential(Residual(c, c), nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c),
+            nn.Sequential(res(c, c), nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c),
                           nn.ReLU(inplace=True))
             for _ in range(stacks))
         self.heads = nn.ModuleList(nn.Conv2d(c, num_points, 1) for _ in range(stacks))
