@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from faceland.models import SMOKE_KWARGS, create_model
+from faceland.models.backbones import create_backbone
 from faceland.models.base import MODEL_REGISTRY
 from faceland.models.iact import IACT, DeformableProjection, DeformableSpatialAttention
 from faceland.models.repformer import RePFormer, aggregate_queries, pixel_centres, sine_encoding
-from faceland.models.token_regression import TokenRegression, backbone_at_strides, patch_tokens
+from faceland.models.token_regression import TokenRegression, patch_tokens, quadrant_tokens
 from faceland.training import load_config
 
 NAMES = ["token_regression", "repformer", "iact"]
@@ -101,39 +102,73 @@ def test_patch_tokens_layout() -> None:
         patch_tokens(torch.zeros(1, 1, 3, 4))
 
 
-def test_token_count_at_224_is_441_with_resnet101() -> None:
-    # the seed's 441 tokens x 512: strides 4/8/16 -> 28^2, 14^2, 7^2 patch grids, the stride-4
-    # grid max-reduced to 14^2: 196 + 196 + 49
-    assert TokenRegression.token_counts(224) == [196, 196, 49]
+def test_quadrant_tokens_match_the_seeds_einops_pattern() -> None:
+    """Seed 000 listing 2: "b c (h1 h2) (w1 w2) -> b (c h1 w1) (h2 w2)", h1 = w1 = 2, tokens
+    last; faceland keeps tokens first: (B, (h2 w2), (c h1 w1))."""
+    f = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    t = quadrant_tokens(f)
+    assert t.shape == (2, 2 * 3, 12)
+    b, c, h, w = f.shape
+    for i in range(2):
+        for j in range(3):
+            for ch in range(c):
+                for h1 in range(2):
+                    for w1 in range(2):
+                        assert t[1, i * 3 + j, ch * 4 + h1 * 2 + w1] == f[1, ch, h1 * 2 + i,
+                                                                          w1 * 3 + j]
+    with pytest.raises(ValueError, match="quadrants"):
+        quadrant_tokens(torch.zeros(1, 1, 3, 4))
+
+
+def test_seed_levels_and_token_counts_at_224_with_resnet101() -> None:
+    """The seed's levels (conv1-bn-relu, maxpool+layer1, layer2, layer3+layer4: strides 2, 4, 8,
+    32; 64, 256, 512, 2048 channels), its patching and its max-reduction factors 16, 8, 4, 1:
+    3136/16 + 784/8 + 196/4 + 49/1 = 392 tokens of 512 (the seed announces 441, which its
+    listing does not give; docs/fidelity.md)."""
     m = TokenRegression(backbone="resnet101", input_size=224, pretrained=False)
-    assert m.num_tokens == 441 and m.pos_embed.shape == (1, 441, 512)
-    assert m.backbone.channels == [256, 512, 1024] and m.backbone.reductions == [4, 8, 16]
-    # the count does not depend on the backbone's channels: a real forward with ResNet-18
+    assert m.tokenizer == "seed" and m.strides == (2, 4, 8, 32)
+    assert m.backbone.channels == [64, 256, 512, 2048] and m.backbone.reductions == [2, 4, 8, 32]
+    assert m.level_tokens == [196, 98, 49, 49] and m.num_tokens == 392
+    assert [ffn[0].in_features for ffn in m.token_ffn] == [256, 1024, 2048, 2048]
+    assert m.pos_embed.shape == (1, 392, 512)
+    assert TokenRegression.seed_token_counts(224) == [196, 98, 49, 49]
+    # the same counts come out of a real forward (ResNet-18 has the same strides)
     small = TokenRegression(backbone="resnet18", input_size=224, dim=32, num_layers=1, heads=2,
                             ff_dim=64).eval()
     with torch.no_grad():
-        assert small.tokens(torch.rand(1, 3, 224, 224)).shape == (1, 441, 32)
+        assert small.tokens(torch.rand(1, 3, 224, 224)).shape == (1, 392, 32)
 
 
-def test_tokens_are_concatenated_finest_level_first() -> None:
+def test_seed_reduction_is_the_max_over_consecutive_tokens() -> None:
     torch.manual_seed(0)
-    m = _smoke("token_regression").eval()
-    x = torch.rand(1, 3, 64, 64)
+    m = TokenRegression(backbone="resnet18", input_size=128, dim=32, num_layers=1, heads=2,
+                        ff_dim=64).eval()  # 128 px: 1024/16 + 256/8 + 64/4 + 16/1
+    assert m.level_tokens == [64, 32, 16, 16]
+    x = torch.rand(1, 3, 128, 128)
     with torch.no_grad():
         feats = m.backbone(m.normalize(x))
-        t0 = m.token_ffn[0](patch_tokens(feats[0]))  # (1, 8, 8, d): already at reduce_to = 8
-        t1 = m.token_ffn[1](patch_tokens(feats[1]))
+        t0 = m.token_ffn[0](quadrant_tokens(feats[0]))  # (1, 1024, d)
+        t3 = m.token_ffn[3](feats[3].flatten(2).transpose(1, 2))  # last level: one per pixel
         tokens = m.tokens(x)
-    assert m.grids == [8, 4, 2]
-    assert torch.allclose(tokens[:, :64], t0.flatten(1, 2))
-    assert torch.allclose(tokens[:, 64:80], t1.flatten(1, 2))
-    assert tokens.shape == (1, 84, 64)
+    torch.testing.assert_close(tokens[:, :64], t0.reshape(1, 64, 16, -1).amax(2))
+    torch.testing.assert_close(tokens[:, -16:], t3)
 
 
-def test_token_regression_reduction_merges_2x2_token_blocks() -> None:
+def test_grid_tokenizer_gives_441_tokens_at_224() -> None:
+    # faceland's earlier reading: strides 4/8/16 -> 28^2, 14^2, 7^2 2x2-patch grids, the
+    # stride-4 grid max-reduced to 14^2: 196 + 196 + 49
+    assert TokenRegression.token_counts(224) == [196, 196, 49]
+    m = TokenRegression(backbone="resnet18", input_size=224, tokenizer="grid", dim=32,
+                        num_layers=1, heads=2, ff_dim=64).eval()
+    assert m.num_tokens == 441 and m.backbone.reductions == [4, 8, 16]
+    with torch.no_grad():
+        assert m.tokens(torch.rand(1, 3, 224, 224)).shape == (1, 441, 32)
+
+
+def test_grid_reduction_merges_2x2_token_blocks() -> None:
     torch.manual_seed(0)
     m = TokenRegression(backbone="resnet18", num_points=8, input_size=64, dim=16, num_layers=1,
-                        heads=2, ff_dim=32, reduce_to=4).eval()
+                        heads=2, ff_dim=32, reduce_to=4, tokenizer="grid").eval()
     assert m.grids == [4, 4, 2] and m.num_tokens == 36
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
@@ -144,22 +179,28 @@ def test_token_regression_reduction_merges_2x2_token_blocks() -> None:
 
 def test_token_regression_errors() -> None:
     with pytest.raises(ValueError, match="landmarks"):
-        TokenRegression(backbone="resnet18", input_size=64, dim=16, heads=2, ff_dim=16)  # 36 < 68
+        TokenRegression(backbone="resnet18", input_size=64, dim=16, heads=2, ff_dim=16)  # 22 < 68
     with pytest.raises(ValueError, match="multiple of 32"):
         TokenRegression(backbone="resnet18", input_size=100)
-    with pytest.raises(ValueError, match="contiguous"):
-        backbone_at_strides("resnet18", False, (4, 16))
+    with pytest.raises(ValueError, match="does not divide"):
+        TokenRegression(backbone="resnet18", input_size=96, reductions=(16, 8, 4, 7))
+    with pytest.raises(ValueError, match="tokenizer"):
+        TokenRegression(backbone="resnet18", input_size=128, tokenizer="vit")
+    with pytest.raises(ValueError, match="increasing subset"):
+        create_backbone("resnet18", False, strides=(8, 4))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
-def test_backbone_at_strides_removes_the_deep_stages(name: str) -> None:
-    bb = backbone_at_strides(name, False, (4, 8, 16))
+def test_backbone_strides_drop_the_deep_stages(name: str) -> None:
+    bb = create_backbone(name, False, strides=(4, 8, 16))
     assert bb.reductions == [4, 8, 16]
     feats = bb(torch.rand(1, 3, 64, 64))
     assert [f.shape[1] for f in feats] == bb.channels
     assert [f.shape[-1] for f in feats] == [16, 8, 4]
     sum(f.sum() for f in feats).backward()
-    assert all(p.grad is not None for p in bb.parameters())
+    assert all(p.grad is not None for p in bb.parameters())  # nothing past stride 16 is built
+    seed = create_backbone(name, False, strides=(2, 4, 8, 32))
+    assert [f.shape[-1] for f in seed(torch.rand(1, 3, 64, 64))] == [32, 16, 8, 2]
 
 
 # ------------------------------------------------------------------------------------ RePFormer

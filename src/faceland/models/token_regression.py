@@ -1,26 +1,40 @@
 """Token regression: multi-level CNN features -> patch tokens -> Transformer encoder -> landmarks.
 
-The course seed 000 ("ResNet + Transformer"): a ResNet gives feature maps at several strides; each
-map is cut into non-overlapping ``2 x 2`` patches and every patch is flattened into one token of
-``4 C`` values; a two-layer FFN per level maps the tokens to a common width ``d``; the token grids
-of the finer levels are max-reduced to a common grid; learned positional embeddings are added, a
-Transformer encoder (Vaswani et al., "Attention Is All You Need", NeurIPS 2017, sec. 3.1) mixes all
-tokens, and the first ``K`` output tokens are projected to ``(x, y)``. Trained with an L1 loss on
-normalised crop coordinates.
+Course seed 000 (F. Bertolotti, "Transformer applied to Facial Landmark detection", 2021,
+sec. 5; ``../shared/papers/000_*``): a ResNet-101 is split into four steps whose outputs are
+cut into tokens, every level's tokens are mapped by a two-layer FFN to a common width ``d``, the
+token sequences are max-reduced, concatenated, given learned positional embeddings and run
+through a Transformer encoder (Vaswani et al., NeurIPS 2017); the first ``K = 68`` output tokens
+are projected to ``(x, y)``. L1 loss on normalised crop coordinates, Adam 1e-4, batch 32.
 
-Token counts (see :meth:`TokenRegression.token_counts`)
+Tokenizer ``"seed"`` (default): the seed's code listing
 -------------------------------------------------------
-A level of stride ``r`` on an ``N``-pixel input is an ``N/r x N/r`` map, i.e. a ``g x g`` grid of
-``2 x 2`` patches with ``g = N / (2 r)``. Max-reduction (adaptive max pooling over token
-positions, applied after the level's FFN, so the reduction takes the per-channel maximum of the
-``d``-dimensional tokens that fall into each output cell) brings every grid larger than
-``reduce_to`` (default ``N / 16``) down to ``reduce_to x reduce_to``; smaller grids are kept.
+* **Levels** (listing 1, torchvision ``resnet.children()``): ``res0 = conv1-bn1-relu``
+  (stride 2, 64 channels), ``res1 = maxpool + layer1`` (stride 4, 256), ``res2 = layer2``
+  (stride 8, 512), ``res3 = layer3 + layer4`` (stride 32, 2048): ``strides=(2, 4, 8, 32)``.
+* **Patching order** (listing 2, einops ``"b c (h1 h2) (w1 w2) -> b (c h1 w1) (h2 w2)"`` with
+  ``h1 = w1 = 2``): each map is split into its four ``H/2 x W/2`` quadrants and token ``(i, j)``
+  stacks pixel ``(i, j)`` of every quadrant, channels ordered ``(c, h1, w1)``: ``4 C`` values,
+  ``(H/2)(W/2)`` tokens (:func:`quadrant_tokens`). The last level is not patched
+  (``"b c h w -> b (h w) c"``: one token per pixel).
+* **Reduction** (listing 3, ``reduce(..., "b e (c1 c2) -> b c1 e", "max", c2=...)``): after the
+  level's FFN, the maximum over each run of ``c2`` consecutive tokens (row-major order), with
+  ``c2 = 16, 8, 4, 1`` for the four levels (``reductions``).
 
-With the seed's setting (224 px, strides 4, 8, 16 = ResNet stages 1-3) the patch grids are
-28 x 28, 14 x 14 and 7 x 7; the stride-4 grid is max-reduced to 14 x 14, giving
-``196 + 196 + 49 = 441`` tokens of width 512, the seed's "441 tokens x 512". The count depends on
-the input size, the strides and ``reduce_to`` only, not on the backbone's channels (ResNet-18 and
-ResNet-101 give the same 441 tokens).
+At the seed's 224 px this gives ``3136/16 + 784/8 + 196/4 + 49/1 = 196 + 98 + 49 + 49 = 392``
+tokens. **The seed's own arithmetic is inconsistent** (docs/fidelity.md): it states
+``res0`` as ``1024 x 784`` (its listing gives ``256 x 3136``), applies ``ffA3`` to ``res2``
+instead of ``res3``, applies the FFNs to the last axis, which after its rearrange is the token
+axis, and announces 441 tokens of 512; no reading of its listing yields 441. faceland follows
+the listing (levels, patching, factors) with the FFN on each token's features, the reading
+under which every stated width (512) and the concatenation work.
+
+Tokenizer ``"grid"``: faceland's earlier reading
+------------------------------------------------
+Levels of strides ``(4, 8, 16)``, each cut into non-overlapping ``2 x 2`` patches
+(:func:`patch_tokens`), the token grids larger than ``reduce_to`` (default ``N / 16``)
+max-pooled to ``reduce_to x reduce_to``: at 224 px ``196 + 196 + 49 = 441`` tokens (the seed's
+announced count, not its listing). Kept for the recorded CPU rows (``token_regression_300w_cpu``).
 """
 
 from __future__ import annotations
@@ -30,51 +44,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceland.losses import check_coordinate_loss, coordinate_loss
-from faceland.models.backbones import Backbone, create_backbone
+from faceland.models.backbones import create_backbone
 from faceland.models.base import LandmarkModel, register_model
 
-__all__ = ["TokenRegression", "patch_tokens", "backbone_at_strides"]
+__all__ = ["TokenRegression", "patch_tokens", "quadrant_tokens", "TOKENIZERS"]
 
-_ALL_STRIDES = (4, 8, 16, 32)
+TOKENIZERS = ("seed", "grid")
 
 
-def backbone_at_strides(name: str, pretrained: bool, strides: tuple[int, ...]) -> Backbone:
-    """A :func:`~faceland.models.backbones.create_backbone` backbone returning exactly ``strides``.
-
-    ``create_backbone`` returns the deepest levels; when the deepest wanted stride is below 32,
-    the stages after it are removed (so that every parameter is used and no compute is wasted).
+def quadrant_tokens(f: torch.Tensor) -> torch.Tensor:
+    """Seed 000's patching, ``einops.rearrange(f, "b c (h1 h2) (w1 w2) -> b (h2 w2) (c h1 w1)",
+    h1=2, w1=2)``: token ``(i, j)`` of the ``H/2 x W/2`` grid stacks pixel ``(i, j)`` of each of
+    the four quadrants.
 
     Args:
-        name: backbone name (``"mobilenet_v2"`` or a timm CNN such as ``"resnet18"``).
-        pretrained: ImageNet weights.
-        strides: a contiguous, increasing run of ``(4, 8, 16, 32)``, e.g. ``(4, 8, 16)``.
+        f: ``(B, C, H, W)`` with even ``H`` and ``W``.
+
+    Returns:
+        ``(B, (H/2)(W/2), 4 C)``, tokens row-major; feature ``4 c + 2 h1 + w1`` is channel ``c``
+        at pixel ``(h1 H/2 + i, w1 W/2 + j)``.
 
     Raises:
-        ValueError: strides not a contiguous run of ``(4, 8, 16, 32)``, or a backbone whose
-            stages cannot be removed.
+        ValueError: odd ``H`` or ``W``.
     """
-    strides = tuple(int(s) for s in strides)
-    i0 = _ALL_STRIDES.index(strides[0]) if strides and strides[0] in _ALL_STRIDES else -1
-    if i0 < 0 or strides != _ALL_STRIDES[i0:i0 + len(strides)]:
-        raise ValueError(f"strides must be a contiguous run of {_ALL_STRIDES}, got {strides}")
-    bb = create_backbone(name, pretrained, levels=4 - i0)
-    keep = len(strides)
-    if keep == len(bb.reductions):
-        return bb
-    body = bb.body
-    if bb._taps is not None:  # torchvision MobileNetV2: a Sequential tapped at fixed indices
-        taps = bb._taps[:keep]
-        return Backbone(body[: taps[-1] + 1], bb.channels[:keep], bb.reductions[:keep], taps)
-    if not hasattr(body, "return_layers"):
-        raise ValueError(f"cannot remove the deep stages of backbone {name!r}")
-    names = list(body.return_layers)  # timm FeatureListNet: modules in execution order
-    last = names[keep - 1]
-    order = list(body.keys())
-    for n in order[order.index(last) + 1:]:
-        del body[n]
-    for n in names[keep:]:
-        del body.return_layers[n]
-    return Backbone(body, bb.channels[:keep], bb.reductions[:keep])
+    b, c, h, w = f.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"feature map {h}x{w} cannot be split into quadrants")
+    t = f.reshape(b, c, 2, h // 2, 2, w // 2).permute(0, 3, 5, 1, 2, 4)  # b, h2, w2, c, h1, w1
+    return t.reshape(b, (h // 2) * (w // 2), 4 * c)
 
 
 def patch_tokens(f: torch.Tensor) -> torch.Tensor:
@@ -104,13 +101,15 @@ class TokenRegression(LandmarkModel):
     normalised crop coordinates ``(u + 0.5) / N`` (x, y).
 
     Pipeline, per level ``l`` of stride ``r_l``: backbone map ``(B, C_l, N/r_l, N/r_l)`` ->
-    :func:`patch_tokens` ``(B, g_l, g_l, 4 C_l)`` -> FFN ``Linear(4 C_l, d) - GELU - Dropout -
-    Linear(d, d) - Dropout`` -> adaptive max pooling of the token grid to
-    ``min(g_l, reduce_to)`` per side -> flatten. The levels are concatenated finest first
+    tokens (``tokenizer="seed"``: :func:`quadrant_tokens`, the last level one token per pixel;
+    ``"grid"``: :func:`patch_tokens`) -> FFN ``Linear(F_l, d) - GELU - Dropout - Linear(d, d) -
+    Dropout`` (``F_l`` = the token's values) -> max-reduction (``"seed"``: over runs of
+    ``reductions[l]`` consecutive tokens; ``"grid"``: adaptive max pooling of the token grid to
+    ``min(g_l, reduce_to)`` per side). The levels are concatenated finest first
     (row-major inside a level), learned positional embeddings ``(1, T, d)`` are added and a
     ``num_layers``-layer post-norm ``nn.TransformerEncoder`` (``heads`` heads, feed-forward
     ``ff_dim``, GELU, dropout, ``batch_first``) runs over all ``T`` tokens. Output tokens
-    ``0 .. K-1`` (which lie in the finest level's grid) are mapped by one ``Linear(d, 2)`` shared
+    ``0 .. K-1`` (which come from the finest level) are mapped by one ``Linear(d, 2)`` shared
     by all landmarks to ``(x, y)``; the positional embeddings make those K slots distinct. The
     projection is plain (no squashing, bias initialised to 0.5 = the crop centre) unless
     ``sigmoid=True``, which constrains predictions to ``[0, 1]`` (landmarks pushed slightly out
@@ -119,21 +118,28 @@ class TokenRegression(LandmarkModel):
     Args:
         backbone: ``"resnet18"``, ``"resnet50"``, ``"resnet101"`` (timm) or ``"mobilenet_v2"``.
         num_points: K.
-        input_size: N; must be a multiple of ``2 * max(strides)``.
+        input_size: N; a multiple of ``2 r`` for every patched level of stride ``r`` (and of
+            the last stride; 32 for the seed's levels, 32 for ``"grid"``'s (4, 8, 16)).
         pretrained: ImageNet weights for the backbone.
-        strides: backbone levels used, a contiguous run of ``(4, 8, 16, 32)``.
+        strides: backbone levels used, an increasing subset of ``(2, 4, 8, 16, 32)``
+            (default: the seed's ``(2, 4, 8, 32)``; ``tokenizer="grid"``: ``(4, 8, 16)``).
+        tokenizer: ``"seed"`` (default) or ``"grid"``; see the module docstring.
+        reductions: ``"seed"`` only: tokens max-reduced together per level (default the seed's
+            ``(16, 8, 4, 1)``); each must divide the level's token count.
         dim: d, the token width.
         num_layers: Transformer encoder layers.
         heads: attention heads (must divide ``dim``).
         ff_dim: hidden width of the encoder's feed-forward layers.
         dropout: dropout of the token FFNs and the encoder.
-        reduce_to: side of the grid the finer token grids are max-reduced to (tokens);
-            ``None`` means ``N // 16``.
+        reduce_to: ``"grid"`` only: side of the grid the finer token grids are max-reduced to
+            (tokens); ``None`` means ``N // 16``.
         sigmoid: squash the output coordinates into ``[0, 1]``.
-        loss: ``"l1"`` (the seed's) or ``"wing"``.
+        loss: a coordinate loss of :data:`faceland.losses.COORDINATE_LOSSES` (``"l1"``: the
+            seed's).
 
     Raises:
-        ValueError: bad input size, fewer tokens than K, bad strides or heads.
+        ValueError: bad input size, fewer tokens than K, bad strides, reductions, tokenizer or
+            heads.
 
     Source: course seed 000; Transformer encoder of Vaswani et al. 2017 (eqs. 1-2: scaled
     dot-product and multi-head attention; sec. 3.3: position-wise FFN). The seed gives no
@@ -141,34 +147,51 @@ class TokenRegression(LandmarkModel):
     """
 
     def __init__(self, backbone: str = "resnet101", num_points: int = 68, input_size: int = 224,
-                 pretrained: bool = False, strides: tuple[int, ...] | list[int] = (4, 8, 16),
+                 pretrained: bool = False, strides: tuple[int, ...] | list[int] | None = None,
                  dim: int = 512, num_layers: int = 4, heads: int = 8, ff_dim: int = 2048,
                  dropout: float = 0.1, reduce_to: int | None = None, sigmoid: bool = False,
-                 loss: str = "l1") -> None:
+                 loss: str = "l1", tokenizer: str = "seed",
+                 reductions: tuple[int, ...] | list[int] | None = None) -> None:
         super().__init__()
-        strides = tuple(int(s) for s in strides)
-        if input_size % (2 * max(strides)):
-            raise ValueError(f"input_size must be a multiple of {2 * max(strides)} "
-                             f"(2 x the largest stride), got {input_size}")
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer must be one of {TOKENIZERS}, not {tokenizer!r}")
+        seed = tokenizer == "seed"
+        strides = tuple(int(s) for s in (strides or ((2, 4, 8, 32) if seed else (4, 8, 16))))
+        # patched levels need an even map side; the seed's last level is not patched
+        need = max(strides[-1], 2 * max(strides[:-1], default=1)) if seed else 2 * max(strides)
+        if input_size % need:
+            raise ValueError(f"input_size must be a multiple of {need} for strides {strides}, "
+                             f"got {input_size}")
         if dim % heads:
             raise ValueError(f"heads ({heads}) must divide dim ({dim})")
         self.num_points, self.input_size = num_points, input_size
         self.loss_kind = check_coordinate_loss(loss)
-        self.strides = strides
+        self.strides, self.tokenizer = strides, tokenizer
+        self.reductions = tuple(int(r) for r in (reductions or (16, 8, 4, 1)[-len(strides):]))
+        if seed and len(self.reductions) != len(strides):
+            raise ValueError(f"{len(self.reductions)} reductions for {len(strides)} levels")
         self.reduce_to = int(reduce_to) if reduce_to is not None else input_size // 16
         self.grids = self.token_grids(input_size, strides, self.reduce_to)
-        self.num_tokens = sum(g * g for g in self.grids)
+        self.level_tokens = (self.seed_token_counts(input_size, strides, self.reductions) if seed
+                             else [g * g for g in self.grids])
+        self.num_tokens = sum(self.level_tokens)
         if self.num_tokens < num_points:
-            raise ValueError(f"{self.num_tokens} tokens (grids {self.grids}) < {num_points} "
-                             "landmarks: raise input_size or reduce_to")
+            raise ValueError(f"{self.num_tokens} tokens (per level {self.level_tokens}) < "
+                             f"{num_points} landmarks: raise input_size or reduce_to")
         self.sigmoid = sigmoid
-        self.backbone = backbone_at_strides(backbone, pretrained, strides)
+        self.backbone = create_backbone(backbone, pretrained, strides=strides)
+        widths = [4 * c for c in self.backbone.channels]
+        if seed:
+            widths[-1] = self.backbone.channels[-1]  # the last level is not patched
         self.token_ffn = nn.ModuleList(
-            nn.Sequential(nn.Linear(4 * c, dim), nn.GELU(), nn.Dropout(dropout),
+            nn.Sequential(nn.Linear(f, dim), nn.GELU(), nn.Dropout(dropout),
                           nn.Linear(dim, dim), nn.Dropout(dropout))
-            for c in self.backbone.channels)
+            for f in widths)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, dim))
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if seed:  # the seed's torch.nn.Embedding(441, 512).weight: N(0, 1)
+            nn.init.normal_(self.pos_embed)
+        else:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
         layer = nn.TransformerEncoderLayer(dim, heads, ff_dim, dropout, activation="gelu",
                                            batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
@@ -190,18 +213,46 @@ class TokenRegression(LandmarkModel):
     @classmethod
     def token_counts(cls, input_size: int, strides: tuple[int, ...] = (4, 8, 16),
                      reduce_to: int | None = None) -> list[int]:
-        """Tokens per level (``g_l ** 2``); see :meth:`token_grids`."""
+        """``"grid"`` tokens per level (``g_l ** 2``); see :meth:`token_grids`."""
         return [g * g for g in cls.token_grids(input_size, strides, reduce_to)]
+
+    @staticmethod
+    def seed_token_counts(input_size: int, strides: tuple[int, ...] = (2, 4, 8, 32),
+                          reductions: tuple[int, ...] = (16, 8, 4, 1)) -> list[int]:
+        """``"seed"`` tokens per level after reduction: ``(N / 2 r)^2 / c2`` for the patched
+        levels, ``(N / r)^2 / c2`` for the last one (392 = 196 + 98 + 49 + 49 at 224 px).
+
+        Raises:
+            ValueError: a reduction that does not divide its level's token count.
+        """
+        out = []
+        for i, (r, c2) in enumerate(zip(strides, reductions, strict=True)):
+            side = input_size // r if i == len(strides) - 1 else input_size // (2 * r)
+            if (side * side) % c2:
+                raise ValueError(f"reduction {c2} does not divide the {side * side} tokens of the "
+                                 f"stride-{r} level at {input_size} px")
+            out.append(side * side // c2)
+        return out
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, N, N)`` in ``[0, 1]`` -> ``(B, T, d)`` tokens before positional embedding."""
         feats = self.backbone(self.normalize(x))
         out = []
-        for f, ffn, g in zip(feats, self.token_ffn, self.grids, strict=True):
-            t = ffn(patch_tokens(f))  # B, h, w, d
-            if t.shape[1] != g:
-                t = F.adaptive_max_pool2d(t.permute(0, 3, 1, 2), g).permute(0, 2, 3, 1)
-            out.append(t.flatten(1, 2))
+        last = len(feats) - 1
+        for i, (f, ffn) in enumerate(zip(feats, self.token_ffn, strict=True)):
+            if self.tokenizer == "seed":
+                t = f.flatten(2).transpose(1, 2) if i == last else quadrant_tokens(f)
+                t = ffn(t)  # B, T_l, d
+                c2 = self.reductions[i]
+                if c2 > 1:  # max over runs of c2 consecutive tokens
+                    t = t.reshape(t.shape[0], -1, c2, t.shape[-1]).amax(2)
+                out.append(t)
+            else:
+                g = self.grids[i]
+                t = ffn(patch_tokens(f))  # B, h, w, d
+                if t.shape[1] != g:
+                    t = F.adaptive_max_pool2d(t.permute(0, 3, 1, 2), g).permute(0, 2, 3, 1)
+                out.append(t.flatten(1, 2))
         return torch.cat(out, dim=1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -218,6 +269,6 @@ class TokenRegression(LandmarkModel):
 
 @register_model("token_regression",
                 smoke={"backbone": "resnet18", "input_size": 64, "dim": 64, "num_layers": 1,
-                       "heads": 4, "ff_dim": 128, "reduce_to": 8})
+                       "heads": 4, "ff_dim": 128, "reductions": [4, 2, 1, 1]})
 def _token_regression(**kw) -> TokenRegression:
     return TokenRegression(**kw)
