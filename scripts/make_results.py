@@ -212,6 +212,11 @@ def main() -> None:
         "faceland model was trained on it), an out-of-domain video test with noisier labels.",
         "The MobileNetV2 default model's two 300W gt rows differ by flip TTA (see the column).",
         "",
+        "Layouts: rows trained before the 2026-12 fidelity pass (every 300W training row but",
+        "`iact_300w_cpu_fidelity`) used the earlier layouts that",
+        "[fidelity.md](fidelity.md) names; the shipped models' cards pin them. Weights under",
+        "`runs/` are not in the repository: retrain with the row's training command.",
+        "",
         "Reproduce every row: `python scripts/make_results.py --rerun`.",
         "",
         "| data | split | boxes | system | NME IOD | NME IPD | NME box | error px | FR@0.1 | AUC@0.1 "
