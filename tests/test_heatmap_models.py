@@ -14,7 +14,8 @@ from faceland.checkpoint import load_model, save_model
 from faceland.codecs import GaussianHeatmap, SoftmaxHeatmap
 from faceland.losses import weighted_mse_loss
 from faceland.models import SMOKE_KWARGS, create_model
-from faceland.models.hourglass import CoordinateAttention, SqueezeExcitation, add_coord_channels
+from faceland.models.hourglass import add_coord_channels
+from faceland.models.layers import CoordinateAttention, SqueezeExcitation
 from faceland.models.unet import softmax_cross_entropy
 
 MODELS = ["hourglass", "unet_softmax", "imm_nose_cnn", "imm_face_cnn"]

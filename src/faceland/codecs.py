@@ -30,6 +30,8 @@ __all__ = [
     "soft_argmax",
     "peak_mass",
     "DECODERS",
+    "cell_centres",
+    "grid_centres",
     "decode_heatmaps",
     "HeatmapCodec",
     "GaussianHeatmap",
@@ -39,6 +41,30 @@ __all__ = [
 
 #: Decoder names accepted by :func:`decode_heatmaps` and every codec's ``decode``.
 DECODERS = ("argmax", "argmax_shift", "subpixel", "local_mean", "soft_argmax")
+
+
+def cell_centres(n: int, device: torch.device | None = None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Centres of ``n`` cells along one axis in normalised coordinates: ``(i + 0.5) / n``.
+
+    Returns:
+        ``(n,)`` tensor; cell ``i`` of a map of side ``n`` (0-based) maps to the crop coordinate
+        ``(i + 0.5) / n`` (0 and 1 are the crop's outer pixel edges).
+    """
+    return (torch.arange(n, device=device, dtype=dtype) + 0.5) / n
+
+
+def grid_centres(h: int, w: int, device: torch.device | None = None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Centres of an ``h x w`` grid in normalised coordinates.
+
+    Returns:
+        ``(h * w, 2)`` ``(x, y)`` pairs ``((j + 0.5) / w, (i + 0.5) / h)``, row-major (the order
+        of ``map.flatten(2)``).
+    """
+    gy, gx = torch.meshgrid(cell_centres(h, device, dtype), cell_centres(w, device, dtype),
+                            indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)
 
 
 def soft_argmax(logits: torch.Tensor, beta: float | torch.Tensor = 1.0) -> tuple[torch.Tensor,
@@ -58,8 +84,7 @@ def soft_argmax(logits: torch.Tensor, beta: float | torch.Tensor = 1.0) -> tuple
     """
     b, k, h, w = logits.shape
     probs = torch.softmax(logits.reshape(b, k, h * w) * beta, dim=-1).reshape(b, k, h, w)
-    xs = (torch.arange(w, device=logits.device, dtype=probs.dtype) + 0.5) / w
-    ys = (torch.arange(h, device=logits.device, dtype=probs.dtype) + 0.5) / h
+    xs, ys = cell_centres(w, logits.device, probs.dtype), cell_centres(h, logits.device, probs.dtype)
     x = (probs.sum(dim=2) * xs).sum(dim=-1)
     y = (probs.sum(dim=3) * ys).sum(dim=-1)
     return torch.stack([x, y], dim=-1), probs
@@ -209,8 +234,7 @@ def _decode_soft_argmax(hm: torch.Tensor, beta: float | None) -> torch.Tensor:
     s = p.sum(-1, keepdim=True)
     p = torch.where(s > 0, p / torch.where(s > 0, s, torch.ones_like(s)),
                     torch.full_like(p, 1.0 / (h * w))).reshape(b, k, h, w)
-    xs = (torch.arange(w, device=hm.device, dtype=hm.dtype) + 0.5) / w
-    ys = (torch.arange(h, device=hm.device, dtype=hm.dtype) + 0.5) / h
+    xs, ys = cell_centres(w, hm.device, hm.dtype), cell_centres(h, hm.device, hm.dtype)
     return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], dim=-1)
 
 
@@ -558,8 +582,8 @@ class SoftmaxHeatmap(HeatmapCodec):
         coords = _check_coords(coords)
         finite = torch.isfinite(coords).all(dim=-1)
         c = torch.where(finite.unsqueeze(-1), coords, torch.zeros_like(coords))
-        u = (torch.arange(self.width, device=c.device, dtype=c.dtype) + 0.5) / self.width
-        v = (torch.arange(self.height, device=c.device, dtype=c.dtype) + 0.5) / self.height
+        u = cell_centres(self.width, c.device, c.dtype)
+        v = cell_centres(self.height, c.device, c.dtype)
         s2 = 2 * self.sigma ** 2
         px = torch.softmax(-(u.view(1, 1, -1) - c[..., :1]) ** 2 / s2, dim=-1)
         py = torch.softmax(-(v.view(1, 1, -1) - c[..., 1:]) ** 2 / s2, dim=-1)

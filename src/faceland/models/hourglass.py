@@ -23,9 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceland.codecs import DECODERS, GaussianHeatmap, HeatmapCodec, RandomizedRoundingHeatmap
+from faceland.codecs import (
+    DECODERS,
+    GaussianHeatmap,
+    HeatmapCodec,
+    RandomizedRoundingHeatmap,
+    cell_centres,
+)
 from faceland.losses import adaptive_wing_loss, mse_loss, weighted_mse_loss
 from faceland.models.base import LandmarkModel, register_model
+from faceland.models.layers import CoordinateAttention, SqueezeExcitation, conv_bn_relu
 
 __all__ = ["Residual", "HPMBlock", "BLOCKS", "SqueezeExcitation", "CoordinateAttention", "Hourglass",
            "StackedHourglass", "add_coord_channels"]
@@ -42,8 +49,8 @@ def add_coord_channels(x: torch.Tensor) -> torch.Tensor:
     ``2 (j + 0.5) / W - 1`` (x, channel ``C``) and ``2 (i + 0.5) / H - 1`` (y, channel ``C + 1``).
     """
     b, _, h, w = x.shape
-    xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) * (2.0 / w) - 1
-    ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) * (2.0 / h) - 1
+    xs = cell_centres(w, x.device, x.dtype) * 2 - 1
+    ys = cell_centres(h, x.device, x.dtype) * 2 - 1
     gx = xs.view(1, 1, 1, w).expand(b, 1, h, w)
     gy = ys.view(1, 1, h, 1).expand(b, 1, h, w)
     return torch.cat([x, gx, gy], dim=1)
@@ -108,56 +115,6 @@ class HPMBlock(nn.Module):
 
 
 BLOCKS = {"hpm": HPMBlock, "bottleneck": Residual}
-
-
-class SqueezeExcitation(nn.Module):
-    """Squeeze-and-Excitation (Hu et al., CVPR 2018, Fig. 2 / eqs. 2-4): global average pool,
-    FC ``c -> c/r``, ReLU, FC ``c/r -> c``, sigmoid, channel-wise rescaling.
-
-    Shapes: ``(B, c, H, W)`` -> same. ``reduction`` r (default 16); the bottleneck has at least 4
-    channels.
-    """
-
-    def __init__(self, channels: int, reduction: int = 16) -> None:
-        super().__init__()
-        mid = max(4, channels // reduction)
-        self.fc = nn.Sequential(nn.Conv2d(channels, mid, 1), nn.ReLU(inplace=True),
-                                nn.Conv2d(mid, channels, 1), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(F.adaptive_avg_pool2d(x, 1))
-
-
-class CoordinateAttention(nn.Module):
-    """Coordinate Attention (Hou et al., CVPR 2021, Sec. 3.2, Fig. 2(c)).
-
-    Direction-aware pooling: ``z_h = mean over W`` ``(B, c, H, 1)`` and ``z_w = mean over H``
-    ``(B, c, 1, W)``; both are concatenated along the spatial axis, transformed by a shared 1x1
-    convolution to ``mid = max(8, c // r)`` channels + BN + h-swish (eq. 4), split back, and two
-    1x1 convolutions + sigmoid give the attention ``g_h (B, c, H, 1)`` and ``g_w (B, c, 1, W)``
-    (eq. 5); the output is ``x * g_h * g_w`` (eq. 6). ``reduction`` r defaults to 32 (the paper's).
-
-    Shapes: ``(B, c, H, W)`` -> same.
-    """
-
-    def __init__(self, channels: int, reduction: int = 32) -> None:
-        super().__init__()
-        mid = max(8, channels // reduction)
-        self.conv1 = nn.Conv2d(channels, mid, 1)
-        self.bn = nn.BatchNorm2d(mid)
-        self.act = nn.Hardswish(inplace=True)
-        self.conv_h = nn.Conv2d(mid, channels, 1)
-        self.conv_w = nn.Conv2d(mid, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, _, h, w = x.shape
-        zh = x.mean(dim=3, keepdim=True)  # (B, c, H, 1)
-        zw = x.mean(dim=2, keepdim=True).transpose(2, 3)  # (B, c, W, 1)
-        y = self.act(self.bn(self.conv1(torch.cat([zh, zw], dim=2))))
-        yh, yw = torch.split(y, [h, w], dim=2)
-        gh = torch.sigmoid(self.conv_h(yh))
-        gw = torch.sigmoid(self.conv_w(yw.transpose(2, 3)))
-        return x * gh * gw
 
 
 def _attention(kind: str, channels: int, reduction: int | None = None) -> nn.Module:
@@ -289,8 +246,7 @@ class StackedHourglass(LandmarkModel):
         self.hourglasses = nn.ModuleList(Hourglass(depth, c, attention, block, attention_reduction)
                                          for _ in range(stacks))
         self.features = nn.ModuleList(
-            nn.Sequential(res(c, c), nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c),
-                          nn.ReLU(inplace=True))
+            nn.Sequential(res(c, c), *conv_bn_relu(c, c, 1))
             for _ in range(stacks))
         self.heads = nn.ModuleList(nn.Conv2d(c, num_points, 1) for _ in range(stacks))
         self.merge_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(stacks - 1))

@@ -42,14 +42,10 @@ from torchvision.ops import DeformConv2d
 from faceland.codecs import DECODERS, RandomizedRoundingHeatmap
 from faceland.losses import mse_loss, smooth_wing_loss, weighted_mse_loss
 from faceland.models.base import LandmarkModel, register_model
+from faceland.models.layers import ChannelAttention, conv_bn_relu
 
 __all__ = ["IACT", "ChannelAttention", "DeformableProjection", "DeformableSpatialAttention",
            "IACTStage"]
-
-
-def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
 
 
 class _ChannelNorm(nn.Module):
@@ -149,24 +145,6 @@ class _TransformerBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-class ChannelAttention(nn.Module):
-    """CBAM channel attention (Woo et al., ECCV 2018, eq. 2), IACT's channel attention.
-
-    ``x * sigmoid(MLP(avgpool(x)) + MLP(maxpool(x)))`` with one shared two-layer MLP
-    (``C -> max(C / reduction, 8) -> C``, ReLU). Shapes: ``(B, C, H, W)`` -> ``(B, C, H, W)``.
-    """
-
-    def __init__(self, dim: int, reduction: int = 16) -> None:
-        super().__init__()
-        hidden = max(dim // reduction, 8)
-        self.mlp = nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(hidden, dim, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1))
-        return x * torch.sigmoid(gate)
-
-
 class IACTStage(nn.Module):
     """One transformer stage with its feature and channel attention (IACT sec. 2.1-2.2).
 
@@ -192,7 +170,7 @@ class IACTStage(nn.Module):
         self.blocks = nn.Sequential(*(_TransformerBlock(cout, heads, mlp_ratio, kv_stride, dropout)
                                       for _ in range(depth)))
         self.channel_attention = ChannelAttention(c_conv + cout)
-        self.project = _cbr(c_conv + cout, cout, k=1)
+        self.project = conv_bn_relu(c_conv + cout, cout, k=1)
 
     def forward(self, f: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         t = self.blocks(self.embed(f))
@@ -281,13 +259,13 @@ class IACT(LandmarkModel):
         self.codec = RandomizedRoundingHeatmap((self.heatmap_size, self.heatmap_size), sigma=sigma,
                                                decoder=decoder)
         w = list(widths)
-        self.stem = nn.Sequential(_cbr(3, w[0], stride=2), _cbr(w[0], w[0], stride=2))
-        self.conv_stages = nn.ModuleList(nn.Sequential(_cbr(w[0], w[0]), _cbr(w[0], w[0]))
+        self.stem = nn.Sequential(conv_bn_relu(3, w[0], stride=2), conv_bn_relu(w[0], w[0], stride=2))
+        self.conv_stages = nn.ModuleList(nn.Sequential(conv_bn_relu(w[0], w[0]), conv_bn_relu(w[0], w[0]))
                                          for _ in range(4))
         self.stages = nn.ModuleList(
             IACTStage(w[i], w[i + 1], w[0], heads[i], mlp_ratio, depth, kv_strides[i], dropout)
             for i in range(3))
-        self.fuse = nn.Sequential(_cbr(sum(w), w[0], k=1), _cbr(w[0], w[0]))
+        self.fuse = nn.Sequential(conv_bn_relu(sum(w), w[0], k=1), conv_bn_relu(w[0], w[0]))
         self.head = nn.Conv2d(w[0], num_points, 1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from faceland.codecs import peak_mass, soft_argmax
 from faceland.losses import check_coordinate_loss, coordinate_loss
 from faceland.models.backbones import create_backbone
 from faceland.models.base import LandmarkModel, register_model
+from faceland.models.layers import conv_bn_relu
 
 __all__ = ["CoordinateRegression", "IntegralRegression"]
 
@@ -100,18 +101,12 @@ class IntegralRegression(LandmarkModel):
         self.backbone = create_backbone(backbone, pretrained, levels=4)
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in self.backbone.channels)
         if refine == "conv":
-            self.refine = nn.Sequential(
-                nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-            )
+            self.refine = nn.Sequential(*conv_bn_relu(width, width), *conv_bn_relu(width, width))
         elif refine == "dw":
             self.refine = nn.Sequential(*(m for _ in range(2) for m in (
                 nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
                 nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-                nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True))))
+                *conv_bn_relu(width, width, 1))))
         else:
             raise ValueError(f"refine must be 'conv' or 'dw', not {refine!r}")
         self.heatmap = nn.Conv2d(width, num_points, 1)

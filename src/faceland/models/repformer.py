@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceland.codecs import grid_centres
 from faceland.losses import check_coordinate_loss, coordinate_loss
 from faceland.models.backbones import create_backbone
 from faceland.models.base import LandmarkModel, register_model
@@ -42,18 +43,8 @@ __all__ = ["RePFormer", "aggregate_queries", "pixel_centres", "sine_encoding",
            "CrossScaleAttention", "LandmarkDecoderLayer"]
 
 
-def pixel_centres(h: int, w: int, device: torch.device | None = None,
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Centres of an ``h x w`` grid in normalised coordinates.
-
-    Returns:
-        ``(h * w, 2)`` ``(x, y)`` pairs ``((j + 0.5) / w, (i + 0.5) / h)``, row-major (the order
-        of ``map.flatten(2)``).
-    """
-    ys = (torch.arange(h, device=device, dtype=dtype) + 0.5) / h
-    xs = (torch.arange(w, device=device, dtype=dtype) + 0.5) / w
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)
+#: Centres of an ``h x w`` memory in normalised coordinates (:func:`faceland.codecs.grid_centres`).
+pixel_centres = grid_centres
 
 
 def sine_encoding(coords: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch import nn
 
 from faceland.codecs import SoftmaxHeatmap, peak_mass, soft_argmax
 from faceland.models.base import LandmarkModel, register_model
+from faceland.models.layers import conv_bn_relu
 
 __all__ = ["UNetSoftmax", "softmax_cross_entropy", "softmax_mse_sum", "UNET_LOSSES"]
 
@@ -66,12 +67,7 @@ def softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
+    return nn.Sequential(*conv_bn_relu(c_in, c_out), *conv_bn_relu(c_out, c_out))
 
 
 class UNetSoftmax(LandmarkModel):
