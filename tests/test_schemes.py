@@ -213,3 +213,21 @@ def test_convert_points_errors() -> None:
         convert_points(np.zeros((68, 2)), "68", "98")
     with pytest.raises(ValueError, match="98"):
         convert_points(np.zeros((68, 2)), "98", "68")
+
+
+def test_flip_normalized_agrees_with_the_pixel_flip() -> None:
+    """One flip per frame: pixels (x -> W - 1 - x) and normalised crop coordinates
+    (x -> 1 - x + 2b); the two agree through p = (u + 0.5) / N, and each is an involution."""
+    scheme = get_scheme("68")
+    rng = np.random.default_rng(0)
+    n = 128
+    px = rng.uniform(0, n - 1, size=(3, 68, 2))
+    norm = (px + 0.5) / n
+    np.testing.assert_allclose(scheme.flip_normalized(norm), (scheme.flip(px, n) + 0.5) / n)
+    np.testing.assert_allclose(scheme.flip_normalized(scheme.flip_normalized(norm)), norm)
+    shifted = scheme.flip_normalized(norm.astype(np.float32), x_offset=0.01)
+    assert shifted.dtype == np.float32
+    np.testing.assert_allclose(shifted[..., 0] - scheme.flip_normalized(norm)[..., 0], 0.02,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="expects"):
+        scheme.flip_normalized(norm[:, :5])

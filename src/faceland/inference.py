@@ -259,9 +259,8 @@ class FaceLandmarker:
         coords, scores = self._coords(crops)
         if self.flip_test:
             flipped, fscores = self._coords(np.ascontiguousarray(crops[:, :, ::-1]))
-            flipped = flipped[:, self._flip_perm]
             # mirror in normalised coordinates, with the labels' bias re-applied
-            flipped[..., 0] = 1.0 - flipped[..., 0] + 2.0 * self.flip_x_offset
+            flipped = self.scheme.flip_normalized(flipped, self.flip_x_offset)
             coords = (coords + flipped) / 2
             if scores is not None:
                 scores = (scores + fscores[:, self._flip_perm]) / 2

@@ -107,6 +107,31 @@ class LandmarkScheme:
         out[..., 0] = width - 1 - out[..., 0]
         return out
 
+    def flip_normalized(self, points: np.ndarray, x_offset: float = 0.0) -> np.ndarray:
+        """:meth:`flip` in normalised crop coordinates: x becomes ``1 - x + 2 b``, left/right
+        indices swapped.
+
+        Args:
+            points: ``(..., K, 2)`` normalised crop coordinates ``(u + 0.5) / N`` (0 and 1 are the
+                crop's outer edges), any float dtype (kept).
+            x_offset: the labels' left-right annotation bias ``b`` in the same units
+                (:attr:`faceland.transforms.AugmentConfig.flip_x_offset`; 0: plain mirror).
+
+        Returns:
+            Array of the same shape and dtype: the landmarks of the mirrored crop.
+
+        Raises:
+            ValueError: if the point count is not K.
+        """
+        pts = np.asarray(points)
+        if pts.shape[-2:] != (self.num_points, 2):
+            raise ValueError(
+                f"scheme {self.name} expects (..., {self.num_points}, 2) points, got {pts.shape}"
+            )
+        out = pts[..., list(self.flip_permutation), :].copy()
+        out[..., 0] = 1.0 - out[..., 0] + 2.0 * x_offset
+        return out
+
 
 _P68 = [
     (0, 16), (1, 15), (2, 14), (3, 13), (4, 12), (5, 11), (6, 10), (7, 9),
