@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from safetensors import SafetensorError
 
 from faceland.errors import FormatError
+from faceland.pretrained import DEFAULT_MODEL, PRETRAINED, list_pretrained
 
 if TYPE_CHECKING:  # torch is imported only to build or save a model, not to read cards
     from faceland.models import LandmarkModel
@@ -22,12 +23,10 @@ if TYPE_CHECKING:  # torch is imported only to build or save a model, not to rea
 __all__ = ["save_model", "load_model", "read_card", "resolve_weights", "default_model_path",
            "weights_hash", "DEFAULT_MODEL"]
 
-DEFAULT_MODEL = "faceland-300w-mtfl-mnv2dw-128"
-
-
 def default_model_path() -> Path:
-    """Path of the shipped default model's ``.safetensors`` (inside the installed package)."""
-    return Path(__file__).parent / "weights" / f"{DEFAULT_MODEL}.safetensors"
+    """Path of the shipped default model's ``.safetensors`` (inside the installed package;
+    :data:`faceland.pretrained.DEFAULT_MODEL`)."""
+    return PRETRAINED[DEFAULT_MODEL].weights
 
 
 def save_model(model: LandmarkModel, path: str | Path, card: dict | None = None) -> Path:
@@ -50,19 +49,25 @@ def weights_hash(path: str | Path) -> str:
 
 
 def resolve_weights(path: str | Path | None = None) -> Path:
-    """The ``.safetensors`` file meant by ``path``: a file, the name of a model in the
-    package's ``weights/`` folder, or ``None`` / ``"default"`` for the shipped default.
+    """The ``.safetensors`` file meant by ``path``: a file, the name of a shipped model
+    (:data:`faceland.pretrained.PRETRAINED`), or ``None`` / ``"default"`` for the shipped
+    default.
 
     Raises:
-        FileNotFoundError: no such weights file (the message names the path).
+        FileNotFoundError: no such weights file (the message names the path; for a bare name,
+            also the shipped models).
     """
     if path is None or str(path) == "default":
         p = default_model_path()
+    elif str(path) in PRETRAINED:
+        p = PRETRAINED[str(path)].weights
     else:
         p = Path(path)
         if not p.exists() and not p.suffix:
-            cand = Path(__file__).parent / "weights" / f"{p}.safetensors"
-            p = cand if cand.exists() else p.with_suffix(".safetensors")
+            p = p.with_suffix(".safetensors")
+            if not p.exists():
+                raise FileNotFoundError(f"{path}: neither a weights file nor a shipped model "
+                                        f"(shipped: {', '.join(list_pretrained())})")
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such model weights file")
     return p

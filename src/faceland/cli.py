@@ -464,15 +464,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from faceland.checkpoint import DEFAULT_MODEL, default_model_path
     from faceland.detectors import DEFAULT_DETECTOR, DETECTORS
     from faceland.models import list_models
+    from faceland.pretrained import PRETRAINED, list_pretrained
 
     print("architectures:", ", ".join(list_models()))
-    for p in sorted(default_model_path().parent.glob("*.safetensors")):
-        mark = " (default)" if p.stem == DEFAULT_MODEL else ""
-        onnx = " [+ .onnx]" if p.with_suffix(".onnx").exists() else ""
-        print(f"weights: {p.stem}{mark}{onnx}")
+    print("shipped weights (research use only; --model NAME):")
+    for name in list_pretrained():
+        m = PRETRAINED[name]
+        flags = "".join([" (default)" if m.default else "", " [+ .onnx]" if m.onnx else ""])
+        print(f"  {name}{flags}: {m.architecture}, {m.scheme}-point scheme, {m.input_size} px; "
+              f"{m.summary}")
     print("detectors:", ", ".join(f"{d} (default)" if d == DEFAULT_DETECTOR else d
                                   for d in DETECTORS))
     return 0
