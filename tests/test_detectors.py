@@ -123,5 +123,5 @@ def test_dlib_adapter_on_real_faces(data_root) -> None:
     recs = load_300w(data_root / "300w", "common")[::60]
     lm = create_external("dlib")
     res = evaluate_records(lm, recs, get_scheme("68"), boxes="gt")
-    assert res["n_images"] == len(recs) and res["protocol"]["model"] == "dlib-ert-68"
-    assert res["nme_iod"] < 8.0
+    assert res.n_images == len(recs) and res.protocol.model == "dlib-ert-68"
+    assert res.nme_iod < 8.0

@@ -300,8 +300,38 @@ def test_run_evaluation_is_what_the_cli_runs(tmp_path, data_root) -> None:
     res, json_path, ced = run_evaluation("imm", data_root / "imm", lm, split="test",
                                          json_path=tmp_path / "r.json")
     assert json_path.exists() and ced.exists() and ced.suffix == ".png"
-    assert res["protocol"]["dataset"] == "imm" and res["protocol"]["split"] == "test"
-    assert result_name(res).endswith("-imm-test-gt")
-    assert summary(res).startswith("NME (IOD) ") and "AUC@0.1" in summary(res)
+    assert res.protocol["dataset"] == "imm" and res.protocol.extra["split"] == "test"
+    assert res.protocol.model == "faceland-imm58-cnn-128" and res.protocol.input_size == 128
+    assert result_name(res) == res.name and res.name.endswith("-imm-test-gt")
+    assert summary(res) == res.summary() and res.summary().startswith("NME (IOD) ")
+    # the file on disk is the typed result's JSON
+    assert json.loads(json_path.read_text()) == json.loads(json.dumps(res.to_dict()))
     with pytest.raises(ValueError, match="not both or neither"):
         run_evaluation("imm", data_root / "imm")
+
+
+def test_eval_result_json_round_trip_on_every_recorded_result() -> None:
+    """Typed results: every docs/results JSON reads into EvalResult / Protocol and writes back
+    to the same object, key order included."""
+    from faceland.results import EvalResult, Protocol
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "results"
+    files = [f for f in folder.rglob("*.json") if not f.name.endswith(".predictions.json")]
+    assert len(files) >= 20
+    for f in files:
+        d = json.loads(f.read_text())
+        r = EvalResult.from_json(f)
+        assert isinstance(r.protocol, Protocol)
+        out = json.loads(json.dumps(r.to_dict()).replace("NaN", "null"))
+        assert list(out) == list(d) and list(out["protocol"]) == list(d["protocol"]), f
+        assert out == d, f
+
+
+def test_eval_result_rejects_a_file_that_is_not_a_result(tmp_path) -> None:
+    from faceland.errors import FormatError
+    from faceland.results import EvalResult
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"nme_iod": 3.0}')
+    with pytest.raises(FormatError, match="bad.json: not a faceland evaluation result"):
+        EvalResult.from_json(bad)

@@ -36,10 +36,11 @@ from faceland.inference import FaceLandmarker
 if TYPE_CHECKING:
     from faceland.external import DlibLandmarker
 from faceland.metrics import auc, confidence_quality, failure_rate, nme, normalizing_distance
+from faceland.results import EvalResult, Protocol
 from faceland.schemes import SCHEMES, LandmarkScheme
 
 __all__ = ["evaluate_records", "evaluate_predictions", "read_predictions", "score_predictions",
-           "write_result", "run_evaluation", "summary", "result_name"]
+           "write_result", "run_evaluation", "summary", "result_name", "EvalResult", "Protocol"]
 
 
 def _match(landmarker: FaceLandmarker | DlibLandmarker, image: np.ndarray,
@@ -58,7 +59,7 @@ def _match(landmarker: FaceLandmarker | DlibLandmarker, image: np.ndarray,
 
 def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Sequence[FaceRecord],
                      scheme: LandmarkScheme, boxes: str = "gt", threshold: float = 0.1,
-                     progress: bool = False) -> dict:
+                     progress: bool = False) -> EvalResult:
     """Evaluate a landmarker on annotated faces.
 
     Args:
@@ -71,12 +72,13 @@ def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Seque
         progress: print a progress line every 100 images.
 
     Returns:
-        A JSON-ready dict: ``nme_iod``, ``nme_ipd`` (where the scheme has eye corners) and
-        ``nme_box`` (sqrt(w h) of the gt landmark box, or of the annotated box for AFLW), all
-        percent; ``mean_error_px`` (mean point error in image pixels), ``fr`` (percent), ``auc``
-        (fraction), ``n_images`` (evaluated), ``n_missed`` (detector misses), ``n_skipped`` and
-        ``skipped`` (unreadable images, reported on stderr and left out), ``per_image`` (key ->
-        IOD NME percent or null), ``protocol`` (the card).
+        An :class:`~faceland.results.EvalResult`: ``nme_iod``, ``nme_ipd`` (where the scheme has
+        eye corners) and ``nme_box`` (sqrt(w h) of the gt landmark box, or of the annotated box
+        for AFLW), all percent; ``mean_error_px`` (mean point error in image pixels), ``fr``
+        (percent), ``auc`` (fraction), ``n_images`` (evaluated), ``n_missed`` (detector misses),
+        ``n_skipped`` and ``skipped`` (unreadable images, reported on stderr and left out),
+        ``per_image`` (key -> NME percent or None), ``protocol`` (the
+        :class:`~faceland.results.Protocol` card). ``to_dict()`` is its JSON.
 
     Raises:
         ValueError: unknown box source, model and scheme point counts differ, or no image could
@@ -155,7 +157,7 @@ def read_predictions(path: str | Path) -> dict:
 
 
 def evaluate_predictions(path: str | Path, records: Sequence[FaceRecord],
-                         scheme: LandmarkScheme, threshold: float = 0.1) -> dict:
+                         scheme: LandmarkScheme, threshold: float = 0.1) -> EvalResult:
     """Score another system's stored predictions under faceland's protocol.
 
     For systems that cannot run inside faceland's environment (MediaPipe needs numpy < 2, say):
@@ -226,7 +228,7 @@ def check_ground_truth(records: Sequence[FaceRecord], scheme: LandmarkScheme) ->
 def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: LandmarkScheme,
                       parent: LandmarkScheme, boxes: str, info: dict, threshold: float = 0.1,
                       skipped: Sequence[str] = (), point_scores: np.ndarray | None = None
-                      ) -> dict:
+                      ) -> EvalResult:
     """Metrics and protocol card for ``(N, K, 2)`` predictions of ``records``.
 
     Args:
@@ -244,7 +246,7 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
             each point's error over the normalising distance, bad point = error > ``threshold``.
 
     Returns:
-        The dict described in :func:`evaluate_records`.
+        The :class:`~faceland.results.EvalResult` described in :func:`evaluate_records`.
     """
     check_ground_truth(records, parent)
     gt = np.stack([scheme.select(r.points) for r in records])
@@ -264,100 +266,57 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
     def mean_percent(e: np.ndarray) -> float:
         return float(e[found].mean() * 100) if found.any() else float("nan")
 
-    result = {f"nme_{norm}": mean_percent(e_iod)}
+    values = {f"nme_{norm}": mean_percent(e_iod)}
     if scheme.ipd_groups:
-        result["nme_ipd"] = mean_percent(nme(pred, gt, scheme, "ipd"))
+        values["nme_ipd"] = mean_percent(nme(pred, gt, scheme, "ipd"))
     if norm != "box":
-        result["nme_box"] = mean_percent(nme(pred, gt, scheme, "box", box))
+        values["nme_box"] = mean_percent(nme(pred, gt, scheme, "box", box))
     info = dict(info)
+    quality = None
     if point_scores is not None:
         d = normalizing_distance(gt, scheme, norm, box)
         per_point = np.linalg.norm(pred - gt, axis=-1) / d[:, None]
-        result["point_scores"] = {**confidence_quality(point_scores, per_point, threshold),
-                                  "bad_point": f"error > {threshold} {norm}",
-                                  "mean_score": float(np.nanmean(point_scores))}
-    result.update({
-        "mean_error_px": float(err_px[found].mean()) if found.any() else float("nan"),
-        "fr": failure_rate(e_iod, threshold) * 100,
-        "auc": auc(e_iod, threshold),
-        "n_images": len(records),
-        "n_missed": int((~found).sum()),
-        "n_skipped": len(skipped),
-        "skipped": list(skipped),
-        "per_image": {r.key or str(r.image): (round(float(e) * 100, 4) if np.isfinite(e) else None)
-                      for r, e in zip(records, e_iod, strict=True)},
-        "protocol": {
-            "box_source": boxes,
-            "box_definition": info.pop("box_definition"),
-            "enlarge": info.pop("enlarge"),
-            "input_size": info.pop("input_size"),
-            "pixel_origin": "0-based pixel centres (iBUG .pts minus 1)",
-            "normalisation": {"iod": "outer eye corners", "ipd": "eye-contour means",
-                              "box": "sqrt(w*h) of the gt landmark box"},
-            "fr_auc_normalisation": norm,
-            "threshold": threshold,
-            "auc_rule": "exact integral of the empirical CED step function / threshold",
-            "flip_test": info.pop("flip_test"),
-            "model": info.pop("model"),
-            "weights_sha256": info.pop("weights_sha256"),
-            "faceland_version": faceland.__version__,
-            "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            **info,
-        },
-    })
-    return result
+        quality = {**confidence_quality(point_scores, per_point, threshold),
+                   "bad_point": f"error > {threshold} {norm}",
+                   "mean_score": float(np.nanmean(point_scores))}
+    protocol = Protocol(
+        box_source=boxes, box_definition=info.pop("box_definition"),
+        enlarge=info.pop("enlarge"), input_size=info.pop("input_size"),
+        fr_auc_normalisation=norm, threshold=threshold, flip_test=info.pop("flip_test"),
+        model=info.pop("model"), weights_sha256=info.pop("weights_sha256"),
+        faceland_version=faceland.__version__,
+        hardware=f"{platform.machine()}, {os.cpu_count()} CPU cores", extra=info)
+    return EvalResult(
+        nme_box=values["nme_box"], nme_iod=values.get("nme_iod"), nme_ipd=values.get("nme_ipd"),
+        point_scores=quality,
+        mean_error_px=float(err_px[found].mean()) if found.any() else float("nan"),
+        fr=failure_rate(e_iod, threshold) * 100, auc=auc(e_iod, threshold),
+        n_images=len(records), n_missed=int((~found).sum()), n_skipped=len(skipped),
+        skipped=list(skipped),
+        per_image={r.key or str(r.image): (round(float(e) * 100, 4) if np.isfinite(e) else None)
+                   for r, e in zip(records, e_iod, strict=True)},
+        protocol=protocol)
 
 
-def write_result(result: dict, path: str | Path) -> Path:
-    """Write an evaluation result as JSON (inf/NaN written as null)."""
-    import json
-
-    def clean(o):
-        if isinstance(o, float) and not np.isfinite(o):
-            return None
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [clean(v) for v in o]
-        return o
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(clean(result), indent=2) + "\n")
-    return p
+def _typed(result: EvalResult | dict) -> EvalResult:
+    return result if isinstance(result, EvalResult) else EvalResult.from_dict(result)
 
 
-def summary(result: dict) -> str:
-    """The console summary of an evaluation result: NME (default normalisation, IPD, box),
-    mean pixel error, FR and AUC at the threshold, image count (and misses); a second line
-    with the point-score quality when the result has one."""
-    norm = result["protocol"]["fr_auc_normalisation"]
-    thr = result["protocol"]["threshold"]
-    line = f"NME ({norm.upper()}) {result[f'nme_{norm}']:.3f} %"
-    if "nme_ipd" in result:
-        line += f" | NME (IPD) {result['nme_ipd']:.3f} %"
-    if norm != "box":
-        line += f" | NME (box) {result['nme_box']:.3f} %"
-    line += f" | error {result['mean_error_px']:.2f} px"
-    line += (f" | FR@{thr:g} {result['fr']:.2f} % | AUC@{thr:g} {result['auc']:.4f} | images "
-             f"{result['n_images']}"
-             + (f" (missed {result['n_missed']})" if result["n_missed"] else ""))
-    if "point_scores" in result:
-        q = result["point_scores"]
-        line += (f"\npoint scores: AUROC {q['auroc']:.3f} for points with {q['bad_point']} "
-                 f"({q['n_bad']} of {q['n_points']}) | Spearman(score, error) "
-                 f"{q['spearman']:+.3f}")
-    return line
+def write_result(result: EvalResult | dict, path: str | Path) -> Path:
+    """Write an evaluation result as JSON (inf/NaN written as null); see
+    :meth:`faceland.results.EvalResult.write`."""
+    return _typed(result).write(path)
 
 
-def result_name(result: dict) -> str:
-    """The default file stem of a result: ``<model>-<dataset>-<split>-<boxes>``, made safe as
-    a file name (no folders, no leading dots)."""
-    import re
+def summary(result: EvalResult | dict) -> str:
+    """The console summary of a result (:meth:`faceland.results.EvalResult.summary`)."""
+    return _typed(result).summary()
 
-    p = result["protocol"]
-    text = f"{p['model']}-{p.get('dataset')}-{p.get('split')}-{p['box_source']}"
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).lstrip(".") or "result"
+
+def result_name(result: EvalResult | dict) -> str:
+    """The default file stem of a result, ``<model>-<dataset>-<split>-<boxes>``
+    (:attr:`faceland.results.EvalResult.name`)."""
+    return _typed(result).name
 
 
 def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
@@ -365,7 +324,7 @@ def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
                    annotations: str | Path | None = None, boxes: str = "gt",
                    command: str | None = None, json_path: str | Path | None = None,
                    ced_path: str | Path | None = None, progress: bool = False
-                   ) -> tuple[dict, Path, Path]:
+                   ) -> tuple[EvalResult, Path, Path]:
     """One evaluation run, as ``faceland evaluate`` does it: load the data set, score the
     landmarker (or stored predictions), complete the protocol card, write the result JSON and
     its CED plot.
@@ -382,7 +341,9 @@ def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
         progress: print a progress line every 100 images.
 
     Returns:
-        ``(result, json_path, ced_path)``; the result as :func:`evaluate_records` describes.
+        ``(result, json_path, ced_path)``: the :class:`~faceland.results.EvalResult` (as
+        :func:`evaluate_records` describes, its protocol completed with ``dataset``, ``root``,
+        ``command`` and ``split``) and the two files written.
 
     Raises:
         ValueError: neither or both of ``landmarker`` and ``predictions``; errors of the
@@ -402,13 +363,13 @@ def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
     else:
         res = evaluate_records(landmarker, recs, scheme, boxes=boxes, progress=progress)
     has_splits = bool(DATASETS[dataset].splits)
-    res["protocol"].update({
+    res.protocol.extra.update({
         "dataset": dataset, "root": str(root), "command": command,
         "split": split if has_splits else Path(annotations).name if annotations else root.name})
-    json_out = Path(json_path) if json_path else Path("results") / f"{result_name(res)}.json"
-    write_result(res, json_out)
+    json_out = Path(json_path) if json_path else Path("results") / f"{res.name}.json"
+    res.write(json_out)
     ced = Path(ced_path) if ced_path else json_out.with_suffix(".png")
-    per = [v / 100 if v is not None else float("inf") for v in res["per_image"].values()]
-    plot_ced({res["protocol"]["model"] or "model": per}, ced,
-             title=f"{dataset} {res['protocol']['split']}, {res['protocol']['box_source']} boxes")
+    per = [v / 100 if v is not None else float("inf") for v in res.per_image.values()]
+    plot_ced({res.protocol.model or "model": per}, ced,
+             title=f"{dataset} {res.protocol['split']}, {res.protocol.box_source} boxes")
     return res, json_out, ced

@@ -117,7 +117,7 @@ class SmallLandmarkCNN(LandmarkModel):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         n = self.input_size
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, n, n):
+        if not torch.jit.is_tracing() and (x.ndim != 4 or tuple(x.shape[1:]) != (3, n, n)):
             raise ValueError(f"expected input (B, 3, {n}, {n}), got {tuple(x.shape)}")
         if self.input_hw != (n, n):
             x = F.interpolate(x, size=self.input_hw, mode="bilinear", align_corners=False)
