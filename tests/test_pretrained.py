@@ -64,3 +64,28 @@ def test_cli_models_prints_the_table(capsys) -> None:
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(name))
         assert f"{m.architecture}, {m.scheme}-point scheme, {m.input_size} px" in line
         assert ("(default)" in line) == m.default
+
+
+@pytest.mark.parametrize("name", sorted(PRETRAINED))
+def test_model_card_json_round_trip(name: str) -> None:
+    """Typed model cards: every shipped card reads into a ModelCard whose fields are the JSON's
+    and whose to_dict() is the JSON object again."""
+    from faceland.checkpoint import ModelCard
+
+    m = PRETRAINED[name]
+    raw = json.loads(m.files[1].read_text())
+    card = ModelCard.from_dict(raw, m.weights)
+    assert card.to_dict() == raw
+    assert card.architecture == m.architecture and card.input_size == m.input_size
+    assert card.path == m.weights and card.extra == {}
+    _, read = read_card(name)
+    assert isinstance(read, ModelCard) and read.to_dict() == raw and read.path == m.weights
+    assert read["scheme"] == raw["scheme"] and "config" in read and read.get("nope", 1) == 1
+
+
+def test_model_card_rejects_a_card_without_config(tmp_path) -> None:
+    from faceland.checkpoint import ModelCard
+    from faceland.errors import FormatError
+
+    with pytest.raises(FormatError, match="needs a 'config' object"):
+        ModelCard.from_dict({"scheme": "68"}, tmp_path / "m.safetensors")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 
@@ -21,7 +23,95 @@ if TYPE_CHECKING:  # torch is imported only to build or save a model, not to rea
     from faceland.models import LandmarkModel
 
 __all__ = ["save_model", "load_model", "read_card", "resolve_weights", "default_model_path",
-           "weights_hash", "DEFAULT_MODEL"]
+           "weights_hash", "DEFAULT_MODEL", "ModelCard"]
+
+_CARD_ORDER = ("config", "scheme", "input_size", "enlarge", "box_source", "training",
+               "weights_sha256", "name", "terms", "onnx", "results", "result_commands")
+
+
+@dataclass
+class ModelCard:
+    """The model card saved beside trained weights (``NAME.json``), typed.
+
+    Attributes:
+        config: the keyword arguments that rebuild the architecture with
+            :func:`faceland.models.create_model`, its registry ``name`` included.
+        scheme: landmark scheme name (``"68"``, ...).
+        input_size: crop side N in pixels.
+        enlarge: crop side / box side used in training and inference (1.25 by default).
+        box_source: the training crops' box, in words.
+        training: the training record (config, data counts, epochs, wall time, command).
+        weights_sha256: first 16 hex digits of the weights' SHA-256.
+        name: the model's name (shipped models: their table name; runs: the run folder).
+        terms: the data sets' terms the weights inherit.
+        onnx: the shipped ONNX graph's file, hashes and graph version, if any.
+        results, result_commands: headline results and the commands that produced them.
+        extra: further keys of the JSON object, in order.
+        path: the weights file the card belongs to (not written to JSON).
+
+    A card also reads like the JSON object it is written as (``card["scheme"]``,
+    ``card.get("onnx")``, ``"results" in card``): the keys of :meth:`to_dict`.
+    """
+
+    config: dict
+    scheme: str | None = None
+    input_size: int | None = None
+    enlarge: float | None = None
+    box_source: str | None = None
+    training: dict | None = None
+    weights_sha256: str | None = None
+    name: str | None = None
+    terms: str | None = None
+    onnx: dict | None = None
+    results: dict | None = None
+    result_commands: dict | None = None
+    extra: dict = field(default_factory=dict)
+    path: Path | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def architecture(self) -> str | None:
+        """The registered architecture name (``config["name"]``)."""
+        return self.config.get("name")
+
+    def to_dict(self) -> dict:
+        """The JSON object (fields that are ``None`` left out, then ``extra``)."""
+        d = {k: getattr(self, k) for k in _CARD_ORDER if getattr(self, k) is not None}
+        return {**d, **self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict, path: str | Path | None = None) -> ModelCard:
+        """A card from its JSON object (unknown keys kept in ``extra``, keys starting with
+        ``_`` dropped).
+
+        Raises:
+            faceland.errors.FormatError: no ``config`` object.
+        """
+        if not isinstance(d.get("config"), dict):
+            raise FormatError(f"{path or 'model card'}: not a faceland model card (needs a "
+                              "'config' object)")
+        names = {f.name for f in fields(cls)} - {"extra", "path"}
+        known = {k: v for k, v in d.items() if k in names}
+        extra = {k: v for k, v in d.items() if k not in names and not k.startswith("_")}
+        return cls(**known, extra=extra, path=Path(path) if path else None)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Like ``dict.get`` over the keys of :meth:`to_dict`."""
+        return self.to_dict().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_dict()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def keys(self):  # noqa: ANN201  (a dict keys view)
+        return self.to_dict().keys()
+
+    def items(self):  # noqa: ANN201  (a dict items view)
+        return self.to_dict().items()
 
 def default_model_path() -> Path:
     """Path of the shipped default model's ``.safetensors`` (inside the installed package;
@@ -29,15 +119,18 @@ def default_model_path() -> Path:
     return PRETRAINED[DEFAULT_MODEL].weights
 
 
-def save_model(model: LandmarkModel, path: str | Path, card: dict | None = None) -> Path:
-    """Write ``path`` (``.safetensors``) and its ``.json`` card; returns the weights path."""
+def save_model(model: LandmarkModel, path: str | Path, card: dict | ModelCard | None = None
+               ) -> Path:
+    """Write ``path`` (``.safetensors``) and its ``.json`` card (``model.config`` as the card's
+    ``config``, the weights' hash added); returns the weights path."""
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     from safetensors.torch import save_file
 
     save_file(state, str(path))
-    meta = {"config": model.config, **(card or {})}
+    extra = card.to_dict() if isinstance(card, ModelCard) else dict(card or {})
+    meta = {"config": model.config, **{k: v for k, v in extra.items() if k != "config"}}
     meta["weights_sha256"] = weights_hash(path)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
@@ -73,13 +166,13 @@ def resolve_weights(path: str | Path | None = None) -> Path:
     return p
 
 
-def read_card(path: str | Path | None = None) -> tuple[Path, dict]:
+def read_card(path: str | Path | None = None) -> tuple[Path, ModelCard]:
     """``(weights path, card)`` of saved weights (see :func:`resolve_weights`), without
-    building the model; the card gets ``_path`` and a ``name``.
+    building the model; the card's ``path`` is the weights file and it always has a ``name``.
 
     Raises:
         FileNotFoundError: no weights file or no card beside it.
-        faceland.errors.FormatError: a card that is not a JSON object.
+        faceland.errors.FormatError: a card that is not a JSON object with a ``config``.
     """
     p = resolve_weights(path)
     card_path = p.with_suffix(".json")
@@ -91,13 +184,16 @@ def read_card(path: str | Path | None = None) -> tuple[Path, dict]:
         raise FormatError(f"{card_path}: not a faceland model card ({e})") from None
     if not isinstance(card, dict):
         raise FormatError(f"{card_path}: not a faceland model card (not a JSON object)")
-    card["_path"] = str(p)
-    if not isinstance(card.get("name"), str) or not card["name"]:
-        card["name"] = p.parent.name if p.stem == "model" else p.stem  # runs/<run>/model
-    return p, card
+    if not isinstance(card.get("config"), dict) or not isinstance(card["config"].get("name"), str):
+        raise FormatError(f"{card_path}: not a faceland model card (needs a 'config' object "
+                          "with the architecture 'name')")
+    typed = ModelCard.from_dict(card, p)
+    if not isinstance(typed.name, str) or not typed.name:
+        typed.name = p.parent.name if p.stem == "model" else p.stem  # runs/<run>/model
+    return p, typed
 
 
-def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
+def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, ModelCard]:
     """Load a saved model in eval mode.
 
     Args:
@@ -105,7 +201,7 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
             the package's ``weights/`` folder, ``"default"`` or ``None`` (the shipped default).
 
     Returns:
-        ``(model, card)``: the model and its JSON card.
+        ``(model, card)``: the model and its :class:`ModelCard`.
 
     Raises:
         FileNotFoundError: no such weights file or card (the message names the path).
@@ -114,11 +210,7 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
     """
     p, card = read_card(path)
     card_path = p.with_suffix(".json")
-    cfg = card.get("config")
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
-        raise FormatError(f"{card_path}: not a faceland model card (needs a 'config' object "
-                          "with the architecture 'name')")
-    cfg = dict(cfg)
+    cfg = dict(card.config)
     cfg.pop("pretrained", None)
     try:
         from faceland.models import create_model
@@ -137,7 +229,5 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, dict]:
     except RuntimeError as e:
         raise ValueError(f"{p}: weights do not match the architecture in {card_path}: "
                          f"{str(e).splitlines()[0]}") from None
-    model.config = card["config"]
-    card["_path"] = str(p)
-    card.setdefault("name", p.parent.name if p.stem == "model" else p.stem)  # runs/<run>/model
+    model.config = card.config
     return model.eval(), card

@@ -121,7 +121,7 @@ def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None
         if os.path.exists(tmp):
             os.unlink(tmp)
     if card is not None:
-        meta = {k: v for k, v in card.items() if not k.startswith("_")}
+        meta = {k: v for k, v in card.items() if not k.startswith("_")}  # dict or ModelCard
         p.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return p
 

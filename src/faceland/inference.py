@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from faceland.checkpoint import load_model, read_card
+from faceland.checkpoint import ModelCard, load_model, read_card
 from faceland.data.formats import read_image
 from faceland.detectors import Detection, FaceDetector, create_detector
 from faceland.geometry import (
@@ -112,15 +112,17 @@ class FaceLandmarker:
             if runtime == "onnx":
                 raise ValueError("runtime='onnx' needs saved weights or an .onnx file; export "
                                  "an in-memory model with faceland.export.export_onnx first")
-            self.model, self.card = model.eval(), {"config": getattr(model, "config", {})}
+            self.model = model.eval()
+            self.card = ModelCard(config=dict(getattr(model, "config", {})))
             runtime = "torch"
         elif model is not None and str(model).endswith(".onnx"):
             if runtime == "torch":
                 raise ValueError(f"{model}: an .onnx file runs with runtime 'onnx' or 'auto'")
             self.model = OnnxLandmarkModel(model, threads)
             card_path = Path(model).with_suffix(".json")
-            self.card = json.loads(card_path.read_text()) if card_path.exists() else {}
-            self.card["_path"] = str(model)
+            raw = json.loads(card_path.read_text()) if card_path.exists() else {}
+            self.card = (ModelCard.from_dict(raw, model) if isinstance(raw.get("config"), dict)
+                         else ModelCard(config={}, extra=raw, path=Path(model)))
             runtime = "onnx"
         elif runtime == "torch":
             self.model, self.card = load_model(model)
@@ -162,8 +164,8 @@ class FaceLandmarker:
         """What an evaluation card records about this landmarker (crop, model, weights)."""
         from faceland.checkpoint import weights_hash
 
-        path = self.card.get("_path")
-        info = {"model": self.card.get("name") or self.card.get("config", {}).get("name"),
+        path = self.card.path
+        info = {"model": self.card.name or self.card.architecture,
                 "weights_sha256": weights_hash(path) if path else None,
                 "enlarge": self.enlarge, "input_size": self.input_size,
                 "flip_test": self.flip_test, "runtime": self.runtime}
