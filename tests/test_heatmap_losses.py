@@ -188,3 +188,23 @@ def test_smooth_wing_rejects_bad_constants_and_shapes() -> None:
         smooth_wing_loss(x, x, alpha=1.0)
     with pytest.raises(ValueError, match="differ"):
         smooth_wing_loss(x, x[:, :2])
+
+
+def test_heatmap_loss_table_names_the_losses_the_models_use() -> None:
+    from faceland.losses import HEATMAP_LOSSES, heatmap_loss
+
+    torch.manual_seed(0)
+    t = torch.zeros(2, 3, 8, 8)
+    t[:, :, 4, 4] = 1.0
+    p = torch.rand(2, 3, 8, 8)
+    assert set(HEATMAP_LOSSES) == {"mse", "weighted_mse", "awing", "smooth_wing"}
+    torch.testing.assert_close(heatmap_loss("mse", p, t), mse_loss(p, t))
+    torch.testing.assert_close(heatmap_loss("mse", p, t, 10), weighted_mse_loss(p, t, w=10))
+    torch.testing.assert_close(heatmap_loss("weighted_mse", p, t), weighted_mse_loss(p, t))
+    torch.testing.assert_close(heatmap_loss("awing", p, t),
+                               adaptive_wing_loss(p, t, weighted=True))
+    torch.testing.assert_close(heatmap_loss("smooth_wing", p, t), smooth_wing_loss(p, t))
+    torch.testing.assert_close(heatmap_loss("smooth_wing", p, t, 10),
+                               smooth_wing_loss(p, t, weighted=True, w=10))
+    with pytest.raises(ValueError, match="unknown loss 'l2'"):
+        heatmap_loss("l2", p, t)

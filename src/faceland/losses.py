@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 __all__ = ["l1_loss", "weighted_l1_loss", "wing_loss", "mse_loss", "loss_weight_map",
            "weighted_mse_loss", "adaptive_wing_loss", "smooth_wing_loss", "smooth_wing_constants",
-           "COORDINATE_LOSSES", "check_coordinate_loss", "coordinate_loss"]
+           "COORDINATE_LOSSES", "check_coordinate_loss", "coordinate_loss",
+           "HEATMAP_LOSSES", "heatmap_loss"]
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -312,3 +313,34 @@ def coordinate_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torc
         ValueError: unknown name (the message lists the known ones).
     """
     return COORDINATE_LOSSES[check_coordinate_loss(name)](pred, target)
+
+
+#: The heatmap losses models choose by name: ``name -> (loss(pred, target, w), default w)``.
+#: ``pred`` and ``target`` are ``(B, K, H, W)`` maps (targets from a codec, peak 1); ``w`` is the
+#: weight of the weighted loss map (each cell's loss times ``w * M + 1``, ``M`` the dilated
+#: foreground, :func:`loss_weight_map`; 0 = the plain mean over all cells).
+#:
+#: * ``"mse"``: :func:`mse_loss`, or :func:`weighted_mse_loss` when ``w > 0``;
+#: * ``"weighted_mse"``: seed 001's weighted MSE, ``w = 10`` by default;
+#: * ``"awing"``: :func:`adaptive_wing_loss` with the weighted map (Wang et al.: ``w = 10``);
+#: * ``"smooth_wing"``: IACT's eq. 6, :func:`smooth_wing_loss` (the paper: plain mean, ``w = 0``).
+HEATMAP_LOSSES = {
+    "mse": (lambda p, t, w: weighted_mse_loss(p, t, w=w) if w > 0 else mse_loss(p, t), 0.0),
+    "weighted_mse": (lambda p, t, w: weighted_mse_loss(p, t, w=w), 10.0),
+    "awing": (lambda p, t, w: adaptive_wing_loss(p, t, weighted=w > 0, w=w), 10.0),
+    "smooth_wing": (lambda p, t, w: smooth_wing_loss(p, t, weighted=w > 0, w=w), 0.0),
+}
+
+
+def heatmap_loss(name: str, pred: torch.Tensor, target: torch.Tensor,
+                 w: float | None = None) -> torch.Tensor:
+    """The heatmap loss ``name`` of :data:`HEATMAP_LOSSES` with loss-map weight ``w`` (``None``:
+    the loss's default).
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones); shape errors of the loss.
+    """
+    if name not in HEATMAP_LOSSES:
+        raise ValueError(f"unknown loss {name!r} (heatmap losses: {sorted(HEATMAP_LOSSES)})")
+    fn, default = HEATMAP_LOSSES[name]
+    return fn(pred, target, default if w is None else float(w))

@@ -30,7 +30,7 @@ from faceland.codecs import (
     RandomizedRoundingHeatmap,
     cell_centres,
 )
-from faceland.losses import adaptive_wing_loss, mse_loss, weighted_mse_loss
+from faceland.losses import HEATMAP_LOSSES, heatmap_loss
 from faceland.models.base import LandmarkModel, register_model
 from faceland.models.layers import CoordinateAttention, SqueezeExcitation, conv_bn_relu
 
@@ -39,7 +39,6 @@ __all__ = ["Residual", "HPMBlock", "BLOCKS", "SqueezeExcitation", "CoordinateAtt
 
 ATTENTIONS = ("ca", "se", "none")
 CODECS = ("offset_gaussian", "gaussian", "randomized_rounding")
-LOSSES = ("weighted_mse", "mse", "awing")
 
 
 def add_coord_channels(x: torch.Tensor) -> torch.Tensor:
@@ -188,8 +187,10 @@ class StackedHourglass(LandmarkModel):
             decoder ``"argmax_shift"``) or ``"randomized_rounding"`` (decoder ``"local_mean"``).
         sigma: Gaussian sigma in heatmap pixels (seed 001: 1.75; randomized rounding: as given).
         kernel_size: Gaussian support (seed 001: 7).
-        loss: ``"weighted_mse"`` (default; w = 10, threshold 0.2, 3x3 dilation), ``"mse"`` or
-            ``"awing"`` (Adaptive Wing with the weighted loss map).
+        loss: a heatmap loss of :data:`faceland.losses.HEATMAP_LOSSES` with its default map
+            weight: ``"weighted_mse"`` (default, seed 001; w = 10, threshold 0.2, 3x3 dilation),
+            ``"mse"``, ``"awing"`` (Adaptive Wing with the weighted loss map) or
+            ``"smooth_wing"``.
         decoder: override the codec's decoder (one of :data:`faceland.codecs.DECODERS`).
         block: the residual block everywhere: ``"hpm"`` (default, FAN's block, seed 001's
             reference [2]) or ``"bottleneck"`` (Newell's). With ``"hpm"``, ``stem_blocks=1``
@@ -228,8 +229,8 @@ class StackedHourglass(LandmarkModel):
                              f"got {input_size}")
         if attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; expected one of {ATTENTIONS}")
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+        if loss not in HEATMAP_LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(HEATMAP_LOSSES)}")
         if decoder is not None and decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
         self.num_points, self.input_size = num_points, input_size
@@ -276,12 +277,7 @@ class StackedHourglass(LandmarkModel):
             t = self.codec.encode(target.float()).to(stack_hm.dtype)
         total = stack_hm.new_zeros(())
         for hm in stack_hm:
-            if self.loss_kind == "weighted_mse":
-                total = total + weighted_mse_loss(hm, t)
-            elif self.loss_kind == "mse":
-                total = total + mse_loss(hm, t)
-            else:
-                total = total + adaptive_wing_loss(hm, t, weighted=True)
+            total = total + heatmap_loss(self.loss_kind, hm, t)
         return total
 
 

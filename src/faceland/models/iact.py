@@ -40,7 +40,7 @@ from torch import nn
 from torchvision.ops import DeformConv2d
 
 from faceland.codecs import DECODERS, RandomizedRoundingHeatmap
-from faceland.losses import mse_loss, smooth_wing_loss, weighted_mse_loss
+from faceland.losses import HEATMAP_LOSSES, heatmap_loss
 from faceland.models.base import LandmarkModel, register_model
 from faceland.models.layers import ChannelAttention, conv_bn_relu
 
@@ -222,7 +222,7 @@ class IACT(LandmarkModel):
         decoder: heatmap decoder, one of :data:`faceland.codecs.DECODERS`.
         loss: ``"smooth_wing"`` (the paper's eq. 6, :func:`~faceland.losses.smooth_wing_loss`
             with ``omega=14, theta1=0.05, theta2=0.5, alpha=2.1, epsilon=1`` on heatmap
-            values) or ``"mse"`` (heatmap MSE).
+            values), or another heatmap loss of :data:`faceland.losses.HEATMAP_LOSSES`.
         loss_weight: ``w`` of the weighted loss map (each cell's loss times ``w * M + 1``, ``M``
             the dilated foreground, :func:`~faceland.losses.loss_weight_map`; Adaptive Wing's
             Weighted Loss Map, ``w = 10`` there); 0 = the plain mean over all cells. Not in
@@ -246,8 +246,8 @@ class IACT(LandmarkModel):
             raise ValueError("need 4 widths, 3 heads and 3 kv_strides")
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
-        if loss not in ("smooth_wing", "mse"):
-            raise ValueError(f"unknown loss {loss!r} (expected 'smooth_wing' or 'mse')")
+        if loss not in HEATMAP_LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(HEATMAP_LOSSES)}")
         if pretrained:
             raise ValueError("IACT has no pretrained weights (pretrained must be False)")
         if loss_weight < 0:
@@ -288,12 +288,7 @@ class IACT(LandmarkModel):
         normalised targets (a new random draw per call, i.e. per training step)."""
         hm = out["heatmaps"]
         t = self.codec.encode(target.to(hm.dtype)).to(hm.device)
-        if self.loss_kind == "mse":
-            if self.loss_weight:
-                return weighted_mse_loss(hm, t, w=self.loss_weight)
-            return mse_loss(hm, t)
-        return smooth_wing_loss(hm, t, weighted=self.loss_weight > 0, w=self.loss_weight)
-
+        return heatmap_loss(self.loss_kind, hm, t, self.loss_weight)
 
 @register_model("iact", smoke={"input_size": 64, "widths": (8, 16, 16, 32), "heads": (1, 2, 2),
                                "mlp_ratio": 2.0})
