@@ -298,3 +298,39 @@ def test_subpixel_falls_back_to_quarter_shift_on_non_positive_neighbours() -> No
     shift, _ = decode_heatmaps(hm, "argmax_shift")
     assert torch.allclose(sub[..., 0], shift[..., 0])
     assert float(sub[0, 0, 0]) == pytest.approx((3 - 0.25 + 0.5) / 8)
+
+
+def test_codec_config_builds_each_kind_and_models_take_it() -> None:
+    """Codecs chosen by a typed sub-config (a kind name, a dict of fields or a CodecConfig)."""
+    from faceland.codecs import (
+        CodecConfig,
+        GaussianHeatmap,
+        RandomizedRoundingHeatmap,
+        SoftmaxHeatmap,
+    )
+    from faceland.models import create_model
+
+    g = CodecConfig("offset_gaussian", 1.75, 7).build(16)
+    assert isinstance(g, GaussianHeatmap) and g.offset and g.decoder == "subpixel"
+    assert CodecConfig("gaussian", 1.75).build(16).decoder == "argmax_shift"
+    rr = CodecConfig.coerce({"kind": "randomized_rounding", "decoder": "argmax"}, sigma=1.5)
+    assert isinstance(rr.build(16), RandomizedRoundingHeatmap) and rr.build(16).decoder == "argmax"
+    assert isinstance(CodecConfig.coerce("softmax", sigma=0.05).build(32), SoftmaxHeatmap)
+    with pytest.raises(ValueError, match="unknown codec"):
+        CodecConfig("laplace", 1.0)
+    with pytest.raises(ValueError, match="unknown codec field"):
+        CodecConfig.coerce({"kind": "gaussian", "size": 3}, sigma=1.0)
+    # a model takes any of the three forms; the saved config holds plain JSON
+    m = create_model("hourglass", num_points=3, input_size=64, stacks=1, depth=2, channels=16,
+                     codec=CodecConfig("gaussian", 1.5, 5, "argmax"))
+    assert m.codec.decoder == "argmax" and not m.codec.offset
+    assert m.config["codec"] == {"kind": "gaussian", "sigma": 1.5, "kernel_size": 5,
+                                 "decoder": "argmax"}
+    m2 = create_model("hourglass", num_points=3, input_size=64, stacks=1, depth=2, channels=16,
+                      codec=m.config["codec"])
+    assert m2.codec_config == m.codec_config
+    iact = create_model("iact", num_points=3, input_size=64, widths=(8, 16, 16, 32),
+                        heads=(1, 2, 2), codec={"kind": "gaussian", "decoder": "subpixel"})
+    assert isinstance(iact.codec, GaussianHeatmap) and iact.decoder == "subpixel"
+    with pytest.raises(ValueError, match="softmax codec"):
+        create_model("unet_softmax", input_size=32, depth=2, base_width=4, codec="gaussian")

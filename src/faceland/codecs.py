@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,8 @@ __all__ = [
     "soft_argmax",
     "peak_mass",
     "DECODERS",
+    "CODEC_KINDS",
+    "CodecConfig",
     "cell_centres",
     "grid_centres",
     "decode_heatmaps",
@@ -588,3 +591,67 @@ class SoftmaxHeatmap(HeatmapCodec):
         px = torch.softmax(-(u.view(1, 1, -1) - c[..., :1]) ** 2 / s2, dim=-1)
         py = torch.softmax(-(v.view(1, 1, -1) - c[..., 1:]) ** 2 / s2, dim=-1)
         return py.unsqueeze(-1) * px.unsqueeze(-2) * finite[..., None, None]
+
+
+#: Codec kinds of :class:`CodecConfig` and each one's own decoder.
+CODEC_KINDS = {"offset_gaussian": "subpixel", "gaussian": "argmax_shift",
+               "randomized_rounding": "local_mean", "softmax": "soft_argmax"}
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """A heatmap codec chosen by configuration (a model's ``codec`` argument, YAML-friendly).
+
+    Attributes:
+        kind: ``"offset_gaussian"`` (seed 001's Gaussian with sub-pixel offset,
+            :class:`GaussianHeatmap` ``offset=True``), ``"gaussian"`` (plain, rounded centre),
+            ``"randomized_rounding"`` (:class:`RandomizedRoundingHeatmap`, IACT) or
+            ``"softmax"`` (:class:`SoftmaxHeatmap`, seed 004's UNet).
+        sigma: Gaussian sigma, heatmap pixels (``"softmax"``: normalised crop units).
+        kernel_size: Gaussian support in heatmap pixels (``None``: the codec's default).
+        decoder: one of :data:`DECODERS` (``None``: the kind's own, :data:`CODEC_KINDS`).
+
+    Raises:
+        ValueError: unknown kind or decoder, ``sigma <= 0``.
+    """
+
+    kind: str
+    sigma: float
+    kernel_size: int | None = None
+    decoder: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in CODEC_KINDS:
+            raise ValueError(f"unknown codec {self.kind!r}; expected one of {sorted(CODEC_KINDS)}")
+        if self.decoder is not None and self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; expected one of {DECODERS}")
+        if not self.sigma > 0:
+            raise ValueError(f"codec sigma must be > 0, got {self.sigma}")
+
+    @classmethod
+    def coerce(cls, value: str | dict | CodecConfig, **defaults: object) -> CodecConfig:
+        """A config from a kind name (completed with ``defaults``), a dict of fields (the
+        defaults fill what it leaves out) or a config.
+
+        Raises:
+            ValueError: unknown kind, decoder or field.
+        """
+        if isinstance(value, CodecConfig):
+            return value
+        fields_ = {"kind": value} if isinstance(value, str) else dict(value)
+        unknown = set(fields_) - {"kind", "sigma", "kernel_size", "decoder"}
+        if unknown:
+            raise ValueError(f"unknown codec field(s) {sorted(unknown)}")
+        return cls(**{**{k: v for k, v in defaults.items() if v is not None}, **fields_})
+
+    def build(self, size: int | tuple[int, int]) -> HeatmapCodec:
+        """The codec for heatmaps of ``size`` (``N`` or ``(H, W)``) cells."""
+        decoder = self.decoder or CODEC_KINDS[self.kind]
+        if self.kind == "softmax":
+            return SoftmaxHeatmap(size, self.sigma, decoder=decoder)
+        if self.kind == "randomized_rounding":
+            return RandomizedRoundingHeatmap(size, self.sigma, kernel_size=self.kernel_size,
+                                             decoder=decoder)
+        k = 7 if self.kernel_size is None else self.kernel_size
+        return GaussianHeatmap(size, self.sigma, k, offset=self.kind == "offset_gaussian",
+                               decoder=decoder)

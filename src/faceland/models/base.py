@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
 
 import torch
 from torch import nn
@@ -103,7 +104,9 @@ def create_model(name: str, **kwargs) -> LandmarkModel:
     if name not in MODEL_REGISTRY:
         raise UnknownNameError(f"unknown model {name!r}; registered: {list_models()}")
     model = MODEL_REGISTRY[name](**kwargs)
-    model.config = {"name": name, **kwargs}
+    # typed sub-configs (e.g. faceland.codecs.CodecConfig) are stored as plain dicts (JSON cards)
+    model.config = {"name": name, **{k: asdict(v) if is_dataclass(v) and not isinstance(v, type)
+                                     else v for k, v in kwargs.items()}}
     return model
 
 

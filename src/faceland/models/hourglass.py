@@ -23,13 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceland.codecs import (
-    DECODERS,
-    GaussianHeatmap,
-    HeatmapCodec,
-    RandomizedRoundingHeatmap,
-    cell_centres,
-)
+from faceland.codecs import DECODERS, CodecConfig, cell_centres
 from faceland.losses import HEATMAP_LOSSES, heatmap_loss
 from faceland.models.base import LandmarkModel, register_model
 from faceland.models.layers import CoordinateAttention, SqueezeExcitation, conv_bn_relu
@@ -38,7 +32,6 @@ __all__ = ["Residual", "HPMBlock", "BLOCKS", "SqueezeExcitation", "CoordinateAtt
            "StackedHourglass", "add_coord_channels"]
 
 ATTENTIONS = ("ca", "se", "none")
-CODECS = ("offset_gaussian", "gaussian", "randomized_rounding")
 
 
 def add_coord_channels(x: torch.Tensor) -> torch.Tensor:
@@ -183,8 +176,10 @@ class StackedHourglass(LandmarkModel):
         channels: feature width c (seed 001: 128).
         attention: ``"ca"`` (Coordinate Attention, default), ``"se"`` or ``"none"``.
         coordconv: concatenate coordinate channels before the stem convolution.
-        codec: ``"offset_gaussian"`` (default; decoder ``"subpixel"``), ``"gaussian"`` (plain,
-            decoder ``"argmax_shift"``) or ``"randomized_rounding"`` (decoder ``"local_mean"``).
+        codec: a :class:`faceland.codecs.CodecConfig`, a dict of its fields or a kind name:
+            ``"offset_gaussian"`` (default; decoder ``"subpixel"``), ``"gaussian"`` (plain,
+            decoder ``"argmax_shift"``) or ``"randomized_rounding"`` (decoder
+            ``"local_mean"``); ``sigma``, ``kernel_size`` and ``decoder`` fill what it leaves out.
         sigma: Gaussian sigma in heatmap pixels (seed 001: 1.75; randomized rounding: as given).
         kernel_size: Gaussian support (seed 001: 7).
         loss: a heatmap loss of :data:`faceland.losses.HEATMAP_LOSSES` with its default map
@@ -212,7 +207,8 @@ class StackedHourglass(LandmarkModel):
 
     def __init__(self, num_points: int = 68, input_size: int = 256, pretrained: bool = False,
                  stacks: int = 2, depth: int = 4, channels: int = 128, attention: str = "ca",
-                 coordconv: bool = True, codec: str = "offset_gaussian", sigma: float = 1.75,
+                 coordconv: bool = True, codec: str | dict | CodecConfig = "offset_gaussian",
+                 sigma: float = 1.75,
                  kernel_size: int = 7, loss: str = "weighted_mse",
                  decoder: str | None = None, block: str = "hpm", stem_blocks: int = 1,
                  attention_reduction: int | None = 4) -> None:
@@ -235,7 +231,9 @@ class StackedHourglass(LandmarkModel):
             raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
         self.num_points, self.input_size = num_points, input_size
         self.stacks, self.loss_kind, self.coordconv = stacks, loss, coordconv
-        self.codec = _make_codec(codec, input_size // 4, sigma, kernel_size, decoder)
+        self.codec_config = CodecConfig.coerce(codec, sigma=sigma, kernel_size=kernel_size,
+                                               decoder=decoder)
+        self.codec = self.codec_config.build(input_size // 4)
         c = channels
         half = max(1, c // 2)
         res = BLOCKS[block]
@@ -279,19 +277,6 @@ class StackedHourglass(LandmarkModel):
         for hm in stack_hm:
             total = total + heatmap_loss(self.loss_kind, hm, t)
         return total
-
-
-def _make_codec(kind: str, size: int, sigma: float, kernel_size: int,
-                decoder: str | None) -> HeatmapCodec:
-    if kind == "offset_gaussian":
-        return GaussianHeatmap(size, sigma, kernel_size, offset=True, decoder=decoder or "subpixel")
-    if kind == "gaussian":
-        return GaussianHeatmap(size, sigma, kernel_size, offset=False,
-                               decoder=decoder or "argmax_shift")
-    if kind == "randomized_rounding":
-        return RandomizedRoundingHeatmap(size, sigma, kernel_size=kernel_size,
-                                         decoder=decoder or "local_mean")
-    raise ValueError(f"unknown codec {kind!r}; expected one of {CODECS}")
 
 
 @register_model("hourglass", smoke={"input_size": 64, "stacks": 2, "depth": 2, "channels": 16})

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DeformConv2d
 
-from faceland.codecs import DECODERS, RandomizedRoundingHeatmap
+from faceland.codecs import DECODERS, CodecConfig
 from faceland.losses import HEATMAP_LOSSES, heatmap_loss
 from faceland.models.base import LandmarkModel, register_model
 from faceland.models.layers import ChannelAttention, conv_bn_relu
@@ -220,6 +220,9 @@ class IACT(LandmarkModel):
         dropout: transformer dropout.
         sigma: target Gaussian standard deviation, heatmap pixels.
         decoder: heatmap decoder, one of :data:`faceland.codecs.DECODERS`.
+        codec: the training targets' codec, a :class:`faceland.codecs.CodecConfig`, a dict of
+            its fields or a kind name (default ``"randomized_rounding"``, the paper's);
+            ``sigma`` and ``decoder`` fill what it leaves out.
         loss: ``"smooth_wing"`` (the paper's eq. 6, :func:`~faceland.losses.smooth_wing_loss`
             with ``omega=14, theta1=0.05, theta2=0.5, alpha=2.1, epsilon=1`` on heatmap
             values), or another heatmap loss of :data:`faceland.losses.HEATMAP_LOSSES`.
@@ -238,7 +241,8 @@ class IACT(LandmarkModel):
                  heads: tuple[int, ...] | list[int] = (2, 4, 8), depth: int = 1,
                  mlp_ratio: float = 4.0, kv_strides: tuple[int, ...] | list[int] = (1, 1, 1),
                  dropout: float = 0.0, sigma: float = 1.5, decoder: str = "argmax",
-                 loss: str = "smooth_wing", loss_weight: float = 0.0) -> None:
+                 loss: str = "smooth_wing", loss_weight: float = 0.0,
+                 codec: str | dict | CodecConfig = "randomized_rounding") -> None:
         super().__init__()
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
@@ -255,13 +259,14 @@ class IACT(LandmarkModel):
         self.num_points, self.input_size, self.loss_kind = num_points, input_size, loss
         self.loss_weight = float(loss_weight)
         self.heatmap_size = input_size // 4
-        self.decoder = decoder
-        self.codec = RandomizedRoundingHeatmap((self.heatmap_size, self.heatmap_size), sigma=sigma,
-                                               decoder=decoder)
+        self.codec_config = CodecConfig.coerce(codec, sigma=sigma, decoder=decoder)
+        self.codec = self.codec_config.build(self.heatmap_size)
+        self.decoder = self.codec.decoder
         w = list(widths)
-        self.stem = nn.Sequential(conv_bn_relu(3, w[0], stride=2), conv_bn_relu(w[0], w[0], stride=2))
-        self.conv_stages = nn.ModuleList(nn.Sequential(conv_bn_relu(w[0], w[0]), conv_bn_relu(w[0], w[0]))
-                                         for _ in range(4))
+        self.stem = nn.Sequential(conv_bn_relu(3, w[0], stride=2),
+                                  conv_bn_relu(w[0], w[0], stride=2))
+        self.conv_stages = nn.ModuleList(
+            nn.Sequential(conv_bn_relu(w[0], w[0]), conv_bn_relu(w[0], w[0])) for _ in range(4))
         self.stages = nn.ModuleList(
             IACTStage(w[i], w[i + 1], w[0], heads[i], mlp_ratio, depth, kv_strides[i], dropout)
             for i in range(3))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from faceland.codecs import SoftmaxHeatmap, peak_mass, soft_argmax
+from faceland.codecs import CodecConfig, peak_mass, soft_argmax
 from faceland.models.base import LandmarkModel, register_model
 from faceland.models.layers import conv_bn_relu
 
@@ -96,6 +96,8 @@ class UNetSoftmax(LandmarkModel):
             (:func:`softmax_cross_entropy`, mean over the maps).
         grayscale: one grey input channel ``im / 255 - 0.5`` (the seed's) instead of
             ImageNet-normalised RGB.
+        codec: the targets' codec (:class:`faceland.codecs.CodecConfig` of kind ``"softmax"``,
+            a dict of its fields, or ``"softmax"``; ``sigma`` fills it in).
 
     Raises:
         ValueError: input size not a multiple of ``2**depth``, depth < 1, unknown loss,
@@ -104,7 +106,8 @@ class UNetSoftmax(LandmarkModel):
 
     def __init__(self, num_points: int = 58, input_size: int = 128, pretrained: bool = False,
                  base_width: int = 128, depth: int = 3, sigma: float = 0.05,
-                 loss: str = "mse_sum", grayscale: bool = False) -> None:
+                 loss: str = "mse_sum", grayscale: bool = False,
+                 codec: str | dict | CodecConfig = "softmax") -> None:
         super().__init__()
         if pretrained:
             raise ValueError("unet_softmax has no pretrained weights; use pretrained=False")
@@ -115,7 +118,10 @@ class UNetSoftmax(LandmarkModel):
             raise ValueError(f"input_size must be a multiple of 2**depth = {2 ** depth} "
                              f"(depth >= 1), got input_size={input_size}, depth={depth}")
         self.num_points, self.input_size = num_points, input_size
-        self.codec = SoftmaxHeatmap(input_size, sigma)
+        self.codec_config = CodecConfig.coerce(codec, sigma=sigma)
+        if self.codec_config.kind != "softmax":
+            raise ValueError(f"unet_softmax needs a softmax codec, not {self.codec_config.kind!r}")
+        self.codec = self.codec_config.build(input_size)
         widths = [base_width * 2 ** i for i in range(depth + 1)]
         self.down = nn.ModuleList()
         c_in = 1 if grayscale else 3
