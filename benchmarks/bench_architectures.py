@@ -21,15 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from faceland.export import OnnxLandmarkModel, export_onnx
 from faceland.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_default import _peer, interleaved_medians  # noqa: E402
+from bench_default import _peer  # noqa: E402
 from peers import PFLDBackbone  # noqa: E402
+
+from faceland.profiling import count_flops, interleaved_medians, parameter_count  # noqa: E402
 
 CANDIDATES = {
     "dense head, width 64, 128 px (previous default)": {"input_size": 128},
@@ -51,10 +52,8 @@ def main() -> None:
         for i, (name, kw) in enumerate(CANDIDATES.items()):
             m = create_model("integral", **kw).eval()
             n = m.input_size
-            with FlopCounterMode(display=False) as fc, torch.no_grad():
-                m(torch.rand(1, 3, n, n))
-            rows[name] = {"params_m": round(sum(p.numel() for p in m.parameters()) / 1e6, 2),
-                          "gflops": round(fc.get_total_flops() / 1e9, 3), "input": n}
+            rows[name] = {"params_m": round(parameter_count(m) / 1e6, 2),
+                          "gflops": round(count_flops(m) / 1e9, 3), "input": n}
             ort = OnnxLandmarkModel(export_onnx(m, Path(d) / f"c{i}.onnx"))
             crop = np.random.default_rng(0).integers(0, 256, (1, n, n, 3), dtype=np.uint8)
             fns[name] = lambda ort=ort, crop=crop: ort.predict_crops(crop)

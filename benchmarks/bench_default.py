@@ -26,10 +26,8 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,25 +40,11 @@ from faceland.data.formats import read_image
 from faceland.export import OnnxLandmarkModel
 from faceland.geometry import crop_affine, landmark_box, warp_crop
 from faceland.inference import FaceLandmarker
+from faceland.profiling import interleaved_medians
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from peers import PFLDBackbone, mobilenet_v3_small_112  # noqa: E402
-
-
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int,
-                        warmup: int = 10) -> dict[str, float]:
-    """Median ms per call of each function, timed in interleaved rounds."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append((time.perf_counter() - t0) * 1000)
-    return {k: round(statistics.median(v), 3) for k, v in times.items()}
 
 
 def _peer(net: torch.nn.Module, d: str, name: str):

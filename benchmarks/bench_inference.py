@@ -19,9 +19,7 @@ import json
 import os
 import platform
 import resource
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,27 +30,9 @@ from faceland.data.formats import read_image
 from faceland.detectors import create_detector
 from faceland.export import OnnxLandmarkModel, export_onnx
 from faceland.inference import FaceLandmarker
+from faceland.profiling import count_flops, median_ms, parameter_count
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
-def _flops_per_face(model: torch.nn.Module, n: int) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
-        model(torch.rand(1, 3, n, n))
-    return fc.get_total_flops() / 1e9
 
 
 def main() -> None:
@@ -68,8 +48,8 @@ def main() -> None:
     model, card = load_model(args.model)
     n = model.input_size
     res: dict = {"model": card.get("name"), "input_size": n, "threads": args.threads,
-                 "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-                 "gflops_per_face": _flops_per_face(model, n),
+                 "params_M": parameter_count(model) / 1e6,
+                 "gflops_per_face": count_flops(model, n) / 1e9,
                  "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
                  "torch": torch.__version__}
     compiled = torch.compile(model.predict) if args.compile else None
@@ -78,26 +58,26 @@ def main() -> None:
         for batch in (1, 32):
             x = torch.rand(batch, 3, n, n)
             reps = args.repeats if batch == 1 else max(3, args.repeats // 5)
-            res[f"eager_ms_per_face_b{batch}"] = _median_ms(
+            res[f"eager_ms_per_face_b{batch}"] = median_ms(
                 lambda x=x: model.predict(x), reps) / batch
-            res[f"onnx_ms_per_face_b{batch}"] = _median_ms(
+            res[f"onnx_ms_per_face_b{batch}"] = median_ms(
                 lambda x=x: onnx.predict(x), reps) / batch
             if compiled is not None:
-                res[f"compile_ms_per_face_b{batch}"] = _median_ms(
+                res[f"compile_ms_per_face_b{batch}"] = median_ms(
                     lambda x=x: compiled(x), reps) / batch
     img = read_image(REPO / "assets" / "astronaut.jpg")
     det = create_detector()
-    res["res10_detector_ms_per_image_512px"] = _median_ms(lambda: det.detect(img), args.repeats)
+    res["res10_detector_ms_per_image_512px"] = median_ms(lambda: det.detect(img), args.repeats)
     lm = FaceLandmarker(model, detector=det)
-    res["predict_ms_per_image_512px_1face"] = _median_ms(lambda: lm.predict(img), args.repeats)
+    res["predict_ms_per_image_512px_1face"] = median_ms(lambda: lm.predict(img), args.repeats)
     if args.dlib:
         from faceland.external import create_external
 
         dl = create_external("dlib")
         box = [dl.detect(img)[0].box]
-        res["dlib_ms_per_face"] = _median_ms(
+        res["dlib_ms_per_face"] = median_ms(
             lambda: dl.landmarks_from_boxes(img, box, "detector"), args.repeats)
-        res["dlib_hog_detector_ms_per_image_512px"] = _median_ms(lambda: dl.detect(img),
+        res["dlib_hog_detector_ms_per_image_512px"] = median_ms(lambda: dl.detect(img),
                                                                   args.repeats)
     res["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {k: round(v, 3) if isinstance(v, float | np.floating) else v for k, v in res.items()}

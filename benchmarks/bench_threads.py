@@ -28,9 +28,8 @@ def measure(repeats: int) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_default import interleaved_medians
-
     from faceland import FaceLandmarker, read_image
+    from faceland.profiling import interleaved_medians
 
     photo = read_image(REPO / "assets" / "astronaut.jpg")
     canvas = np.zeros((480, 640, 3), np.uint8)

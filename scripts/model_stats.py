@@ -27,62 +27,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from faceland.models import SMOKE_KWARGS, create_model, list_models  # noqa: E402
+from faceland.profiling import count_flops, median_ms, parameter_count  # noqa: E402
 from faceland.training import load_config  # noqa: E402
-
-
-def _deform_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of the torchvision ``DeformConv2d`` layers (as plain convolutions)."""
-    try:
-        from torchvision.ops import DeformConv2d
-    except ImportError:  # pragma: no cover
-        return 0
-    total = 0
-
-    def hook(mod: torch.nn.Module, _inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        kh, kw = mod.weight.shape[-2:]
-        total += 2 * out.numel() * (mod.weight.shape[1] * kh * kw)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, DeformConv2d)]
-    if handles:
-        with torch.no_grad():
-            model(x)
-    for h in handles:
-        h.remove()
-    return total
 
 
 def stats(name: str, repeats: int = 0, **kwargs) -> tuple[float, float, float | None, int]:
     """``(params in millions, GFLOPs per face, eager ms per face or None, input size)`` of
     ``create_model(name, **kwargs)``; the time is measured when ``repeats`` > 0."""
     model = create_model(name, **kwargs).eval()
-    params = sum(p.numel() for p in model.parameters()) / 1e6
-    x = torch.rand(1, 3, model.input_size, model.input_size)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(x)
-    flops = counter.get_total_flops() + _deform_flops(model, x)
+    params = parameter_count(model) / 1e6
+    flops = count_flops(model)
     ms = None
     if repeats:
-        times = []
+        x = torch.rand(1, 3, model.input_size, model.input_size)
         with torch.no_grad():
-            for i in range(repeats + 3):
-                t0 = time.perf_counter()
-                model(x)
-                if i >= 3:
-                    times.append((time.perf_counter() - t0) * 1000)
-        ms = statistics.median(times)
+            ms = median_ms(lambda: model(x), repeats, warmup=3)
     return params, flops / 1e9, ms, model.input_size
 
 

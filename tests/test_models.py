@@ -135,3 +135,28 @@ def test_load_model_missing_card_and_mismatched_weights(tmp_path) -> None:
     card_path.write_text(json.dumps(card))
     with pytest.raises(ValueError, match="do not match"):
         load_model(path)
+
+
+def test_profiling_counts_conv_and_deformable_flops() -> None:
+    """faceland.profiling: FLOPs = 2 x multiply-adds, deformable convolutions included."""
+    from torchvision.ops import DeformConv2d
+
+    from faceland.profiling import count_flops, interleaved_medians, median_ms, parameter_count
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+            self.deform = DeformConv2d(4, 2, 3, padding=1, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return self.deform(y, torch.zeros(y.shape[0], 18, *y.shape[-2:]))
+
+    net = Net()
+    n = 8
+    assert count_flops(net, n) == 2 * n * n * (4 * 3 * 9) + 2 * n * n * (2 * 4 * 9)
+    assert parameter_count(net) == 4 * 3 * 9 + 2 * 4 * 9
+    assert median_ms(lambda: None, 5, warmup=1) >= 0
+    assert set(interleaved_medians({"a": lambda: None, "b": lambda: None}, 3, warmup=1)) == {"a",
+                                                                                           "b"}

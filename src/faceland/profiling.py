@@ -1,0 +1,95 @@
+"""Model cost and timing, measured in one place (scripts/model_stats.py and benchmarks/ use it).
+
+* :func:`count_flops`: floating-point operations of one forward pass on a batch of one face,
+  counted by :class:`torch.utils.flop_counter.FlopCounterMode` (2 per multiply-add), plus the
+  torchvision ``DeformConv2d`` layers it does not see (counted as plain convolutions of the same
+  shape; IACT's deformable Q/K/V projections).
+* :func:`parameter_count`: trainable and frozen parameters.
+* :func:`median_ms`, :func:`interleaved_medians`: wall-clock milliseconds per call (median over
+  repeats after a warm-up; interleaved rounds when several systems are compared in one run, so
+  that a slower moment of the machine hits all of them alike).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["count_flops", "parameter_count", "median_ms", "interleaved_medians"]
+
+
+def _deform_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    try:
+        from torchvision.ops import DeformConv2d
+    except ImportError:  # pragma: no cover
+        return 0
+    total = 0
+
+    def hook(mod: torch.nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = mod.weight.shape[-2:]
+        total += 2 * out.numel() * (mod.weight.shape[1] * kh * kw)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, DeformConv2d)]
+    if handles:
+        with torch.no_grad():
+            model(x)
+    for h in handles:
+        h.remove()
+    return total
+
+
+def count_flops(model: torch.nn.Module, input_size: int | None = None) -> int:
+    """FLOPs of one forward pass of ``model`` on a ``(1, 3, N, N)`` input.
+
+    Args:
+        model: a landmark model (or any module taking ``(B, 3, N, N)``).
+        input_size: N; default ``model.input_size``.
+
+    Returns:
+        Operations (2 per multiply-add), deformable convolutions included.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = int(input_size or model.input_size)
+    x = torch.rand(1, 3, n, n)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return int(counter.get_total_flops()) + _deform_flops(model, x)
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Number of parameters (trainable and frozen)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    """Median wall-clock milliseconds of ``fn()`` over ``repeats`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int,
+                        warmup: int = 10) -> dict[str, float]:
+    """Median ms per call of each function, timed in ``repeats`` interleaved rounds (rounded
+    to 1 us)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t0) * 1000)
+    return {k: round(statistics.median(v), 3) for k, v in times.items()}
