@@ -40,7 +40,14 @@ import numpy as np
 
 from faceland.data.datasets import load_300w
 from faceland.data.formats import read_image
-from faceland.geometry import apply_affine, crop_affine, invert_affine, landmark_box, warp_crop
+from faceland.geometry import (
+    apply_affine,
+    crop_affine,
+    invert_affine,
+    landmark_box,
+    nearest_box,
+    warp_crop,
+)
 from faceland.schemes import convert_points, get_scheme
 
 CROP = 512  # side of the crop given to MediaPipe for the gt protocol, pixels
@@ -60,13 +67,8 @@ def _meshes(fm, image: np.ndarray) -> list[np.ndarray]:
 
 def _nearest(meshes: list[np.ndarray], box: np.ndarray) -> np.ndarray | None:
     """The mesh whose box centre is nearest the box centre (within half the box side)."""
-    if not meshes:
-        return None
-    # The rule of faceland.evaluation's detector matching (that module needs torch, not here).
-    c = (box[:2] + box[2:]) / 2
-    d = [np.linalg.norm(((b := landmark_box(m))[:2] + b[2:]) / 2 - c) for m in meshes]
-    i = int(np.argmin(d))
-    return meshes[i] if d[i] < 0.5 * max(box[2] - box[0], box[3] - box[1]) else None
+    i = nearest_box(np.array([landmark_box(m) for m in meshes]).reshape(-1, 4), box)
+    return None if i is None else meshes[i]
 
 
 def mesh_flip_permutation(fm, images: list[np.ndarray]) -> np.ndarray:

@@ -163,3 +163,14 @@ def test_landmark_box_ignores_nan_rows_and_rejects_all_nan() -> None:
     np.testing.assert_array_equal(landmark_box(pts), [1.0, 2.0, 4.0, 9.0])
     with pytest.raises(ValueError, match="no finite point"):
         landmark_box(np.full((68, 2), np.nan))
+
+
+def test_nearest_box_is_the_evaluation_matching_rule() -> None:
+    from faceland.geometry import nearest_box
+
+    gt = np.array([100.0, 100.0, 200.0, 200.0])  # centre (150, 150), side 100
+    cands = np.array([[0, 0, 50, 50], [110, 120, 210, 220], [150, 150, 250, 250.0]])
+    assert nearest_box(cands, gt) == 1  # centre (160, 170): 22 px away
+    assert nearest_box(cands[[0]], gt) is None  # 125 px away > half the side (50)
+    assert nearest_box(np.zeros((0, 4)), gt) is None
+    assert nearest_box(np.array([[150, 100, 250, 200.0]]), gt) is None  # exactly 50 px: too far

@@ -329,3 +329,15 @@ def test_api_edges_empty_image_bad_boxes_outside_box() -> None:
     with pytest.warns(UserWarning, match="entirely outside the 120 x 100 image"):
         pts = lm.landmarks_from_boxes(img, [[500, 500, 600, 600]])
     assert np.isfinite(pts).all()
+
+
+def test_landmarker_protocol_covers_faceland_and_external_systems() -> None:
+    """The evaluation harness takes any Landmarker (torch-free protocol)."""
+    from faceland.external import DlibLandmarker
+    from faceland.inference import FaceLandmarker, Landmarker
+
+    lm = FaceLandmarker("default", detector=None)
+    assert isinstance(lm, Landmarker)
+    for name in ("detect", "landmarks_from_boxes", "protocol"):
+        assert callable(getattr(DlibLandmarker, name))
+    assert not isinstance(object(), Landmarker)

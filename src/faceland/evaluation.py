@@ -23,18 +23,14 @@ import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 import faceland
 from faceland.data.datasets import FaceRecord
 from faceland.data.formats import FormatError, read_image
-from faceland.geometry import landmark_box
-from faceland.inference import FaceLandmarker
-
-if TYPE_CHECKING:
-    from faceland.external import DlibLandmarker
+from faceland.geometry import landmark_box, nearest_box
+from faceland.inference import FaceLandmarker, Landmarker
 from faceland.metrics import auc, confidence_quality, failure_rate, nme, normalizing_distance
 from faceland.results import EvalResult, Protocol
 from faceland.schemes import SCHEMES, LandmarkScheme
@@ -43,27 +39,26 @@ __all__ = ["evaluate_records", "evaluate_predictions", "read_predictions", "scor
            "write_result", "run_evaluation", "summary", "result_name", "EvalResult", "Protocol"]
 
 
-def _match(landmarker: FaceLandmarker | DlibLandmarker, image: np.ndarray,
+def _match(landmarker: Landmarker, image: np.ndarray,
            gt_box: np.ndarray) -> np.ndarray | None:
-    """The detector box (converted to a landmark box) of the face nearest to ``gt_box``."""
+    """The detector box (converted to a landmark box) of the face nearest to ``gt_box``
+    (:func:`faceland.geometry.nearest_box`)."""
     dets = landmarker.detect(image)
     if not dets:
         return None
     cands = np.stack([landmarker.detector.to_landmark_box(d.box) for d in dets])
-    gc = (gt_box[:2] + gt_box[2:]) / 2
-    dist = np.linalg.norm((cands[:, :2] + cands[:, 2:]) / 2 - gc, axis=1)
-    i = int(np.argmin(dist))
-    side = max(gt_box[2] - gt_box[0], gt_box[3] - gt_box[1])
-    return cands[i] if dist[i] < 0.5 * side else None
+    i = nearest_box(cands, gt_box)
+    return None if i is None else cands[i]
 
 
-def evaluate_records(landmarker: FaceLandmarker | DlibLandmarker, records: Sequence[FaceRecord],
+def evaluate_records(landmarker: Landmarker, records: Sequence[FaceRecord],
                      scheme: LandmarkScheme, boxes: str = "gt", threshold: float = 0.1,
                      progress: bool = False) -> EvalResult:
     """Evaluate a landmarker on annotated faces.
 
     Args:
-        landmarker: a :class:`~faceland.inference.FaceLandmarker` or an adapter of another system
+        landmarker: any :class:`~faceland.inference.Landmarker`: a
+            :class:`~faceland.inference.FaceLandmarker` or an adapter of another system
             (:mod:`faceland.external`), with a detector for ``boxes="detector"``.
         records: annotated faces (points in image pixels, 0-based pixel centres).
         scheme: landmark scheme of the records and the model.

@@ -38,6 +38,7 @@ __all__ = [
     "warp_crop",
     "normalized_to_crop",
     "crop_to_normalized",
+    "nearest_box",
 ]
 
 
@@ -210,3 +211,24 @@ def normalized_to_crop(coords: np.ndarray, size: int) -> np.ndarray:
 def crop_to_normalized(points: np.ndarray, size: int) -> np.ndarray:
     """Crop pixels (0-based pixel centres) -> normalised crop coordinates in ``[0, 1]``."""
     return (np.asarray(points, dtype=np.float64) + 0.5) / size
+
+
+def nearest_box(candidates: np.ndarray, box: np.ndarray) -> int | None:
+    """Index of the candidate box whose centre is nearest ``box``'s centre, if that distance is
+    below half of ``box``'s longer side; else ``None``. The rule by which an evaluation matches
+    a detection (or another system's face) to an annotated face.
+
+    Args:
+        candidates: ``(M, 4)`` boxes ``[x0, y0, x1, y1]`` (image pixels); ``M`` may be 0.
+        box: ``(4,)`` the annotated face's box, same frame.
+
+    Returns:
+        The index into ``candidates``, or ``None`` (no candidate, or the nearest is too far).
+    """
+    cands = np.asarray(candidates, dtype=np.float64).reshape(-1, 4)
+    if not len(cands):
+        return None
+    box = np.asarray(box, dtype=np.float64)
+    dist = np.linalg.norm((cands[:, :2] + cands[:, 2:]) / 2 - (box[:2] + box[2:]) / 2, axis=1)
+    i = int(np.argmin(dist))
+    return i if dist[i] < 0.5 * max(box[2] - box[0], box[3] - box[1]) else None

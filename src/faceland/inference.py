@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from faceland.schemes import LandmarkScheme, get_scheme
 if TYPE_CHECKING:  # the ONNX Runtime path never imports torch (start-up: ~5 s less)
     from faceland.models import LandmarkModel
 
-__all__ = ["Face", "FaceLandmarker", "result_json"]
+__all__ = ["Face", "FaceLandmarker", "Landmarker", "result_json"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,33 @@ class Face:
 TRAINING_SUMMARY_KEYS = ("model", "dataset", "split", "n_train", "n_val", "input_size", "epochs",
                          "epochs_done", "max_time_minutes", "train_wall_minutes_total",
                          "best_val_nme_iod_percent", "hardware", "command")
+
+
+@runtime_checkable
+class Landmarker(Protocol):
+    """What the evaluation harness needs of a landmark system (torch-free): faceland's
+    :class:`FaceLandmarker` and the adapters of other systems (:mod:`faceland.external`) have it.
+
+    Attributes:
+        num_points: K, the landmarks it predicts.
+        detector: its face detector (``to_landmark_box`` converts a detection), for
+            ``boxes="detector"`` evaluations.
+    """
+
+    num_points: int
+    detector: object
+
+    def detect(self, image: np.ndarray) -> list:
+        """Faces (with ``.box``, image pixels) in an ``(H, W, 3)`` uint8 RGB image."""
+
+    def landmarks_from_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | np.ndarray,
+                             box_type: str = "landmark", return_scores: bool = False
+                             ) -> np.ndarray | tuple[np.ndarray, np.ndarray | None]:
+        """``(N, K, 2)`` landmarks, image pixels (0-based pixel centres), one per box."""
+
+    def protocol(self) -> dict:
+        """What an evaluation card records about the system (``model``, ``weights_sha256``,
+        ``enlarge``, ``input_size``, ``flip_test``, ...)."""
 
 
 class FaceLandmarker:
