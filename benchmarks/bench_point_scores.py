@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from faceland.checkpoint import load_model
+from faceland.codecs import cell_centres
 from faceland.data.crops import image_to_tensor
 from faceland.data.formats import read_image
 from faceland.geometry import (
@@ -57,8 +58,8 @@ REPO = Path(__file__).resolve().parents[1]
 def candidates(probs: torch.Tensor, coords: torch.Tensor) -> dict[str, np.ndarray]:
     """``(K, H, W)`` softmax heatmaps and ``(K, 2)`` normalised soft-argmax -> scores (K,)."""
     k, h, w = probs.shape
-    gx = ((torch.arange(w) + 0.5) / w).view(1, 1, w)
-    gy = ((torch.arange(h) + 0.5) / h).view(1, h, 1)
+    gx = cell_centres(w).view(1, 1, w)
+    gy = cell_centres(h).view(1, h, 1)
     d2 = ((gx - coords[:, 0].view(k, 1, 1)) ** 2 + (gy - coords[:, 1].view(k, 1, 1)) ** 2) * w * w
     pm = (F.avg_pool2d(probs[:, None], 3, 1, 1, count_include_pad=True)[:, 0] * 9).flatten(1)
     out = {"peak": probs.flatten(1).amax(1), "peak_mass_3x3": pm.amax(1)}

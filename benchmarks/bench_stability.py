@@ -54,7 +54,7 @@ import numpy as np
 
 from faceland.data.datasets import FaceRecord, load_300w
 from faceland.data.formats import read_image
-from faceland.geometry import landmark_box
+from faceland.geometry import landmark_box, nearest_box
 from faceland.inference import FaceLandmarker
 from faceland.metrics import nme, nmj
 from faceland.schemes import get_scheme
@@ -135,17 +135,17 @@ MODES = {
 
 
 def subject(per_frame, gt: np.ndarray) -> tuple[np.ndarray, list]:
-    """``(T, K, 2)`` landmarks of the face on the subject (nearest its centre, within half a
-    face; NaN where none) and that face per frame (or None)."""
+    """``(T, K, 2)`` landmarks of the face on the subject (the evaluation's matching rule,
+    :func:`faceland.geometry.nearest_box`, on landmark boxes; NaN where none) and that face per
+    frame (or None)."""
     pred = np.full(gt.shape, np.nan)
     faces = []
     for i, fs in enumerate(per_frame):
-        face = None
-        if fs:
-            gc = gt[i].mean(0)
-            f = min(fs, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - gc))
-            if np.linalg.norm(f.landmarks.mean(0) - gc) < 0.5 * np.ptp(gt[i], axis=0).max():
-                pred[i], face = f.landmarks, f
+        j = nearest_box(np.array([landmark_box(f.landmarks) for f in fs]).reshape(-1, 4),
+                        landmark_box(gt[i]))
+        face = None if j is None else fs[j]
+        if face is not None:
+            pred[i] = face.landmarks
         faces.append(face)
     return pred, faces
 

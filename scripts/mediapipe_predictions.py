@@ -136,20 +136,14 @@ def main() -> None:
                          "(in IOD units) over the split; use on train only")
     args = ap.parse_args()
     if args.time:
-        import statistics
-        import time
+        from faceland.profiling import median_ms
 
         img = read_image(args.time)
         with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=10,
                                              refine_landmarks=False) as fm:
-            times = []
-            for i in range(33):
-                t0 = time.perf_counter()
-                fm.process(img)
-                if i >= 3:
-                    times.append((time.perf_counter() - t0) * 1000)
+            ms = median_ms(lambda: fm.process(img), 30, warmup=3)
         print(f"mediapipe {mp.__version__} face mesh on {args.time} {img.shape[1]}x{img.shape[0]}: "
-              f"{statistics.median(times):.1f} ms per image (median of 30)")
+              f"{ms:.1f} ms per image (median of 30)")
         return
     records = load_300w(args.root, args.split)
     scheme = get_scheme("68")

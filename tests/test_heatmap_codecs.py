@@ -320,6 +320,8 @@ def test_codec_config_builds_each_kind_and_models_take_it() -> None:
         CodecConfig("laplace", 1.0)
     with pytest.raises(ValueError, match="unknown codec field"):
         CodecConfig.coerce({"kind": "gaussian", "size": 3}, sigma=1.0)
+    with pytest.raises(ValueError, match="needs a kind"):
+        CodecConfig.coerce({"sigma": 2.0})
     # a model takes any of the three forms; the saved config holds plain JSON
     m = create_model("hourglass", num_points=3, input_size=64, stacks=1, depth=2, channels=16,
                      codec=CodecConfig("gaussian", 1.5, 5, "argmax"))

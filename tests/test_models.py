@@ -160,3 +160,33 @@ def test_profiling_counts_conv_and_deformable_flops() -> None:
     assert median_ms(lambda: None, 5, warmup=1) >= 0
     assert set(interleaved_medians({"a": lambda: None, "b": lambda: None}, 3, warmup=1)) == {"a",
                                                                                            "b"}
+
+
+@pytest.mark.parametrize("name,legacy", [
+    ("hourglass", {"block": "bottleneck", "stem_blocks": 2, "attention_reduction": None}),
+    ("repformer", {"top_memory": "attention", "key_pos": False}),
+    ("token_regression", {"tokenizer": "grid", "reduce_to": 8}),
+])
+def test_cards_saved_before_the_fidelity_pass_still_load(tmp_path, name, legacy) -> None:
+    """A run card written before layout 2 (no layout_version, none of the new keys) builds the
+    earlier layout; re-saving keeps it."""
+    import json
+
+    kw = {**SMOKE_KWARGS[name], **legacy}
+    if name == "token_regression":
+        kw.pop("reductions", None)
+    model = create_model(name, **kw).eval()
+    path = save_model(model, tmp_path / "old")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["layout_version"] == 2
+    for k in legacy:
+        if k != "reduce_to":
+            card["config"].pop(k)
+    card.pop("layout_version")
+    path.with_suffix(".json").write_text(json.dumps(card))
+    loaded, _ = load_model(path)
+    x = torch.rand(1, 3, model.input_size, model.input_size)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)["coords"], model(x)["coords"])
+    resaved, _ = load_model(save_model(loaded, tmp_path / "again"))
+    assert all(resaved.config[k] == v for k, v in legacy.items())

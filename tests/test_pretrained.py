@@ -49,7 +49,8 @@ def test_unknown_names() -> None:
 
 
 def test_table_and_listing_are_torch_free() -> None:
-    code = ("import sys; from faceland.pretrained import PRETRAINED; "
+    code = ("import sys; from faceland.pretrained import PRETRAINED; import faceland.profiling; "
+            "import faceland.results; "
             "from faceland.checkpoint import read_card; read_card('default'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -89,3 +90,13 @@ def test_model_card_rejects_a_card_without_config(tmp_path) -> None:
 
     with pytest.raises(FormatError, match="needs a 'config' object"):
         ModelCard.from_dict({"scheme": "68"}, tmp_path / "m.safetensors")
+
+
+def test_a_weights_file_in_the_package_folder_resolves_by_name(tmp_path, monkeypatch) -> None:
+    """scripts/release_model.py copies new weights into the package before the table entry
+    exists; the bare name must still resolve there."""
+    import faceland.checkpoint as ck
+
+    monkeypatch.setattr(ck, "WEIGHTS_DIR", tmp_path)
+    (tmp_path / "faceland-new.safetensors").write_bytes(b"x")
+    assert ck.resolve_weights("faceland-new") == tmp_path / "faceland-new.safetensors"

@@ -17,13 +17,32 @@ from typing import TYPE_CHECKING, Any
 from safetensors import SafetensorError
 
 from faceland.errors import FormatError
-from faceland.pretrained import DEFAULT_MODEL, PRETRAINED, list_pretrained
+from faceland.pretrained import DEFAULT_MODEL, PRETRAINED, WEIGHTS_DIR, list_pretrained
 
 if TYPE_CHECKING:  # torch is imported only to build or save a model, not to read cards
     from faceland.models import LandmarkModel
 
 __all__ = ["save_model", "load_model", "read_card", "resolve_weights", "default_model_path",
-           "weights_hash", "DEFAULT_MODEL", "ModelCard"]
+           "weights_hash", "DEFAULT_MODEL", "ModelCard", "LAYOUT_VERSION", "LAYOUT_1_DEFAULTS"]
+
+#: Version of the architectures' defaults a card is written against. Cards without it (saved
+#: before the 2026-12 fidelity pass, docs/fidelity.md) get the earlier defaults filled in by
+#: :func:`load_model` (:data:`LAYOUT_1_DEFAULTS`), so that runs trained then still load.
+LAYOUT_VERSION = 2
+#: The earlier defaults, per architecture, of options whose default changed in layout 2. IACT's
+#: earlier convolution branch was not kept: its layout-1 weights do not load.
+LAYOUT_1_DEFAULTS: dict[str, dict] = {
+    "hourglass": {"block": "bottleneck", "stem_blocks": 2, "attention_reduction": None},
+    "repformer": {"top_memory": "attention", "key_pos": False},
+    "token_regression": {"tokenizer": "grid"},
+    "imm_nose_cnn": {"channels": [16, 32, 32, 64], "kernels": [5, 5, 3, 3],
+                     "pools": [True] * 4, "padding": "same", "hidden": 128, "input_hw": None,
+                     "input_size": 64},
+    "imm_face_cnn": {"channels": [16, 32, 32, 64, 64, 128], "kernels": [5, 5, 3, 3, 3, 3],
+                     "pools": [True] * 5 + [False], "padding": "same", "hidden": 256,
+                     "input_hw": None, "input_size": 128},
+    "unet_softmax": {"loss": "cross_entropy"},
+}
 
 _CARD_ORDER = ("config", "scheme", "input_size", "enlarge", "box_source", "training",
                "weights_sha256", "name", "terms", "onnx", "results", "result_commands")
@@ -132,6 +151,7 @@ def save_model(model: LandmarkModel, path: str | Path, card: dict | ModelCard | 
     extra = card.to_dict() if isinstance(card, ModelCard) else dict(card or {})
     meta = {"config": model.config, **{k: v for k, v in extra.items() if k != "config"}}
     meta["weights_sha256"] = weights_hash(path)
+    meta["layout_version"] = LAYOUT_VERSION
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
@@ -143,8 +163,8 @@ def weights_hash(path: str | Path) -> str:
 
 def resolve_weights(path: str | Path | None = None) -> Path:
     """The ``.safetensors`` file meant by ``path``: a file, the name of a shipped model
-    (:data:`faceland.pretrained.PRETRAINED`), or ``None`` / ``"default"`` for the shipped
-    default.
+    (:data:`faceland.pretrained.PRETRAINED`, or any ``NAME.safetensors`` in the package's
+    ``weights/`` folder), or ``None`` / ``"default"`` for the shipped default.
 
     Raises:
         FileNotFoundError: no such weights file (the message names the path; for a bare name,
@@ -157,7 +177,10 @@ def resolve_weights(path: str | Path | None = None) -> Path:
     else:
         p = Path(path)
         if not p.exists() and not p.suffix:
-            p = p.with_suffix(".safetensors")
+            # a model placed in the package's weights/ folder but not (yet) in the table, e.g.
+            # by scripts/release_model.py before the table entry is written
+            cand = WEIGHTS_DIR / f"{p}.safetensors"
+            p = cand if cand.exists() else p.with_suffix(".safetensors")
             if not p.exists():
                 raise FileNotFoundError(f"{path}: neither a weights file nor a shipped model "
                                         f"(shipped: {', '.join(list_pretrained())})")
@@ -211,6 +234,10 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, ModelCard
     p, card = read_card(path)
     card_path = p.with_suffix(".json")
     cfg = dict(card.config)
+    if int(card.extra.get("layout_version", 1)) < 2:  # saved before the fidelity pass
+        for k, v in LAYOUT_1_DEFAULTS.get(cfg["name"], {}).items():
+            cfg.setdefault(k, v)
+    full_config = dict(cfg)  # with the layout filled in: a re-saved model keeps its layout
     cfg.pop("pretrained", None)
     try:
         from faceland.models import create_model
@@ -229,5 +256,5 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, ModelCard
     except RuntimeError as e:
         raise ValueError(f"{p}: weights do not match the architecture in {card_path}: "
                          f"{str(e).splitlines()[0]}") from None
-    model.config = card.config
+    model.config = full_config
     return model.eval(), card

@@ -634,7 +634,7 @@ class CodecConfig:
         defaults fill what it leaves out) or a config.
 
         Raises:
-            ValueError: unknown kind, decoder or field.
+            ValueError: unknown or missing kind, unknown decoder or field.
         """
         if isinstance(value, CodecConfig):
             return value
@@ -642,6 +642,8 @@ class CodecConfig:
         unknown = set(fields_) - {"kind", "sigma", "kernel_size", "decoder"}
         if unknown:
             raise ValueError(f"unknown codec field(s) {sorted(unknown)}")
+        if "kind" not in fields_:
+            raise ValueError(f"a codec needs a kind (one of {sorted(CODEC_KINDS)}), got {value!r}")
         return cls(**{**{k: v for k, v in defaults.items() if v is not None}, **fields_})
 
     def build(self, size: int | tuple[int, int]) -> HeatmapCodec:

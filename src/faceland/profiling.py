@@ -7,7 +7,8 @@
 * :func:`parameter_count`: trainable and frozen parameters.
 * :func:`median_ms`, :func:`interleaved_medians`: wall-clock milliseconds per call (median over
   repeats after a warm-up; interleaved rounds when several systems are compared in one run, so
-  that a slower moment of the machine hits all of them alike).
+  that a slower moment of the machine hits all of them alike). Torch-free (usable from an
+  environment without PyTorch, e.g. scripts/mediapipe_predictions.py).
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the FLOP counter only: timing is torch-free
+    import torch
 
 __all__ = ["count_flops", "parameter_count", "median_ms", "interleaved_medians"]
 
 
 def _deform_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    import torch
+
     try:
         from torchvision.ops import DeformConv2d
     except ImportError:  # pragma: no cover
@@ -53,6 +58,7 @@ def count_flops(model: torch.nn.Module, input_size: int | None = None) -> int:
     Returns:
         Operations (2 per multiply-add), deformable convolutions included.
     """
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     n = int(input_size or model.input_size)

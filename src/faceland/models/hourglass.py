@@ -151,7 +151,7 @@ class StackedHourglass(LandmarkModel):
     Layout: [CoordConv] 7x7 stride-2 convolution (c/2) + BN + ReLU, block(c/2 -> c), 2x2 max
     pool, ``stem_blocks`` x block(c -> c) (Newell's stem has 2; 1 reproduces seed 001's Table 1
     sizes, see ``block``), widths scaled to ``channels``; then
-    ``stacks`` x [Hourglass(depth) -> Residual -> 1x1 conv + BN + ReLU -> 1x1 conv to K heatmaps];
+    ``stacks`` x [Hourglass(depth) -> block -> 1x1 conv + BN + ReLU -> 1x1 conv to K heatmaps];
     between stacks the features and the heatmaps (each through a 1x1 convolution) are added to
     the stack's input (Newell et al. Fig. 4).
 
@@ -191,7 +191,7 @@ class StackedHourglass(LandmarkModel):
             reference [2]) or ``"bottleneck"`` (Newell's). With ``"hpm"``, ``stem_blocks=1``
             and ``attention_reduction=4`` (the defaults) the model sizes of seed 001's Table 1
             are reproduced within 2 % for its five 128-channel rows (11.87 MB against 11.8 for
-            2 stacks, depth 4; 12.25 against 12.2 with Coordinate Attention and CoordConv,
+            2 stacks, depth 4; 12.28 against 12.2 with Coordinate Attention and CoordConv,
             Table 2); its 256-channel row comes out 10 % larger (15.5 against 14.0 MB).
             ``block="bottleneck", stem_blocks=2, attention_reduction=None`` is faceland's
             layout before 2026-12 (about 0.57x the sizes), kept so that the shipped

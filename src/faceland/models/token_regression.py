@@ -167,13 +167,15 @@ class TokenRegression(LandmarkModel):
         self.num_points, self.input_size = num_points, input_size
         self.loss_kind = check_coordinate_loss(loss)
         self.strides, self.tokenizer = strides, tokenizer
-        self.reductions = tuple(int(r) for r in (reductions or (16, 8, 4, 1)[-len(strides):]))
-        if seed and len(self.reductions) != len(strides):
-            raise ValueError(f"{len(self.reductions)} reductions for {len(strides)} levels")
-        self.reduce_to = int(reduce_to) if reduce_to is not None else input_size // 16
-        self.grids = self.token_grids(input_size, strides, self.reduce_to)
-        self.level_tokens = (self.seed_token_counts(input_size, strides, self.reductions) if seed
-                             else [g * g for g in self.grids])
+        if seed:  # the seed's reduction factors; "grid" reduces to a square grid instead
+            self.reductions = tuple(int(r) for r in (reductions or (16, 8, 4, 1)[-len(strides):]))
+            if len(self.reductions) != len(strides):
+                raise ValueError(f"{len(self.reductions)} reductions for {len(strides)} levels")
+            self.level_tokens = self.seed_token_counts(input_size, strides, self.reductions)
+        else:
+            self.reduce_to = int(reduce_to) if reduce_to is not None else input_size // 16
+            self.grids = self.token_grids(input_size, strides, self.reduce_to)
+            self.level_tokens = [g * g for g in self.grids]
         self.num_tokens = sum(self.level_tokens)
         if self.num_tokens < num_points:
             raise ValueError(f"{self.num_tokens} tokens (per level {self.level_tokens}) < "
