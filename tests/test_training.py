@@ -55,6 +55,22 @@ def test_shipped_configs_parse() -> None:
         assert isinstance(load_config(p), TrainConfig), p
 
 
+def test_every_config_builds_its_model_and_augmentation() -> None:
+    """Each config's model_args build its architecture (no unknown or mistyped argument) and its
+    augment block is a valid AugmentConfig."""
+    from faceland.models import create_model
+    from faceland.schemes import get_scheme
+    from faceland.transforms import AugmentConfig
+
+    for p in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")):
+        cfg = load_config(p)
+        AugmentConfig(**cfg.augment)
+        args = {**cfg.model_args, "pretrained": False}
+        model = create_model(cfg.model, num_points=get_scheme(cfg.scheme).num_points,
+                             input_size=cfg.input_size, **args)
+        assert model.input_size == cfg.input_size, p
+
+
 @pytest.mark.slow
 def test_smoke_training_exports_a_loadable_model(tmp_path, data_root) -> None:
     from faceland.training import train
