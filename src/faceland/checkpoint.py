@@ -36,11 +36,10 @@ LAYOUT_1_DEFAULTS: dict[str, dict] = {
     "repformer": {"top_memory": "attention", "key_pos": False},
     "token_regression": {"tokenizer": "grid"},
     "imm_nose_cnn": {"channels": [16, 32, 32, 64], "kernels": [5, 5, 3, 3],
-                     "pools": [True] * 4, "padding": "same", "hidden": 128, "input_hw": None,
-                     "input_size": 64},
+                     "pools": [True] * 4, "padding": "same", "hidden": 128, "input_hw": None},
     "imm_face_cnn": {"channels": [16, 32, 32, 64, 64, 128], "kernels": [5, 5, 3, 3, 3, 3],
                      "pools": [True] * 5 + [False], "padding": "same", "hidden": 256,
-                     "input_hw": None, "input_size": 128},
+                     "input_hw": None},
     "unet_softmax": {"loss": "cross_entropy"},
 }
 
@@ -105,23 +104,30 @@ class ModelCard:
         Raises:
             faceland.errors.FormatError: no ``config`` object.
         """
-        if not isinstance(d.get("config"), dict):
+        cfg = d.get("config")
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
             raise FormatError(f"{path or 'model card'}: not a faceland model card (needs a "
-                              "'config' object)")
+                              "'config' object with the architecture 'name')")
         names = {f.name for f in fields(cls)} - {"extra", "path"}
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names and not k.startswith("_")}
         return cls(**known, extra=extra, path=Path(path) if path else None)
 
     def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
+        value = getattr(self, key) if key in _CARD_ORDER else self.extra.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
         """Like ``dict.get`` over the keys of :meth:`to_dict`."""
-        return self.to_dict().get(key, default)
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __contains__(self, key: object) -> bool:
-        return key in self.to_dict()
+        return isinstance(key, str) and self.get(key) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.to_dict())
@@ -207,10 +213,8 @@ def read_card(path: str | Path | None = None) -> tuple[Path, ModelCard]:
         raise FormatError(f"{card_path}: not a faceland model card ({e})") from None
     if not isinstance(card, dict):
         raise FormatError(f"{card_path}: not a faceland model card (not a JSON object)")
-    if not isinstance(card.get("config"), dict) or not isinstance(card["config"].get("name"), str):
-        raise FormatError(f"{card_path}: not a faceland model card (needs a 'config' object "
-                          "with the architecture 'name')")
-    typed = ModelCard.from_dict(card, p)
+    typed = ModelCard.from_dict(card, card_path)
+    typed.path = p
     if not isinstance(typed.name, str) or not typed.name:
         typed.name = p.parent.name if p.stem == "model" else p.stem  # runs/<run>/model
     return p, typed

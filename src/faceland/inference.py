@@ -170,7 +170,7 @@ class FaceLandmarker:
         if runtime == "torch":
             self.model.to(device)
         self.input_size = int(self.model.input_size)
-        self.enlarge = float(enlarge or self.card.get("enlarge", 1.25))
+        self.enlarge = float(enlarge or self.card.enlarge or 1.25)
         self.flip_test = flip_test
         self._flip_perm: list[int] | None = None
         if flip_test:
@@ -178,7 +178,7 @@ class FaceLandmarker:
         # Labels' left-right bias the model was trained with (normalised crop units, see
         # faceland.transforms.AugmentConfig.flip_x_offset): a mirrored prediction is mapped back
         # with +2b so that flip test keeps the annotation convention instead of averaging it out.
-        aug = ((self.card.get("training") or {}).get("augment") or {})
+        aug = (self.card.training or {}).get("augment") or {}
         self.flip_x_offset = float(aug.get("flip_x_offset", 0.0) or 0.0)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
 
@@ -196,7 +196,7 @@ class FaceLandmarker:
                 "weights_sha256": weights_hash(path) if path else None,
                 "enlarge": self.enlarge, "input_size": self.input_size,
                 "flip_test": self.flip_test, "runtime": self.runtime}
-        tr = self.card.get("training")
+        tr = self.card.training
         if tr:  # how the weights were trained, for accuracy-per-training-time tables
             info["training"] = {k: tr.get(k) for k in TRAINING_SUMMARY_KEYS}
         return info
@@ -208,7 +208,7 @@ class FaceLandmarker:
         Raises:
             KeyError: no known scheme has the model's point count.
         """
-        name = self.card.get("scheme") or str(self.model.num_points)
+        name = self.card.scheme or str(self.model.num_points)
         return get_scheme(name)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
