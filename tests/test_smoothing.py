@@ -165,3 +165,53 @@ def test_speed_adaptive_kalman_smooths_still_and_follows_moving() -> None:
     assert out[1e4][1] < 0.5 * out[0.0][1]  # moving: follows far better than fixed low q
     with pytest.raises(ValueError):
         ConstantVelocityKalman(q=0.0)
+
+
+def _step_similarity(t0: float, t1: float) -> np.ndarray:
+    """The (2, 3) map taking _similarity(base, t0) to _similarity(base, t1)."""
+    def full(t: float) -> np.ndarray:
+        ang, s = 0.01 * t, 1 + 0.005 * t
+        a = s * np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+        return np.vstack([np.hstack([a, (np.array([200.0, 200.0]) - a @ [200.0, 200.0]
+                                          + [3.0 * t, 1.0 * t])[:, None]]), [0, 0, 1]])
+    return (full(t1) @ np.linalg.inv(full(t0)))[:2]
+
+
+@pytest.mark.parametrize("params", [
+    {"min_cutoff": 0.3, "motion_min_cutoff": 0.3},                      # One Euro motion
+    {"min_cutoff": 0.3, "motion_kalman": 1.0},                           # Kalman motion
+    {"mode": "points", "min_cutoff": 0.3},                               # per point
+])
+def test_measured_motion_removes_the_lag_of_a_hard_filter(params) -> None:
+    # A hard filter trails a face that moves back and forth; told the motion (as optical flow
+    # measures it), the same filter follows it and still cuts the landmarks' noise.
+    rng = np.random.default_rng(2)
+    base = rng.normal(0, 30, (68, 2)) + 200
+    def u(t: int) -> float:  # the face's pose parameter: a 0.5 Hz swing at 30 fps
+        return 20.0 * math.sin(2 * math.pi * 0.5 * t / 30)
+    blind, told = LandmarkSmoother(**params), LandmarkSmoother(**params)
+    err = {"raw": [], "blind": [], "told": []}
+    for t in range(150):
+        truth = _similarity(base, u(t))
+        obs = truth + rng.normal(0, 1.0, truth.shape)
+        b = blind(obs, t / 30)
+        k = told(obs, t / 30, motion=_step_similarity(u(t - 1), u(t)) if t else None)
+        if t > 60:
+            for name, v in (("raw", obs), ("blind", b), ("told", k)):
+                err[name].append(np.abs(v - truth).mean())
+    assert np.mean(err["blind"]) > 3 * np.mean(err["raw"])  # lag: worse than no filter
+    assert np.mean(err["told"]) < 0.35 * np.mean(err["raw"])
+
+
+def test_shift_moves_the_state_and_bad_motion_is_refused() -> None:
+    for f in (OneEuroFilter(0.1), ConstantVelocityKalman(1.0)):
+        assert f.value is None
+        f.shift(np.ones(2))  # before the first observation: nothing to move
+        assert f.value is None
+        f(np.zeros(2), 0.0)
+        f.shift(np.array([3.0, -1.0]))
+        np.testing.assert_allclose(f.value, [3.0, -1.0])
+        # a still observation at the shifted place is kept there
+        np.testing.assert_allclose(f(np.array([3.0, -1.0]), 1 / 30), [3.0, -1.0], atol=1e-9)
+    with pytest.raises(ValueError, match="motion must be a"):
+        LandmarkSmoother()(np.zeros((68, 2)), 0.0, motion=np.eye(3))

@@ -13,11 +13,11 @@ from faceland.cli import main
 from faceland.codecs import peak_mass
 from faceland.data.datasets import load_300w
 from faceland.data.formats import read_image
-from faceland.geometry import box_iou, landmark_box
+from faceland.geometry import apply_affine, box_iou, landmark_box
 from faceland.inference import FaceLandmarker
 from faceland.metrics import confidence_quality, nme, nmj
 from faceland.schemes import get_scheme
-from faceland.tracking import TrackedFace, VideoLandmarker, smooth_tracks
+from faceland.tracking import FaceFlow, TrackedFace, VideoLandmarker, smooth_tracks
 
 ASTRO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 S68 = get_scheme("68")
@@ -249,6 +249,12 @@ def test_cli_video_jsonl_format_and_smoothers(tmp_path, capsys) -> None:
         assert lines[-1]["faces"] == []  # no face: the frame is still written
         assert (out / "clip.mp4").stat().st_size > 0
     assert "frames/s" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "clip.avi"), "--out", str(tmp_path / "no_flow"),
+                 "--no-flow"]) == 0
+    flow, no_flow = ([json.loads(x)["faces"] for x in (tmp_path / d / "clip.jsonl")
+                      .read_text().splitlines()] for d in ("one_euro", "no_flow"))
+    assert flow[0] == no_flow[0]  # the first frame has no motion to measure
+    assert flow[5][0]["landmarks"] != no_flow[5][0]["landmarks"]
 
 
 def test_cli_camera_that_cannot_be_opened(tmp_path, capsys) -> None:
@@ -312,3 +318,44 @@ def test_a_false_detection_on_background_is_not_tracked(landmarker) -> None:
     out = _run(VideoLandmarker(lm), [img] * 3)
     assert [len(f) for f in out] == [1, 1, 1]
     assert out[0][0].landmarks[:, 0].mean() > 150  # the real face, not the corner
+
+
+# --- optical flow -----------------------------------------------------------------------------
+def test_face_flow_measures_a_known_similarity_on_a_real_face(landmarker) -> None:
+    img = read_image(ASTRO)
+    pts = landmarker.predict(img)[0].landmarks
+    c = landmark_box(pts).reshape(2, 2).mean(0)
+    rng = np.random.default_rng(3)
+    flow = FaceFlow()
+    errs = []
+    for _ in range(5):
+        m = cv2.getRotationMatrix2D(tuple(map(float, c)), float(rng.uniform(-4, 4)),
+                                    float(rng.uniform(0.95, 1.05)))
+        m[:, 2] += rng.uniform(-6, 6, 2)
+        moved = cv2.warpAffine(img, m, img.shape[1::-1], flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+        flow.reference(img, landmark_box(pts))
+        got = flow(moved)
+        assert got is not None
+        errs.append(np.abs(apply_affine(pts, got) - apply_affine(pts, m)).max())
+        assert flow(moved) is None  # a reference is used once
+    assert max(errs) < 0.5, errs  # pixels, on a ~100 px wide face reduced to 96 px
+    flat = np.full((200, 200, 3), 128, np.uint8)
+    flow.reference(flat, np.array([50.0, 50.0, 150.0, 150.0]))  # no corners to follow
+    assert flow(flat) is None
+    with pytest.raises(ValueError, match="max_side"):
+        FaceFlow(max_side=8)
+
+
+def test_video_landmarker_reports_the_measured_motion(landmarker) -> None:
+    img = read_image(ASTRO)
+    ref = landmarker.predict(img)[0].landmarks
+    frames, gt = _clip(img, ref, 6, step=2.0)
+    out = _run(VideoLandmarker(landmarker), frames)
+    assert out[0][0].motion is None  # a new track has no previous frame
+    for faces in out[1:]:
+        m = faces[0].motion
+        np.testing.assert_allclose(m[:, :2], np.eye(2), atol=0.01)
+        assert m[0, 2] == pytest.approx(2.0, abs=0.2) and abs(m[1, 2]) < 0.2
+    assert all(f[0].motion is None for f in _run(VideoLandmarker(landmarker, flow=False),
+                                                  frames))

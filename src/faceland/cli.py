@@ -256,7 +256,8 @@ def _video_landmarker(lm, args: argparse.Namespace):
     from faceland.tracking import VideoLandmarker
 
     return VideoLandmarker(lm, tracking=not args.no_tracking, detect_every=args.detect_every,
-                           smoothing="none" if args.smoothing == "savgol" else args.smoothing)
+                           smoothing="none" if args.smoothing == "savgol" else args.smoothing,
+                           flow=not args.no_flow)
 
 
 class _VideoOutput:
@@ -514,11 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", type=int, default=None, metavar="N",
                    help="live: OpenCV camera N until Ctrl-C (DIR/cameraN.jsonl + .mp4)")
     p.add_argument("--max-frames", type=int, default=0, help="--camera: stop after N frames")
-    p.add_argument("--smoothing", choices=["kalman", "one_euro", "one_euro_points", "savgol",
-                                           "none"], default="kalman",
-                   help="videos: online smoothing in the face's frame (kalman: default; "
-                        "one_euro), the paper's per-point One Euro filter, offline zero-lag "
+    p.add_argument("--smoothing", choices=["one_euro", "kalman", "one_euro_points", "savgol",
+                                           "none"], default="one_euro",
+                   help="videos: online smoothing in the face's frame (one_euro: default; "
+                        "kalman), the paper's per-point One Euro filter, offline zero-lag "
                         "Savitzky-Golay of whole tracks (files only), or none (docs/video.md)")
+    p.add_argument("--no-flow", action="store_true",
+                   help="videos: do not measure each face's motion by optical flow (the "
+                        "smoother and the next crop then follow the landmarks alone)")
     p.add_argument("--no-tracking", action="store_true",
                    help="videos: run the face detector on every frame instead of following "
                         "faces by their landmarks")

@@ -84,6 +84,18 @@ class OneEuroFilter:
         self._dx: np.ndarray | None = None
         self._t: float | None = None
 
+    @property
+    def value(self) -> np.ndarray | None:
+        """The filtered state after the last observation (``None`` before the first)."""
+        return None if self._x is None else self._x.copy()
+
+    def shift(self, delta: np.ndarray) -> None:
+        """Move the state by a known change ``delta`` (shape of an observation) since the last
+        observation, e.g. the face's motion measured by optical flow: that part of the change
+        is then neither smoothed nor lagged, only the rest. No-op before the first call."""
+        if self._x is not None:
+            self._x = self._x + np.asarray(delta, dtype=np.float64)
+
     @staticmethod
     def _alpha(dt: float, cutoff: np.ndarray | float) -> np.ndarray | float:
         tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff))
@@ -159,6 +171,18 @@ class ConstantVelocityKalman:
         """Forget the past."""
         self._x: np.ndarray | None = None
         self._t: float | None = None
+
+    @property
+    def value(self) -> np.ndarray | None:
+        """The filtered state after the last observation (``None`` before the first)."""
+        return None if self._x is None else self._x.copy()
+
+    def shift(self, delta: np.ndarray) -> None:
+        """Move the state by a known change ``delta`` (shape of an observation) since the last
+        observation, e.g. the face's motion measured by optical flow: that part of the change
+        is then neither smoothed nor lagged, only the rest. No-op before the first call."""
+        if self._x is not None:
+            self._x = self._x + np.asarray(delta, dtype=np.float64)
 
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
         """Filter one observation taken at time ``t`` (seconds); the first is returned as is.
@@ -246,26 +270,39 @@ class LandmarkSmoother:
         self._mean_scores = 0.9 * self._mean_scores + 0.1 * s
         return w
 
-    def __call__(self, points: np.ndarray, t: float, scores: np.ndarray | None = None
-                 ) -> np.ndarray:
+    def __call__(self, points: np.ndarray, t: float, scores: np.ndarray | None = None,
+                 motion: np.ndarray | None = None) -> np.ndarray:
         """Smooth one frame's landmarks.
 
         Args:
             points: ``(K, 2)`` landmarks (faceland: image pixels, 0-based pixel centres).
             t: time stamp, seconds (increasing).
             scores: optional ``(K,)`` per-landmark confidence (``confidence_weighting``).
+            motion: optional ``(2, 3)`` affine map (a similarity) of the face region from the
+                previous call's frame to this one, in the same pixel frame, measured apart from
+                the landmarks (faceland: sparse optical flow, :class:`faceland.tracking.FaceFlow`).
+                The filters' state is moved by it before filtering, so the known motion is
+                followed without lag and only the landmarks' residual is smoothed.
 
         Returns:
             ``(K, 2)`` float64 smoothed landmarks, same units.
 
         Raises:
-            ValueError: a time stamp that does not increase, or a changed point count.
+            ValueError: a time stamp that does not increase, a changed point count, or a
+                ``motion`` that is not ``(2, 3)``.
         """
         p = np.asarray(points, dtype=np.float64)
         weight = self._weight(scores)
+        if motion is not None:
+            motion = np.asarray(motion, dtype=np.float64)
+            if motion.shape != (2, 3):
+                raise ValueError(f"motion must be a (2, 3) affine map, got shape {motion.shape}")
         if self.mode == "points":
             x = p - p.mean(axis=0)
             size = max(float(np.sqrt((x ** 2).sum(axis=1).mean())), 1.0)
+            prev = self._shape.value
+            if motion is not None and prev is not None and prev.shape == p.shape:
+                self._shape.shift(prev @ motion[:, :2].T + motion[:, 2] - prev)
             return self._shape(p, t, speed_scale=size, cutoff_weight=weight)
         if self._ref is None:
             c = p.mean(axis=0)
@@ -282,13 +319,26 @@ class LandmarkSmoother:
         angle = float(np.angle(a))
         angle += 2 * np.pi * round((self._angle - angle) / (2 * np.pi))  # unwrap
         self._angle = angle
-        motion = np.array([mu[0] / self._size, mu[1] / self._size,
-                           np.log(max(abs(a), 1e-9) / self._size), angle])
+        state = np.array([mu[0] / self._size, mu[1] / self._size,
+                          np.log(max(abs(a), 1e-9) / self._size), angle])
         shape = x / a  # the points in the face frame (units of the first frame's RMS radius)
-        m = self._motion(motion, t)
+        prev = self._motion.value
+        if motion is not None and prev is not None:
+            self._motion.shift(self._motion_delta(prev, motion))
+        m = self._motion(state, t)
         q = self._shape(np.stack([shape.real, shape.imag], axis=-1), t, cutoff_weight=weight)
         z = self._size * np.exp(m[2] + 1j * m[3]) * (q[:, 0] + 1j * q[:, 1])
         return np.stack([z.real + m[0] * self._size, z.imag + m[1] * self._size], axis=-1)
+
+    def _motion_delta(self, prev: np.ndarray, warp: np.ndarray) -> np.ndarray:
+        """Change of the motion state (centre in face radii, log scale, angle) that the
+        similarity ``warp`` (previous frame -> this frame, pixels) causes."""
+        c = prev[:2] * self._size
+        c_new = warp[:, :2] @ c + warp[:, 2]
+        zoom = math.hypot(warp[0, 0], warp[1, 0])
+        turn = math.atan2(warp[1, 0], warp[0, 0])
+        return np.array([(c_new[0] - c[0]) / self._size, (c_new[1] - c[1]) / self._size,
+                         math.log(max(zoom, 1e-9)), turn])
 
 
 def smooth_track(points: np.ndarray, window: int = 9, order: int = 2) -> np.ndarray:

@@ -18,15 +18,19 @@ running modes, and the landmarker keeps state between them:
   matched to tracks by the IoU of their landmark boxes; an unmatched detection starts a new
   track with a new id. With ``tracking=False`` the detector runs on every frame (faceland's
   behaviour before 2026-12; track ids are still carried over by overlap).
+* **Motion by optical flow** (``flow=True``, default). Each face's frame-to-frame motion is
+  measured from the image (sparse Lucas-Kanade flow of corners in the face region and a robust
+  similarity fit, :class:`FaceFlow`, about 0.3 ms per face). It moves the next crop with the
+  face and is given to the smoother.
 * **Temporal smoothing** per track (:data:`SMOOTHERS`), online, in the face's own frame: the
   face's motion (centre, scale, angle) and its shape are filtered separately
-  (:class:`faceland.smoothing.LandmarkSmoother`), so jitter falls without lag on a moving
-  face. ``"kalman"`` (default): the shape by the One Euro filter (Casiez et al., CHI 2012), the
-  motion by a constant-velocity Kalman filter with speed-adaptive noise; ``"one_euro"``: both
-  by One Euro filters; ``"one_euro_points"``: the paper's filter on every coordinate;
-  ``"none"``. Optionally the cut-off of a point is lowered while its confidence is below its
-  own running mean (``confidence_weighting``). Offline zero-lag smoothing of whole tracks for
-  files: :func:`smooth_tracks`.
+  (:class:`faceland.smoothing.LandmarkSmoother`), and the filters' state is first moved by the
+  measured motion, so jitter falls without lag on a moving face. ``"one_euro"`` (default):
+  shape and motion by One Euro filters (Casiez et al., CHI 2012); ``"kalman"``: the motion by
+  a constant-velocity Kalman filter with speed-adaptive noise; ``"one_euro_points"``: the
+  paper's filter on every coordinate; ``"none"``. Optionally the cut-off of a point is lowered
+  while its confidence is below its own running mean (``confidence_weighting``). Offline
+  zero-lag smoothing of whole tracks for files: :func:`smooth_tracks`.
 
 Coordinates are image pixels, 0-based pixel centres, in the frame as given; time stamps are
 milliseconds. The smoothers' parameters were chosen on the stability benchmark's validation
@@ -41,36 +45,48 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from faceland.geometry import box_iou, landmark_box
+from faceland.geometry import apply_affine, box_iou, landmark_box
 from faceland.inference import Face, FaceLandmarker, _check_image
 from faceland.smoothing import LandmarkSmoother, smooth_track
 
-__all__ = ["TrackedFace", "VideoLandmarker", "smooth_tracks", "SMOOTHERS",
-           "SMOOTHER_PARAMS", "DEFAULT_SMOOTHING"]
+__all__ = ["TrackedFace", "VideoLandmarker", "FaceFlow", "smooth_tracks", "SMOOTHERS",
+           "SMOOTHER_PARAMS", "SMOOTHER_PARAMS_NO_FLOW", "DEFAULT_SMOOTHING"]
 
 #: Online smoothers of :class:`VideoLandmarker` (offline: :func:`smooth_tracks`), each a
 #: :class:`faceland.smoothing.LandmarkSmoother` setting:
 #:
-#: * ``"kalman"`` (default): in the face's own frame, the shape One Euro filtered and the motion
-#:   by a constant-velocity Kalman filter with speed-adaptive process noise;
-#: * ``"one_euro"``: in the face's own frame, shape and motion both One Euro filtered;
+#: * ``"one_euro"`` (default): in the face's own frame, shape and motion both One Euro filtered;
+#: * ``"kalman"``: in the face's own frame, the shape One Euro filtered and the motion by a
+#:   constant-velocity Kalman filter with speed-adaptive process noise;
 #: * ``"one_euro_points"``: the paper's One Euro filter on every coordinate.
-SMOOTHERS = ("none", "kalman", "one_euro", "one_euro_points")
+SMOOTHERS = ("none", "one_euro", "kalman", "one_euro_points")
 
-#: Default :class:`faceland.smoothing.LandmarkSmoother` parameters per smoother (cut-offs in
+#: Default :class:`faceland.smoothing.LandmarkSmoother` parameters per smoother when the face's
+#: motion is measured by optical flow (``VideoLandmarker(flow=True)``, the default): cut-offs in
 #: Hz; shape and centre in face radii, scale as a log, angle in radians; Kalman ``q / r`` in
-#: 1 / s^3). Each chosen on the validation clips of
-#: ``benchmarks/bench_stability.py --split val --tune`` (docs/video.md).
+#: 1 / s^3. Each chosen on the validation clips of ``benchmarks/bench_stability.py --split val
+#: --tune`` (docs/video.md) under a rule that keeps NME within 0.05 pp of unsmoothed tracking
+#: also when the flow misses half of the motion.
 SMOOTHER_PARAMS = {
+    "one_euro": {"mode": "aligned", "min_cutoff": 0.1, "beta": 0.0, "d_cutoff": 1.0,
+                 "motion_min_cutoff": 0.1, "motion_beta": 100.0, "motion_d_cutoff": 1.0},
     "kalman": {"mode": "aligned", "min_cutoff": 0.1, "beta": 0.0, "d_cutoff": 1.0,
-               "motion_kalman": 1000.0, "motion_kalman_speed": 1e5},
+               "motion_kalman": 1.0, "motion_kalman_speed": 1e5},
+    "one_euro_points": {"mode": "points", "min_cutoff": 3.0, "beta": 30.0, "d_cutoff": 1.0},
+}
+
+#: The same without optical flow (``VideoLandmarker(flow=False)``), chosen on the same clips
+#: by the same rule: the motion filters must then follow the motion by themselves.
+SMOOTHER_PARAMS_NO_FLOW = {
     "one_euro": {"mode": "aligned", "min_cutoff": 0.1, "beta": 0.0, "d_cutoff": 1.0,
                  "motion_min_cutoff": 3.0, "motion_beta": 100.0, "motion_d_cutoff": 3.0},
+    "kalman": {"mode": "aligned", "min_cutoff": 0.1, "beta": 0.0, "d_cutoff": 1.0,
+               "motion_kalman": 1000.0, "motion_kalman_speed": 1e5},
     "one_euro_points": {"mode": "points", "min_cutoff": 3.0, "beta": 30.0, "d_cutoff": 1.0},
 }
 
 #: The smoother of ``faceland predict`` on videos and of :class:`VideoLandmarker`.
-DEFAULT_SMOOTHING = "kalman"
+DEFAULT_SMOOTHING = "one_euro"
 
 
 @dataclass
@@ -82,6 +98,9 @@ class TrackedFace(Face):
         track: the track id, stable while the face is followed (new faces get new ids).
         confidence: the mean per-landmark score of this frame (``nan`` for models without
             scores).
+        motion: the ``(2, 3)`` similarity of the face region from the previous frame to this
+            one measured by optical flow (:class:`FaceFlow`; image pixels), or ``None`` (flow
+            off, a new track, or too few corners followed). Not written to JSON.
 
     ``box`` is the face's landmark box used for this frame's crop; ``score`` the confidence of
     the last detection matched to the track.
@@ -89,11 +108,120 @@ class TrackedFace(Face):
 
     track: int = -1
     confidence: float = float("nan")
+    motion: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """``{"track": int, "box", "score", "landmarks", "point_scores"}`` (see
         :meth:`Face.to_dict`)."""
         return {"track": int(self.track), **super().to_dict()}
+
+
+class FaceFlow:
+    """Frame-to-frame motion of one face region, measured by sparse optical flow.
+
+    :meth:`reference` remembers a face region of one frame: its grey image, reduced so that its
+    longer side is at most ``max_side`` px (which bounds the cost whatever the face's size),
+    and up to ``max_corners`` Shi-Tomasi corners in it (``cv2.goodFeaturesToTrack``). Called
+    with the next frame, the same region is cut from it, the corners are followed by pyramidal
+    Lucas-Kanade (``cv2.calcOpticalFlowPyrLK``), kept when the backward flow returns within
+    ``fb_max`` reduced pixels (forward-backward check, Kalal, Mikolajczyk and Matas, ICPR
+    2010), and a similarity (translation, scale, in-plane rotation) is fitted to them robustly
+    (``cv2.estimateAffinePartial2D``, RANSAC, threshold 1 reduced pixel).
+
+    The similarity moves the smoother's state before each frame's landmarks are filtered
+    (:meth:`faceland.smoothing.LandmarkSmoother.__call__`, ``motion``): the part of the motion
+    that the image explains is followed without lag, so the landmarks' own noise can be
+    smoothed hard on a moving face too. A face's rigid in-plane motion is exactly a
+    similarity; head turns and expressions are not, and what they leave is followed by the
+    smoother's measurement update.
+
+    Args:
+        max_side: longer side of the reduced region, pixels.
+        margin: the region is the face's landmark box grown by this fraction of its size on
+            every side.
+        max_corners: most corners followed.
+        min_points: fewer corners surviving the checks give no motion (``None``).
+        fb_max: forward-backward tolerance, reduced pixels.
+        window, levels: Lucas-Kanade window side (reduced pixels) and pyramid levels above
+            the base; the defaults follow motions of up to about 20 reduced pixels per frame
+            (a fifth of the region).
+
+    Raises:
+        ValueError: a ``max_side`` below 16 or a ``min_points`` below 3.
+    """
+
+    def __init__(self, max_side: int = 96, margin: float = 0.1, max_corners: int = 40,
+                 min_points: int = 8, fb_max: float = 0.5, window: int = 9, levels: int = 2
+                 ) -> None:
+        if max_side < 16 or min_points < 3:
+            raise ValueError(f"need max_side >= 16 and min_points >= 3; got {max_side}, "
+                             f"{min_points}")
+        self.max_side, self.margin, self.max_corners = int(max_side), float(margin), max_corners
+        self.min_points, self.fb_max = int(min_points), float(fb_max)
+        self.window, self.levels = int(window), int(levels)
+        self._ref: tuple | None = None
+
+    def _region(self, frame: np.ndarray, rect: tuple[int, int, int, int], f: float
+                ) -> np.ndarray:
+        import cv2
+
+        x0, y0, x1, y1 = rect
+        grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+        if f < 1.0:
+            size = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        return grey
+
+    def reference(self, frame: np.ndarray, box: np.ndarray) -> None:
+        """Remember the region around ``box`` (``[x0, y0, x1, y1]`` image pixels, 0-based pixel
+        centres) of ``frame`` (``(H, W, 3)`` uint8 RGB) for the next call."""
+        import cv2
+
+        b = np.asarray(box, dtype=np.float64)
+        grow = self.margin * max(b[2] - b[0], b[3] - b[1])
+        h, w = frame.shape[:2]
+        x0, y0 = max(0, int(np.floor(b[0] - grow))), max(0, int(np.floor(b[1] - grow)))
+        x1, y1 = min(w, int(np.ceil(b[2] + grow)) + 1), min(h, int(np.ceil(b[3] + grow)) + 1)
+        self._ref = None
+        if not (np.isfinite(b).all() and x1 - x0 >= 16 and y1 - y0 >= 16):
+            return
+        f = min(1.0, self.max_side / max(x1 - x0, y1 - y0))
+        grey = self._region(frame, (x0, y0, x1, y1), f)
+        corners = cv2.goodFeaturesToTrack(grey, self.max_corners, 0.01, 3, blockSize=5)
+        if corners is not None and len(corners) >= self.min_points:
+            self._ref = ((x0, y0, x1, y1), f, grey, corners.astype(np.float32))
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        """The ``(2, 3)`` similarity mapping the referenced frame's pixels to ``frame``'s
+        (image pixels, 0-based pixel centres), or ``None`` when too few corners could be
+        followed (or nothing was referenced). The reference is used once."""
+        import cv2
+
+        if self._ref is None:
+            return None
+        rect, f, grey0, p0 = self._ref
+        self._ref = None
+        grey1 = self._region(frame, rect, f)
+        if grey1.shape != grey0.shape:
+            return None
+        lk = {"winSize": (self.window, self.window), "maxLevel": self.levels,
+              "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(grey0, grey1, p0, None, **lk)
+        back, st_b, _ = cv2.calcOpticalFlowPyrLK(grey1, grey0, p1, None, **lk)
+        ok = (st[:, 0] == 1) & (st_b[:, 0] == 1) & (
+            np.linalg.norm((back - p0)[:, 0], axis=1) < self.fb_max)
+        if ok.sum() < self.min_points:
+            return None
+        m, inliers = cv2.estimateAffinePartial2D(p0[ok], p1[ok], method=cv2.RANSAC,
+                                                 ransacReprojThreshold=1.0)
+        if m is None or inliers is None or inliers.sum() < self.min_points:
+            return None
+        # reduced region -> image: u = f (x - x0 + 0.5) - 0.5 (0-based pixel centres)
+        x0, y0 = rect[0], rect[1]
+        s = np.array([[f, 0.0, f * (0.5 - x0) - 0.5], [0.0, f, f * (0.5 - y0) - 0.5],
+                      [0.0, 0.0, 1.0]])
+        full = np.linalg.inv(s) @ np.vstack([m, [0.0, 0.0, 1.0]]) @ s
+        return full[:2]
 
 
 @dataclass
@@ -104,6 +232,9 @@ class _Track:
     raw: np.ndarray | None = None
     scores: np.ndarray | None = None
     smoother: LandmarkSmoother | None = None
+    flow: FaceFlow | None = None
+    motion: np.ndarray | None = None  # (2, 3) flow similarity, previous frame -> this one
+    crop_points: np.ndarray | None = None  # the landmarks whose box is tr.box
     age: int = 0
     confirmed_at: int = -(10 ** 9)  # frame index of the last detection matched to the track
 
@@ -129,12 +260,18 @@ class VideoLandmarker:
         match_iou: least IoU of landmark boxes for a detection to continue a track.
         smoothing: one of :data:`SMOOTHERS` (default :data:`DEFAULT_SMOOTHING`).
         smoothing_params: :class:`faceland.smoothing.LandmarkSmoother` parameters overriding
-            the smoother's :data:`SMOOTHER_PARAMS` (e.g. ``{"min_cutoff": 0.3}``).
+            the smoother's :data:`SMOOTHER_PARAMS` (:data:`SMOOTHER_PARAMS_NO_FLOW` with
+            ``flow=False``), e.g. ``{"min_cutoff": 0.3}``.
         confidence_weighting: lower a point's One Euro cut-off while its score is below its
             own running mean (cut-off times ``score / mean``, at least 0.25).
         max_faces: keep at most this many tracks (the most confident detections start them).
         crop_from: with tracking, the next frame's crop is the landmark box of this frame's
             ``"smoothed"`` or ``"raw"`` landmarks.
+        flow: measure each face's frame-to-frame motion by sparse optical flow
+            (:class:`FaceFlow`, about 0.3 ms per face) and give it to the smoother, which then
+            follows that motion without lag and smooths only the rest.
+        flow_crops: with ``flow`` and tracking, the next crop's landmarks are first moved by
+            the measured motion, so the crop does not trail a moving face by a frame.
 
     Attributes:
         detector_runs: how many frames the detector ran on since the last :meth:`reset`.
@@ -148,7 +285,8 @@ class VideoLandmarker:
                  detect_every: int = 10, min_confidence: float = 0.25, match_iou: float = 0.3,
                  smoothing: str = DEFAULT_SMOOTHING, smoothing_params: dict | None = None,
                  confidence_weighting: bool = False, max_faces: int | None = None,
-                 crop_from: str = "smoothed") -> None:
+                 crop_from: str = "smoothed", flow: bool = True, flow_crops: bool = True
+                 ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         if smoothing not in SMOOTHERS:
@@ -162,11 +300,15 @@ class VideoLandmarker:
         self.tracking, self.detect_every = tracking, int(detect_every)
         self.min_confidence, self.match_iou = float(min_confidence), float(match_iou)
         self.smoothing, self.confidence_weighting = smoothing, confidence_weighting
-        self.smoothing_params = {**SMOOTHER_PARAMS.get(smoothing, {}), **(smoothing_params or {})}
+        table = SMOOTHER_PARAMS if flow else SMOOTHER_PARAMS_NO_FLOW
+        self.smoothing_params = {**table.get(smoothing, {}), **(smoothing_params or {})}
         self._new_smoother()  # validate now, not on the first face
         if crop_from not in ("smoothed", "raw"):
             raise ValueError(f"crop_from must be 'smoothed' or 'raw', not {crop_from!r}")
         self.max_faces, self.crop_from = max_faces, crop_from
+        self.flow, self.flow_crops = bool(flow), bool(flow_crops)
+        # the motion is used by a smoother, or to move the crops
+        self._use_flow = self.flow and (smoothing != "none" or (tracking and self.flow_crops))
         self.reset()
 
     def reset(self) -> None:
@@ -201,6 +343,10 @@ class VideoLandmarker:
                              f"{timestamp_ms:g} ms")
         detect = (not self.tracking or not self._tracks
                   or self.frames % self.detect_every == 0)
+        for tr in self._tracks:  # the motion since the last frame, before any crop moves
+            tr.motion = tr.flow(frame) if tr.flow is not None else None
+            if tr.motion is not None and self.tracking and self.flow_crops:
+                tr.box = landmark_box(apply_affine(tr.crop_points, tr.motion))
         confirmed = self._associate(frame, fresh=not self.tracking) if detect else set()
         pts, scores = self._landmarks(frame, self._tracks)
         if self.tracking and scores is not None and self._tracks:
@@ -231,11 +377,17 @@ class VideoLandmarker:
             smoothed = self._smooth(tr, t)
             # the next crop: from the smoothed landmarks (a still face keeps a still crop, so
             # the tracking loop does not feed the model's noise back into its input)
-            tr.box = landmark_box(smoothed) if self.crop_from == "smoothed" else box
+            tr.crop_points = smoothed if self.crop_from == "smoothed" else pts[i]
+            tr.box = landmark_box(tr.crop_points)
             out.append(TrackedFace(box, tr.det_score, smoothed, s,
-                                   track=tr.id,
+                                   track=tr.id, motion=tr.motion,
                                    confidence=float("nan") if s is None else float(s.mean())))
         self._dedupe()
+        if self._use_flow:
+            for tr in self._tracks:
+                if tr.flow is None:
+                    tr.flow = FaceFlow()
+                tr.flow.reference(frame, tr.box)
         keep_ids = {tr.id for tr in self._tracks}
         self._last_t = t
         self.frames += 1
@@ -309,7 +461,7 @@ class VideoLandmarker:
             return tr.raw.copy()
         if tr.smoother is None:
             tr.smoother = self._new_smoother()
-        return tr.smoother(tr.raw, t, tr.scores)
+        return tr.smoother(tr.raw, t, tr.scores, motion=tr.motion)
 
 
 def smooth_tracks(frames: Sequence[Sequence[TrackedFace]], window: int = 9, order: int = 2
