@@ -61,7 +61,7 @@ import numpy as np
 
 from faceland.data.datasets import FaceRecord, load_300w
 from faceland.data.formats import read_image
-from faceland.geometry import landmark_box, nearest_box
+from faceland.geometry import apply_affine, landmark_box, nearest_box
 from faceland.inference import FaceLandmarker
 from faceland.metrics import nme, nmj
 from faceland.schemes import get_scheme
@@ -70,6 +70,7 @@ from faceland.tracking import (
     DEFAULT_SMOOTHING,
     SMOOTHER_PARAMS,
     SMOOTHER_PARAMS_NO_FLOW,
+    FaceFlow,
     VideoLandmarker,
     smooth_tracks,
 )
@@ -232,6 +233,28 @@ def replay(tracks: list, gts: list, scheme, params: dict, motion_gain: float = 1
     return summarise(preds, gts, scheme)
 
 
+def flow_accuracy(clips, scheme) -> dict:
+    """How well :class:`faceland.tracking.FaceFlow` measures the true frame-to-frame motion:
+    the region is the ground truth's landmark box, the error the RMS over the points of
+    (flow-moved previous ground truth - this ground truth), in percent of the IOD."""
+    iod = scheme.iod_pair
+    errs, misses = [], 0
+    for frames, gt in clips:
+        flow = FaceFlow()
+        for t in range(1, len(frames)):
+            flow.reference(frames[t - 1], landmark_box(gt[t - 1]))
+            m = flow(frames[t])
+            if m is None:
+                misses += 1
+                continue
+            d = np.linalg.norm(gt[t][iod[0]] - gt[t][iod[1]])
+            errs.append(np.sqrt(((apply_affine(gt[t - 1], m) - gt[t]) ** 2).sum(-1).mean()) / d)
+    e = 100 * np.array(errs)
+    return {"rms_error_iod_percent_mean": float(e.mean()),
+            "rms_error_iod_percent_p95": float(np.percentile(e, 95)),
+            "frame_pairs": len(errs) + misses, "no_measurement": misses}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", choices=["val", "common"], default="val")
@@ -282,6 +305,8 @@ def main() -> None:
         # unsmoothed tracking recorded twice: without optical flow (crops from the last
         # landmarks) and with it (crops moved by the measured motion, which the smoothers
         # replayed on it also receive); both with crops from the unsmoothed landmarks
+        results["flow_accuracy_moving"] = flow_accuracy(sets["moving"], scheme)
+        print("optical flow on the moving clips:", results["flow_accuracy_moving"], flush=True)
         base, tracks, flow_tracks, raw = {}, {}, {}, {}
         for kind, clips in sets.items():
             raw[kind] = run_mode(lm, clips, scheme, MODES["raw"])

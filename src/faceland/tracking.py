@@ -119,8 +119,9 @@ class TrackedFace(Face):
 class FaceFlow:
     """Frame-to-frame motion of one face region, measured by sparse optical flow.
 
-    :meth:`reference` remembers a face region of one frame: its grey image, reduced so that its
-    longer side is at most ``max_side`` px (which bounds the cost whatever the face's size),
+    :meth:`reference` remembers a face region of one frame: its grey image, reduced by an
+    integer factor so that its longer side is at most ``max_side`` px (which bounds the cost
+    whatever the face's size),
     and up to ``max_corners`` Shi-Tomasi corners in it (``cv2.goodFeaturesToTrack``). Called
     with the next frame, the same region is cut from it, the corners are followed by pyramidal
     Lucas-Kanade (``cv2.calcOpticalFlowPyrLK``), kept when the backward flow returns within
@@ -161,15 +162,15 @@ class FaceFlow:
         self.window, self.levels = int(window), int(levels)
         self._ref: tuple | None = None
 
-    def _region(self, frame: np.ndarray, rect: tuple[int, int, int, int], f: float
+    def _region(self, frame: np.ndarray, rect: tuple[int, int, int, int], k: int
                 ) -> np.ndarray:
         import cv2
 
         x0, y0, x1, y1 = rect
         grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
-        if f < 1.0:
-            size = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
-            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        if k > 1:  # an integer factor: OpenCV's fast path for area averaging
+            grey = cv2.resize(grey, ((x1 - x0) // k, (y1 - y0) // k),
+                              interpolation=cv2.INTER_AREA)
         return grey
 
     def reference(self, frame: np.ndarray, box: np.ndarray) -> None:
@@ -185,11 +186,12 @@ class FaceFlow:
         self._ref = None
         if not (np.isfinite(b).all() and x1 - x0 >= 16 and y1 - y0 >= 16):
             return
-        f = min(1.0, self.max_side / max(x1 - x0, y1 - y0))
-        grey = self._region(frame, (x0, y0, x1, y1), f)
+        k = -(-max(x1 - x0, y1 - y0) // self.max_side)  # reduction factor, ceil
+        x1, y1 = x0 + (x1 - x0) // k * k, y0 + (y1 - y0) // k * k
+        grey = self._region(frame, (x0, y0, x1, y1), k)
         corners = cv2.goodFeaturesToTrack(grey, self.max_corners, 0.01, 3, blockSize=5)
         if corners is not None and len(corners) >= self.min_points:
-            self._ref = ((x0, y0, x1, y1), f, grey, corners.astype(np.float32))
+            self._ref = ((x0, y0, x1, y1), k, grey, corners.astype(np.float32))
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         """The ``(2, 3)`` similarity mapping the referenced frame's pixels to ``frame``'s
@@ -199,9 +201,9 @@ class FaceFlow:
 
         if self._ref is None:
             return None
-        rect, f, grey0, p0 = self._ref
+        rect, k, grey0, p0 = self._ref
         self._ref = None
-        grey1 = self._region(frame, rect, f)
+        grey1 = self._region(frame, rect, k)
         if grey1.shape != grey0.shape:
             return None
         lk = {"winSize": (self.window, self.window), "maxLevel": self.levels,
@@ -217,7 +219,7 @@ class FaceFlow:
         if m is None or inliers is None or inliers.sum() < self.min_points:
             return None
         # reduced region -> image: u = f (x - x0 + 0.5) - 0.5 (0-based pixel centres)
-        x0, y0 = rect[0], rect[1]
+        x0, y0, f = rect[0], rect[1], 1.0 / k
         s = np.array([[f, 0.0, f * (0.5 - x0) - 0.5], [0.0, f, f * (0.5 - y0) - 0.5],
                       [0.0, 0.0, 1.0]])
         full = np.linalg.inv(s) @ np.vstack([m, [0.0, 0.0, 1.0]]) @ s
