@@ -10,14 +10,15 @@ Frames come one at a time with increasing time stamps, as in MediaPipe's VIDEO /
 running modes, and the landmarker keeps state between them:
 
 * **Tracking** (``tracking=True``, default). A face found once is followed by its landmarks: the
-  next frame's crop is the landmark box of this frame's (unsmoothed) landmarks, which is the box
-  the model was trained on. The face detector runs on the first frame, every ``detect_every``
-  frames (to pick up new faces), and on any frame where a track's confidence (the mean of its
-  per-landmark scores, see :attr:`faceland.inference.Face.point_scores`) falls below
-  ``min_confidence``; a track the detector does not confirm then is dropped. Detections are
-  matched to tracks by the IoU of their landmark boxes; an unmatched detection starts a new
-  track with a new id. With ``tracking=False`` the detector runs on every frame (faceland's
-  behaviour before 2026-12; track ids are still carried over by overlap).
+  next frame's crop is the landmark box of this frame's (smoothed) landmarks, moved by the
+  face's measured motion, which is the kind of box the model was trained on. The face
+  detector runs on the first frame, every ``detect_every`` frames (to pick up new faces), and
+  on any frame where a track's confidence (the mean of its per-landmark scores, see
+  :attr:`faceland.inference.Face.point_scores`) falls below ``min_confidence``; a track the
+  detector does not confirm then is dropped. Detections are matched to tracks by the IoU of
+  their landmark boxes; an unmatched detection starts a new track with a new id. With
+  ``tracking=False`` the detector runs on every frame (faceland's behaviour before 2026-12;
+  track ids are still carried over by overlap).
 * **Motion by optical flow** (``flow=True``, default). Each face's frame-to-frame motion is
   measured from the image (sparse Lucas-Kanade flow of corners in the face region and a robust
   similarity fit, :class:`FaceFlow`, about 0.3 ms per face). It moves the next crop with the
@@ -121,8 +122,8 @@ class FaceFlow:
 
     :meth:`reference` remembers a face region of one frame: its grey image, reduced by an
     integer factor so that its longer side is at most ``max_side`` px (which bounds the cost
-    whatever the face's size),
-    and up to ``max_corners`` Shi-Tomasi corners in it (``cv2.goodFeaturesToTrack``). Called
+    whatever the face's size), and up to ``max_corners`` Shi-Tomasi corners in it
+    (``cv2.goodFeaturesToTrack``). Called
     with the next frame, the same region is cut from it, the corners are followed by pyramidal
     Lucas-Kanade (``cv2.calcOpticalFlowPyrLK``), kept when the backward flow returns within
     ``fb_max`` reduced pixels (forward-backward check, Kalal, Mikolajczyk and Matas, ICPR
