@@ -213,7 +213,7 @@ def main() -> None:
         "The MobileNetV2 default model's two 300W gt rows differ by flip TTA (see the column).",
         "",
         "Layouts: rows trained before the 2026-12 fidelity pass (every 300W training row but",
-        "`iact_300w_cpu_fidelity`) used the earlier layouts that",
+        "`iact_300w_cpu_fidelity` and `repformer_fidelity`) used the earlier layouts that",
         "[fidelity.md](fidelity.md) names; the shipped models' cards pin them. Weights under",
         "`runs/` are not in the repository: retrain with the row's training command.",
         "",
