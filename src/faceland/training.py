@@ -431,7 +431,7 @@ class EpochCheckpoint(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.save_checkpoint(tmp)  # every rank calls it; rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state; all ranks call, rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
         trainer.strategy.barrier("last.ckpt")
@@ -441,7 +441,7 @@ class EpochCheckpoint(pl.Callback):
                      exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt | SystemExit):
             try:
-                trainer.save_checkpoint(self.path.with_name("interrupted.ckpt"))
+                trainer.save_checkpoint(self.path.with_name("interrupted.ckpt"), weights_only=False)
             except Exception as e:  # never mask the interruption itself
                 log.warning("could not write interrupted.ckpt: %s", e)
 
