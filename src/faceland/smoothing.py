@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from faceland.geometry import apply_affine
+
 __all__ = ["OneEuroFilter", "ConstantVelocityKalman", "LandmarkSmoother", "smooth_track",
            "SMOOTHER_MODES"]
 
@@ -46,7 +48,26 @@ def _time_step(prev: np.ndarray, x: np.ndarray, t_prev: float, t: float) -> floa
     return dt
 
 
-class OneEuroFilter:
+class _Filter:
+    """State shared by the online filters: ``_x``, the filtered value (``None`` before the
+    first observation)."""
+
+    _x: np.ndarray | None
+
+    @property
+    def value(self) -> np.ndarray | None:
+        """The filtered state after the last observation (``None`` before the first)."""
+        return None if self._x is None else self._x.copy()
+
+    def shift(self, delta: np.ndarray) -> None:
+        """Move the state by a known change ``delta`` (shape of an observation) since the last
+        observation, e.g. the face's motion measured by optical flow: that part of the change
+        is then neither smoothed nor lagged, only the rest. No-op before the first call."""
+        if self._x is not None:
+            self._x = self._x + np.asarray(delta, dtype=np.float64)
+
+
+class OneEuroFilter(_Filter):
     """One Euro filter over arrays of any fixed shape (e.g. ``(K, 2)`` landmarks).
 
     Every element is filtered independently with the same parameters. The speed that adapts
@@ -83,18 +104,6 @@ class OneEuroFilter:
         self._x: np.ndarray | None = None
         self._dx: np.ndarray | None = None
         self._t: float | None = None
-
-    @property
-    def value(self) -> np.ndarray | None:
-        """The filtered state after the last observation (``None`` before the first)."""
-        return None if self._x is None else self._x.copy()
-
-    def shift(self, delta: np.ndarray) -> None:
-        """Move the state by a known change ``delta`` (shape of an observation) since the last
-        observation, e.g. the face's motion measured by optical flow: that part of the change
-        is then neither smoothed nor lagged, only the rest. No-op before the first call."""
-        if self._x is not None:
-            self._x = self._x + np.asarray(delta, dtype=np.float64)
 
     @staticmethod
     def _alpha(dt: float, cutoff: np.ndarray | float) -> np.ndarray | float:
@@ -141,7 +150,7 @@ class OneEuroFilter:
         return self._x.copy()
 
 
-class ConstantVelocityKalman:
+class ConstantVelocityKalman(_Filter):
     """Kalman filter with a constant-velocity model, independently per element of an array.
 
     State per element: position and velocity; the process noise is white acceleration of
@@ -171,18 +180,6 @@ class ConstantVelocityKalman:
         """Forget the past."""
         self._x: np.ndarray | None = None
         self._t: float | None = None
-
-    @property
-    def value(self) -> np.ndarray | None:
-        """The filtered state after the last observation (``None`` before the first)."""
-        return None if self._x is None else self._x.copy()
-
-    def shift(self, delta: np.ndarray) -> None:
-        """Move the state by a known change ``delta`` (shape of an observation) since the last
-        observation, e.g. the face's motion measured by optical flow: that part of the change
-        is then neither smoothed nor lagged, only the rest. No-op before the first call."""
-        if self._x is not None:
-            self._x = self._x + np.asarray(delta, dtype=np.float64)
 
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
         """Filter one observation taken at time ``t`` (seconds); the first is returned as is.
@@ -302,7 +299,7 @@ class LandmarkSmoother:
             size = max(float(np.sqrt((x ** 2).sum(axis=1).mean())), 1.0)
             prev = self._shape.value
             if motion is not None and prev is not None and prev.shape == p.shape:
-                self._shape.shift(prev @ motion[:, :2].T + motion[:, 2] - prev)
+                self._shape.shift(apply_affine(prev, motion) - prev)
             return self._shape(p, t, speed_scale=size, cutoff_weight=weight)
         if self._ref is None:
             c = p.mean(axis=0)
