@@ -44,7 +44,8 @@ LAYOUT_1_DEFAULTS: dict[str, dict] = {
 }
 
 _CARD_ORDER = ("config", "scheme", "input_size", "enlarge", "box_source", "training",
-               "weights_sha256", "name", "terms", "onnx", "results", "result_commands")
+               "weights_sha256", "layout_version", "name", "terms", "onnx", "results",
+               "result_commands")
 
 
 @dataclass
@@ -60,6 +61,8 @@ class ModelCard:
         box_source: the training crops' box, in words.
         training: the training record (config, data counts, epochs, wall time, command).
         weights_sha256: first 16 hex digits of the weights' SHA-256.
+        layout_version: the parameter layout the weights were saved with (absent: 1, before
+            the fidelity pass; :data:`LAYOUT_1_DEFAULTS` rebuilds those).
         name: the model's name (shipped models: their table name; runs: the run folder).
         terms: the data sets' terms the weights inherit.
         onnx: the shipped ONNX graph's file, hashes and graph version, if any.
@@ -78,6 +81,7 @@ class ModelCard:
     box_source: str | None = None
     training: dict | None = None
     weights_sha256: str | None = None
+    layout_version: int | None = None
     name: str | None = None
     terms: str | None = None
     onnx: dict | None = None
@@ -238,7 +242,7 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, ModelCard
     p, card = read_card(path)
     card_path = p.with_suffix(".json")
     cfg = dict(card.config)
-    if int(card.extra.get("layout_version", 1)) < 2:  # saved before the fidelity pass
+    if int(card.layout_version or 1) < 2:  # saved before the fidelity pass
         for k, v in LAYOUT_1_DEFAULTS.get(cfg["name"], {}).items():
             cfg.setdefault(k, v)
     full_config = dict(cfg)  # with the layout filled in: a re-saved model keeps its layout
