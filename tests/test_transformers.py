@@ -291,8 +291,10 @@ def test_repformer_later_stages_fit_better() -> None:
             stages = model(x)["stages"]
         errs = [float((s - target).abs().mean()) for s in stages]
         assert errs[-1] < errs[0], (seed, errs)  # the refined output beats the first stage
-        ratios.append(errs[-1] / errs[0])
-    assert np.mean(ratios) < 0.7, ratios
+        ratios.append([e / errs[0] for e in errs[1:]])
+    mean_ratios = np.mean(ratios, axis=0)  # per later stage, averaged over the seeds
+    assert (mean_ratios < 1.0).all(), ratios  # every later stage beats the first on average
+    assert mean_ratios[-1] < 0.7, ratios
 
 
 def test_repformer_rejects_bad_input_size() -> None:
