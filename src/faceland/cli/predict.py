@@ -1,26 +1,15 @@
-"""The ``faceland`` command: predict, evaluate, train, models.
-
-Errors in the user's input (missing file, corrupt image, bad config) print one line
-``faceland: error: <file>: <problem>`` and exit with status 2; in a directory run a bad image is
-reported and skipped, and the exit status is 1 if any image failed.
-"""
+"""``faceland predict``: landmarks for images, folders, videos and cameras."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main"]
-
-
-class UserError(Exception):
-    """An error caused by the command's input, reported in one line."""
+from faceland.cli.common import DETECTOR_HELP, RUNTIME_HELP, UserError, progress
 
 
 def _images(paths: list[str]) -> list[tuple[Path, Path]]:
@@ -222,7 +211,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             except FormatError as e:
                 print(f"faceland: error: {e}", file=sys.stderr)
                 failed += 1
-        with _progress(len(images), "images", unit="img") as bar:
+        with progress(len(images), "images", unit="img") as bar:
             batch: list = []
             stream = _prefetched(images, args.workers)
             while True:
@@ -293,13 +282,6 @@ class _VideoOutput:
             self.writer.release()
 
 
-def _progress(total: int | None, desc: str, unit: str = "frame"):
-    from tqdm import tqdm
-
-    # items per second in the bar; hidden when stderr is not a terminal
-    return tqdm(total=total or None, desc=desc, unit=unit, disable=None, leave=False)
-
-
 def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> str:
     """Video: ``<target>.jsonl`` with one line per processed frame, overlay ``<target>.mp4``.
     Returns a summary for the console.
@@ -319,7 +301,7 @@ def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> st
     out = _VideoOutput(target, reader.fps / args.every, not args.no_overlay)
     done, secs, buffered = 0, 0.0, []
     try:
-        with reader, _progress(reader.declared // args.every, path.name) as bar:
+        with reader, progress(reader.declared // args.every, path.name) as bar:
             for i, frame in reader:
                 t_ms = i * 1000.0 / reader.fps
                 t0 = time.perf_counter()
@@ -365,7 +347,7 @@ def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace) -> int:
     sink = _VideoOutput(out / f"camera{index}", reader.fps, not args.no_overlay)
     n, t_start, last = 0, time.monotonic(), -1.0
     try:
-        with reader, _progress(args.max_frames, reader.name) as bar:
+        with reader, progress(args.max_frames, reader.name) as bar:
             for _, frame in reader:
                 t_ms = max((time.monotonic() - t_start) * 1000.0, last + 1e-3)
                 last = t_ms
@@ -382,115 +364,8 @@ def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from faceland.data.datasets import DATASETS
-    from faceland.evaluation import read_predictions, run_evaluation, summary
-    from faceland.inference import FaceLandmarker
-
-    root = Path(args.root)
-    if not root.exists():
-        raise UserError(f"{root}: data set folder not found")
-    lm = None
-    if args.predictions:  # another system's stored predictions, scored the same way
-        if args.model or args.flip_test:
-            raise UserError("--predictions scores a file: it takes no --model or --flip-test")
-        stored = read_predictions(args.predictions)["box_source"]
-        if stored != args.boxes:
-            raise UserError(f"{args.predictions}: holds predictions from {stored} boxes; "
-                            f"pass --boxes {stored}")
-    elif args.model == "dlib":  # another system through the same harness (faceland[dlib])
-        from faceland.external import create_external
-
-        lm = create_external("dlib")
-    else:
-        lm = FaceLandmarker(args.model, flip_test=args.flip_test, runtime=args.runtime,
-                            detector=args.detector if args.boxes == "detector" else None)
-    split = args.split if DATASETS[args.dataset].splits else None
-    res, json_path, ced = run_evaluation(
-        args.dataset, root, lm, predictions=args.predictions or None, split=split,
-        annotations=args.annotations, boxes=args.boxes,
-        command=shlex.join(["faceland", *args.argv]), json_path=args.json, ced_path=args.ced,
-        progress=True)
-    print(summary(res))
-    print(f"wrote {json_path} and {ced}")
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from faceland.training import load_config, train
-
-    try:
-        cfg = load_config(args.config)
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        raise UserError(str(e)) from None
-    import yaml
-
-    from faceland.training import check_config
-
-    for kv in args.set or []:
-        key, _, val = kv.partition("=")
-        if not hasattr(cfg, key):
-            raise UserError(f"--set {kv}: unknown config key {key!r}")
-        setattr(cfg, key, yaml.safe_load(val))
-    check_config(cfg, "--set")
-    command = shlex.join(["faceland", "train", str(args.config)]
-                         + [a for kv in args.set or [] for a in ("--set", kv)])
-    import signal
-
-    from faceland.training import TrainingInterrupted
-
-    # SIGTERM (kill, a scheduler's pre-emption) stops like Ctrl-C: checkpoint, message, 130.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        path = train(cfg, command=command)
-    except (TrainingInterrupted, KeyboardInterrupt) as e:
-        done = getattr(e, "epochs_done", None)
-        where = f" after {done} finished epoch(s)" if done is not None else ""
-        print(f"faceland: interrupted{where}; resume with: {command}", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    print(f"wrote {path}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from faceland.checkpoint import load_model
-    from faceland.export import export_onnx
-
-    model, card = load_model(args.model)
-    path = export_onnx(model, args.out, card)
-    print(f"wrote {path} (+ {path.with_suffix('.json').name})")
-    return 0
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from faceland.detectors import DEFAULT_DETECTOR, DETECTORS
-    from faceland.models import list_models
-    from faceland.pretrained import PRETRAINED, list_pretrained
-
-    print("architectures:", ", ".join(list_models()))
-    print("shipped weights (research use only; --model NAME):")
-    for name in list_pretrained():
-        m = PRETRAINED[name]
-        flags = "".join([" (default)" if m.default else "", " [+ .onnx]" if m.onnx else ""])
-        print(f"  {name}{flags}: {m.architecture}, {m.scheme}-point scheme, {m.input_size} px; "
-              f"{m.summary}")
-    print("detectors:", ", ".join(f"{d} (default)" if d == DEFAULT_DETECTOR else d
-                                  for d in DETECTORS))
-    return 0
-
-
-RUNTIME_HELP = ("auto (default): ONNX Runtime for saved weights and .onnx files; onnx; or torch "
-                "(eager PyTorch)")
-DETECTOR_HELP = "face detector name (see `faceland models`); default: the default detector"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="faceland", description="2D facial landmark detection.")
-    ap.add_argument("-v", "--verbose", action="store_true", help="log details")
-    sub = ap.add_subparsers(dest="command", required=True)
-
+def register(sub) -> None:
+    """Add the command's parser to ``sub``."""
     p = sub.add_parser("predict", help="landmarks for images, videos and cameras: DIR/<stem>.json "
                                        "(videos: .jsonl) + overlay")
     p.add_argument("paths", nargs="*", help="image or video files, or directories")
@@ -530,71 +405,3 @@ def build_parser() -> argparse.ArgumentParser:
                    help="videos, tracking: run the detector every N frames (and on low "
                         "confidence)")
     p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("evaluate", help="NME / FR / AUC on a benchmark split")
-    from faceland.data.datasets import DATASETS
-
-    p.add_argument("--dataset", choices=list(DATASETS), default="300w",
-                   help="; ".join(f"{d.name}: {d.help}" for d in DATASETS.values()))
-    p.add_argument("--root", required=True, help="data set folder (coco/wflw: the images folder)")
-    p.add_argument("--annotations", default=None, help="coco: the JSON; wflw: the list file")
-    p.add_argument("--split", default="common",
-                   help="300w: train | common | challenge | full | private; imm: all | train | test")
-    p.add_argument("--boxes", choices=["gt", "detector"], default="gt",
-                   help="crop from the gt landmark box or from the face detector")
-    p.add_argument("--model", default=None,
-                   help="weights (.safetensors / .onnx) or name; 'dlib' evaluates dlib's 68-point "
-                        "predictor (faceland[dlib]); default: the shipped model")
-    p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
-    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto", help=RUNTIME_HELP)
-    p.add_argument("--detector", default="default", help="--boxes detector: " + DETECTOR_HELP)
-    p.add_argument("--predictions", default=None, metavar="FILE",
-                   help="score another system's stored predictions (JSON, see "
-                        "faceland.evaluation.evaluate_predictions) instead of running a model")
-    p.add_argument("--json", default=None, help="result JSON (default results/<set>.json)")
-    p.add_argument("--ced", default=None, help="CED plot PNG (default: beside the JSON)")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("train", help="train from a YAML config (resumes from last.ckpt)")
-    p.add_argument("config", help="YAML config, see configs/")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("export", help="export a model to ONNX (use it with --model FILE.onnx)")
-    p.add_argument("--model", default=None, help="weights (.safetensors) or name; default model")
-    p.add_argument("--out", required=True, help="output .onnx file")
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("models", help="list architectures and shipped weights")
-    p.set_defaults(func=cmd_models)
-    return ap
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="faceland: %(levelname)s: %(message)s")
-    from faceland.errors import FormatError, UnknownNameError
-
-    for opt in ("every", "detect_every", "batch"):
-        if getattr(args, opt, 1) < 1:
-            print(f"faceland: error: --{opt.replace('_', '-')} must be >= 1", file=sys.stderr)
-            return 2
-    if getattr(args, "camera", None) is not None and args.smoothing == "savgol":
-        print("faceland: error: --smoothing savgol needs whole tracks: files only, not --camera",
-              file=sys.stderr)
-        return 2
-    try:
-        return args.func(args)
-    except (UserError, FormatError, FileNotFoundError, ImportError, ValueError,
-            UnknownNameError) as e:
-        print(f"faceland: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("faceland: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
