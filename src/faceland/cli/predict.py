@@ -1,9 +1,17 @@
-"""``faceland predict``: landmarks for images, folders, videos and cameras."""
+"""``faceland predict``: landmarks for images, folders, videos and cameras.
+
+Outputs never touch inputs and never leave ``--out`` (:mod:`faceland.outputs`): an output that
+would replace an input is refused before the model loads; an ``--out`` inside an input folder is
+left out of that folder's walk; every file is written to an exclusively created temporary name
+and renamed; links are never followed. Each JSON records the input that produced it (resolved
+path, size, modification time), which is what ``--resume`` matches.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,24 +20,66 @@ import numpy as np
 from faceland.cli.common import DETECTOR_HELP, RUNTIME_HELP, UserError, progress
 
 
-def _images(paths: list[str]) -> list[tuple[Path, Path]]:
-    """``(file, output stem relative to --out)`` for every input: a file argument writes
-    ``<stem>``; a directory's files mirror their path relative to that directory."""
+def _inside(path: Path, folder: Path) -> bool:
+    """``path`` (resolved) is ``folder`` (resolved) or lies under it."""
+    return path == folder or folder in path.parents
+
+
+def _walk(folder: Path, exclude: Path | None) -> tuple[list[Path], list[Path]]:
+    """Image and video files under ``folder`` (sorted) and the other files skipped; nothing
+    under ``exclude`` (the resolved ``--out``) is listed, and no symlinked folder is entered."""
     from faceland.data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-    out: list[tuple[Path, Path]] = []
+    media, skipped = [], []
+    for root, dirs, files in os.walk(folder):
+        r = Path(root)
+        if exclude is not None and _inside(r.resolve(), exclude):
+            dirs[:] = []
+            continue
+        dirs.sort()
+        for name in sorted(files):
+            q = r / name
+            if not q.is_file():
+                continue
+            if q.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                media.append(q)
+            else:
+                skipped.append(q)
+    return sorted(media), skipped
+
+
+def _images(paths: list[str], out: Path | None = None) -> list[tuple[Path, Path]]:
+    """``(file, output stem relative to --out)`` for every input: a file argument writes
+    ``<stem>``; a directory's files mirror their path relative to that directory.
+
+    Files in a directory whose suffix is no image or video format are reported (count and
+    examples, one line per directory) and skipped; an ``--out`` inside an input directory is left
+    out of its walk, so a second run never reads its own outputs.
+
+    Raises:
+        UserError: ``--out`` is one of the input directories (outputs would mix with inputs).
+    """
+    res_out = out.resolve() if out is not None else None
+    items: list[tuple[Path, Path]] = []
     for s in paths:
         p = Path(s)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file()
-                           and q.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            if res_out is not None and res_out == p.resolve():
+                raise UserError(f"--out {out} is the input folder {p}: outputs would be written "
+                                "among the inputs; choose another --out")
+            found, skipped = _walk(p, res_out)
+            if skipped:
+                names = ", ".join(str(q.relative_to(p)) for q in skipped[:3])
+                more = f", ... ({len(skipped)} in all)" if len(skipped) > 3 else ""
+                print(f"faceland: note: {p}: skipped {len(skipped)} file(s) that are not images "
+                      f"or videos by their suffix ({names}{more})", file=sys.stderr)
             if not found:
                 print(f"faceland: warning: {p}: no image or video files in directory",
                       file=sys.stderr)
-            out += [(q, q.relative_to(p).with_suffix("")) for q in found]
+            items += [(q, q.relative_to(p).with_suffix("")) for q in found]
         else:
-            out.append((p, Path(p.stem)))  # missing / non-image files are reported when read
-    return out
+            items.append((p, Path(p.stem)))  # missing / non-image files are reported when read
+    return items
 
 
 def _unique_stems(items: list[tuple[Path, Path]]) -> list[Path]:
@@ -57,9 +107,12 @@ def _out(target: Path, ext: str) -> Path:
 
 
 def _check_out_dir(out: Path) -> None:
-    """``--out`` is (or can be made) a writable directory; checked before the model loads."""
+    """``--out`` is (or can be made) a writable directory and no link; checked before the model
+    loads."""
     import tempfile
 
+    if out.is_symlink():
+        raise UserError(f"--out {out}: is a symbolic link; give the real folder")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     try:
@@ -70,61 +123,87 @@ def _check_out_dir(out: Path) -> None:
         raise UserError(f"--out {out}: not writable ({e.strerror or e})") from None
 
 
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp)`` then rename onto ``path``: a killed run never leaves a partial file."""
-    import os
+def _planned_outputs(targets: dict[Path, Path], args) -> list[Path]:
+    """Every file the run may write (checked against the inputs before the model loads)."""
+    from faceland.data.formats import VIDEO_SUFFIXES
 
-    tmp = path.with_name(f".{path.name}.part{path.suffix}")  # keeps the suffix for OpenCV
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    outs = []
+    for path, target in targets.items():
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            outs += [_out(target, ".jsonl"), _out(target, ".mp4")]
+        else:
+            outs += [] if args.jsonl else [_out(target, ".json")]
+            outs += [] if args.no_overlay else [_out(target, ".png")]
+    if args.jsonl:
+        outs.append(Path(args.jsonl))
+    return outs
 
 
 def _write_outputs(path: Path, target: Path, img: np.ndarray, faces, args, sink=None) -> None:
-    """JSON (or a line of ``--jsonl``) and overlay of one image, each written atomically;
-    raises OSError on a write failure."""
+    """JSON (or a line of ``--jsonl``) and overlay of one image, each written atomically
+    through :mod:`faceland.outputs`; raises OSError on a write failure."""
+    import cv2
+
     from faceland.inference import result_json
-    from faceland.visualize import draw_faces, save_image
+    from faceland.outputs import atomic_write_bytes, atomic_write_text, source_record
+    from faceland.visualize import draw_faces
 
     doc = result_json(path, img, faces)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    doc["source"] = source_record(path)
     if not args.no_overlay:
-        _atomic_write(_out(target, ".png"), lambda t: save_image(t, draw_faces(img, faces)))
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(draw_faces(img, faces)[..., ::-1]))
+        if not ok:
+            raise OSError(f"{target}: could not encode the overlay")
+        atomic_write_bytes(_out(target, ".png"), png.tobytes())
     if sink is not None:
         sink.write(json.dumps(doc) + "\n")
         sink.flush()
     else:
-        _atomic_write(_out(target, ".json"), lambda t: t.write_text(json.dumps(doc) + "\n"))
+        atomic_write_text(_out(target, ".json"), json.dumps(doc) + "\n")
 
 
-def _complete(target: Path, args) -> bool:
-    """``--resume``: the image's outputs exist and its JSON parses."""
+def _complete(path: Path, target: Path, args) -> bool:
+    """``--resume``: the image's outputs exist, its JSON parses and records this very input
+    (resolved path, size and modification time; never matched by stem)."""
+    from faceland.outputs import same_source
+
     try:
-        json.loads(_out(target, ".json").read_text())
+        doc = json.loads(_out(target, ".json").read_text())
     except (OSError, ValueError):
         return False
-    return args.no_overlay or _out(target, ".png").exists()
+    if not isinstance(doc, dict) or not same_source(doc.get("source"), path):
+        return False
+    return args.no_overlay or _out(target, ".png").is_file()
+
+
+def _line_key(doc: dict) -> str | None:
+    """The resolved input path a ``--jsonl`` line belongs to (its ``source``; lines written
+    before 2026-12-06 have only ``image``, resolved against the current folder)."""
+    src = doc.get("source")
+    if isinstance(src, dict) and isinstance(src.get("path"), str):
+        return src["path"]
+    return str(Path(doc["image"]).resolve()) if isinstance(doc.get("image"), str) else None
 
 
 def _open_jsonl(path: Path, resume: bool):
-    """The ``--jsonl`` file and, with ``resume``, the images it already holds (a partial last
-    line from a killed run is dropped first)."""
+    """The ``--jsonl`` file (opened for appending, never through a link) and, with ``resume``,
+    the resolved paths of the images it already holds (a partial last line from a killed run
+    is dropped first)."""
+    from faceland.outputs import append_file
+
     done: set[str] = set()
+    keep = None
     if resume and path.exists():
         keep = []
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
-                done.add(json.loads(line)["image"])
-                keep.append(line)
-            except (ValueError, KeyError, TypeError):
+                key = _line_key(json.loads(line))
+            except (ValueError, TypeError, AttributeError):
                 continue
-        _atomic_write(path, lambda t: t.write_text("".join(x + "\n" for x in keep)))
-        return path.open("a"), done
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("w"), done
+            if key is not None:
+                done.add(key)
+                keep.append(line)
+    return append_file(path, keep), done
 
 
 def _prefetched(paths: list[Path], workers: int):
@@ -160,13 +239,18 @@ def _prefetched(paths: list[Path], workers: int):
             yield p, fut.result()
 
 
+def _write_error(e: OSError, where: Path | str) -> str:
+    """One line for a failed write: the path and the reason."""
+    return (f"faceland: error: {e.filename or where}: cannot write output "
+            f"({e.strerror or e})")
+
+
 def _save_image_result(path: Path, target: Path, img, faces, args, sink) -> int:
     """Write one image's outputs and say so; 1 if writing failed (reported), else 0."""
     try:
         _write_outputs(path, target, img, faces, args, sink)
     except OSError as e:  # the output could not be written: report, keep going
-        print(f"faceland: error: {e.filename or target}: cannot write output "
-              f"({e.strerror or e})", file=sys.stderr)
+        print(_write_error(e, args.jsonl if sink is not None else target), file=sys.stderr)
         return 1
     if not args.quiet:
         where = args.jsonl if sink is not None else _out(target, ".json")
@@ -174,68 +258,98 @@ def _save_image_result(path: Path, target: Path, img, faces, args, sink) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace, out: Path) -> tuple[list, dict[Path, Path]]:
+    """Inputs and their output stems, checked: no output may replace an input, and ``--jsonl``
+    must be writable; all before the model loads."""
+    from faceland.outputs import UnsafeOutputError, check_not_inputs, check_output_file
+
+    items = _images(args.paths, out)
+    if args.paths and not items:
+        raise UserError("no input images")
+    targets = dict(zip((p for p, _ in items), (out / s for s in _unique_stems(items)),
+                       strict=True))
+    try:
+        check_not_inputs(_planned_outputs(targets, args), targets)
+        if args.jsonl:
+            check_output_file(args.jsonl, "--jsonl")
+    except UnsafeOutputError as e:
+        raise UserError(str(e.strerror if e.filename is None else e)) from None
+    return items, targets
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from faceland.data.formats import VIDEO_SUFFIXES, FormatError
     from faceland.inference import FaceLandmarker
 
     if not args.paths and args.camera is None:
         raise UserError("give image or video paths, or --camera N")
-    items = _images(args.paths)
-    if args.paths and not items:
-        raise UserError("no input images")
     out = Path(args.out)
     _check_out_dir(out)
-    sink, done = _open_jsonl(Path(args.jsonl), args.resume) if args.jsonl else (None, set())
-    lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test,
-                        runtime=args.runtime)
-    if args.camera is not None:
-        return _predict_camera(lm, args.camera, out, args)
-    targets = dict(zip((p for p, _ in items), (out / s for s in _unique_stems(items)),
-                       strict=True))
+    items, targets = _plan(args, out)
+    try:
+        sink, done = _open_jsonl(Path(args.jsonl), args.resume) if args.jsonl else (None, set())
+    except OSError as e:
+        raise UserError(_write_error(e, args.jsonl).removeprefix("faceland: error: ")) from None
+    try:
+        lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test,
+                            runtime=args.runtime)
+        if args.camera is not None:
+            return _predict_camera(lm, args.camera, out, args)
+        return _run_files(lm, items, targets, args, sink, done)
+    finally:
+        if sink is not None:
+            try:
+                sink.close()
+            except OSError as e:
+                print(_write_error(e, args.jsonl), file=sys.stderr)
+
+
+def _run_files(lm, items, targets, args, sink, done: set[str]) -> int:
+    """Videos, then images in batches; returns the exit status (1 if any input failed)."""
+    from faceland.data.formats import VIDEO_SUFFIXES, FormatError
+    from faceland.outputs import path_key
+
     videos = [p for p, _ in items if p.suffix.lower() in VIDEO_SUFFIXES]
     images = [p for p, _ in items if p.suffix.lower() not in VIDEO_SUFFIXES]
     if args.resume:
         before = len(images)
-        images = [p for p in images if (str(p) not in done if sink is not None
-                                        else not _complete(targets[p], args))]
+        images = [p for p in images if (path_key(p) not in done if sink is not None
+                                        else not _complete(p, targets[p], args))]
         if before > len(images):
             print(f"faceland: --resume: {before - len(images)} of {before} image(s) already "
                   "done", file=sys.stderr)
     failed = 0
-    try:
-        for path in videos:
-            target = targets[path]
-            try:
-                n = _predict_video(lm, path, target, args)
-                print(f"{path}: {n} -> {_out(target, '.jsonl')}")
-            except FormatError as e:
-                print(f"faceland: error: {e}", file=sys.stderr)
-                failed += 1
-        with progress(len(images), "images", unit="img") as bar:
-            batch: list = []
-            stream = _prefetched(images, args.workers)
-            while True:
-                item = next(stream, None)
-                if item is not None:
-                    path, img = item
-                    bar.update()
-                    if isinstance(img, FormatError):
-                        print(f"faceland: error: {img}", file=sys.stderr)
-                        failed += 1
-                    else:
-                        batch.append((path, img))
-                if batch and (item is None or len(batch) >= args.batch):
-                    # the faces of several images go through the model as one batch
-                    results = lm.predict_batch([im for _, im in batch])
-                    for (path, img), faces in zip(batch, results, strict=True):
-                        failed += _save_image_result(path, targets[path], img, faces, args,
-                                                     sink)
-                    batch = []
-                if item is None:
-                    break
-    finally:
-        if sink is not None:
-            sink.close()
+    for path in videos:
+        target = targets[path]
+        try:
+            n = _predict_video(lm, path, target, args)
+            print(f"{path}: {n} -> {_out(target, '.jsonl')}")
+        except FormatError as e:
+            print(f"faceland: error: {e}", file=sys.stderr)
+            failed += 1
+        except OSError as e:  # full disk, a directory or link in the way: next input
+            print(_write_error(e, _out(target, ".jsonl")), file=sys.stderr)
+            failed += 1
+    with progress(len(images), "images", unit="img") as bar:
+        batch: list = []
+        stream = _prefetched(images, args.workers)
+        while True:
+            item = next(stream, None)
+            if item is not None:
+                path, img = item
+                bar.update()
+                if isinstance(img, FormatError):
+                    print(f"faceland: error: {img}", file=sys.stderr)
+                    failed += 1
+                else:
+                    batch.append((path, img))
+            if batch and (item is None or len(batch) >= args.batch):
+                # the faces of several images go through the model as one batch
+                results = lm.predict_batch([im for _, im in batch])
+                for (path, img), faces in zip(batch, results, strict=True):
+                    failed += _save_image_result(path, targets[path], img, faces, args, sink)
+                batch = []
+            if item is None:
+                break
     if failed:
         print(f"faceland: {failed} of {len(items)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
@@ -251,13 +365,18 @@ def _video_landmarker(lm, args: argparse.Namespace):
 
 class _VideoOutput:
     """``<target>.jsonl`` (one line per processed frame, written as it comes) and the overlay
-    ``<target>.mp4``."""
+    ``<target>.mp4``, each written under an exclusively created temporary name and renamed onto
+    its final name when the video ends (also when decoding stopped early)."""
 
     def __init__(self, target: Path, fps: float, overlay: bool) -> None:
+        from faceland.outputs import exclusive_temp
+
         target.parent.mkdir(parents=True, exist_ok=True)
         self.path = _out(target, ".jsonl")
-        self.lines = self.path.open("w")
         self.mp4, self.fps, self.overlay, self.writer = _out(target, ".mp4"), fps, overlay, None
+        fd, self._tmp_lines = exclusive_temp(self.path)
+        self.lines = os.fdopen(fd, "w", encoding="utf-8")
+        self._tmp_mp4: Path | None = None
         self.tracks: set[int] = set()
 
     def write(self, index: int, time_ms: float, frame: np.ndarray | None, faces) -> None:
@@ -271,15 +390,31 @@ class _VideoOutput:
         self.lines.write(json.dumps(doc) + "\n")
         if self.overlay and frame is not None:
             if self.writer is None:
+                from faceland.outputs import exclusive_temp
+
                 h, w = frame.shape[:2]
-                self.writer = cv2.VideoWriter(str(self.mp4), cv2.VideoWriter_fourcc(*"mp4v"),
+                fd, self._tmp_mp4 = exclusive_temp(self.mp4)
+                os.close(fd)  # OpenCV opens by name: the file it truncates is our own new one
+                self.writer = cv2.VideoWriter(str(self._tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"),
                                               self.fps, (w, h))
             self.writer.write(np.ascontiguousarray(draw_faces(frame, faces)[..., ::-1]))
 
     def close(self) -> None:
-        self.lines.close()
-        if self.writer is not None:
-            self.writer.release()
+        """Finish both files and rename them onto their final names.
+
+        Raises:
+            OSError: a file could not be finished or renamed (full disk, a link or directory at
+                the final name); the temporary files are removed.
+        """
+        from faceland.outputs import replace_into
+
+        try:
+            self.lines.close()
+            replace_into(self._tmp_lines, self.path)
+        finally:
+            if self.writer is not None:
+                self.writer.release()
+                replace_into(self._tmp_mp4, self.mp4)
 
 
 def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> str:

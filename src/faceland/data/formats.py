@@ -31,7 +31,11 @@ __all__ = [
     "VIDEO_SUFFIXES",
 ]
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+#: Every still-image format OpenCV's decoder reads (a folder walk takes these; a file named
+#: directly is decoded by its content whatever its suffix).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+                  ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".pfm", ".sr", ".ras", ".hdr",
+                  ".pic", ".avif", ".gif"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
