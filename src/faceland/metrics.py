@@ -192,8 +192,6 @@ def confidence_quality(scores: np.ndarray, errors: np.ndarray, threshold: float 
     Raises:
         ValueError: shapes differ or nothing is finite.
     """
-    from scipy.stats import rankdata, spearmanr
-
     s = np.asarray(scores, dtype=np.float64)
     e = np.asarray(errors, dtype=np.float64)
     if s.shape != e.shape:
@@ -205,12 +203,33 @@ def confidence_quality(scores: np.ndarray, errors: np.ndarray, threshold: float 
     bad = e > threshold
     n1, n0 = int(bad.sum()), int((~bad).sum())
     if n1 and n0:  # Mann-Whitney U of the good points' scores, mid-ranks for ties
-        r = rankdata(s)
+        r = mid_ranks(s)
         auroc = float((r[~bad].sum() - n0 * (n0 + 1) / 2) / (n0 * n1))
     else:
         auroc = float("nan")
-    return {"spearman": float(spearmanr(s, e).statistic), "auroc": auroc,
+    return {"spearman": spearman(s, e), "auroc": auroc,
             "n_points": int(s.size), "n_bad": n1}
+
+
+def mid_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of a 1-D array, ties given the mean of their ranks (``scipy.stats.rankdata``'s
+    ``"average"``; numpy only, so evaluation needs no SciPy)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    order = np.argsort(v, kind="mergesort")
+    sorted_v = v[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_v)) + 1]
+    ends = np.r_[starts[1:], v.size]
+    ranks = np.empty(v.size)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two 1-D arrays (Pearson's r of their mid-ranks); ``nan``
+    when either is constant."""
+    ra, rb = mid_ranks(a) - (len(a) + 1) / 2, mid_ranks(b) - (len(b) + 1) / 2
+    den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / den) if den > 0 else float("nan")
 
 
 def ced_curve(errors: Sequence[float] | np.ndarray, threshold: float = 0.1,
@@ -223,8 +242,16 @@ def ced_curve(errors: Sequence[float] | np.ndarray, threshold: float = 0.1,
 
 def plot_ced(curves: dict[str, Sequence[float] | np.ndarray], path: str | Path,
              threshold: float = 0.1, title: str = "Cumulative error distribution") -> Path:
-    """Save a CED plot (PNG) of one or more per-image NME arrays; legend shows AUC and FR."""
-    import matplotlib
+    """Save a CED plot (PNG) of one or more per-image NME arrays; legend shows AUC and FR.
+
+    Raises:
+        ImportError: matplotlib is not installed (it is not part of faceland's core install:
+            ``pip install 'faceland[plot]'``).
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("the CED plot needs matplotlib: pip install 'faceland[plot]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

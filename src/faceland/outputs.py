@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -95,7 +96,15 @@ def exclusive_temp(path: Path) -> tuple[int, Path]:
         ``(fd, temporary path)``; the caller owns the descriptor.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".part{path.suffix}")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
     return fd, Path(tmp)
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def replace_into(tmp: Path, path: Path) -> None:

@@ -46,7 +46,7 @@ class PretrainedModel:
     scheme: str
     input_size: int
     summary: str
-    onnx: bool = False
+    onnx: bool = True
     default: bool = False
 
     @property
@@ -66,13 +66,13 @@ class PretrainedModel:
 _MODELS = (
     PretrainedModel("faceland-300w-mtfl-mnv2dw-128", "integral", "68", 128,
                     "MobileNetV2 + depthwise soft-argmax head, 300W + MTFL; "
-                    "300W common 3.26 % IOD NME, YouTube-Faces 5.98 %", onnx=True, default=True),
+                    "300W common 3.26 % IOD NME, YouTube-Faces 5.98 %", default=True),
     PretrainedModel("faceland-300w-mnv2-integral-128", "integral", "68", 128,
                     "MobileNetV2 + soft-argmax head, 300W train; 300W common 3.18 % IOD NME"),
     PretrainedModel("faceland-300w-mnv2-integral-256", "integral", "68", 256,
                     "MobileNetV2 + soft-argmax head at 256 px (the distillation teacher, 4x the "
                     "FLOPs of 128 px), 300W train; 300W common 3.05 % IOD NME, YouTube-Faces "
-                    "6.28 %", onnx=True),
+                    "6.28 %"),
     PretrainedModel("faceland-300w-repformer-mnv2-128", "repformer", "68", 128,
                     "seed 002 RePFormer (PTH + DLR, tau 100), MobileNetV2; 300W common 3.61 %"),
     PretrainedModel("faceland-300w-hourglass-2x64-128", "hourglass", "68", 128,

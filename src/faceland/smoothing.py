@@ -353,8 +353,6 @@ def smooth_track(points: np.ndarray, window: int = 9, order: int = 2) -> np.ndar
     Raises:
         ValueError: an even ``window`` or ``order >= window``.
     """
-    from scipy.signal import savgol_filter
-
     if window % 2 == 0 or order >= window:
         raise ValueError(f"need an odd window > order; got window={window}, order={order}")
     p = np.asarray(points, dtype=np.float64)
@@ -362,4 +360,24 @@ def smooth_track(points: np.ndarray, window: int = 9, order: int = 2) -> np.ndar
     w = min(window, n if n % 2 else n - 1)
     if w <= order:
         return p.copy()
-    return savgol_filter(p, w, order, axis=0, mode="interp")
+    return _savgol(p, w, order)
+
+
+def _savgol(p: np.ndarray, w: int, order: int) -> np.ndarray:
+    """Savitzky-Golay along axis 0 (numpy only; equals ``scipy.signal.savgol_filter(p, w, order,
+    axis=0, mode="interp")``): the least-squares polynomial of ``order`` over each centred window
+    of ``w`` frames, evaluated at its centre; the first and last ``w // 2`` frames take the
+    polynomial fitted to the first / last window, evaluated at their own positions."""
+    n, half = len(p), w // 2
+    flat = p.reshape(n, -1)
+    t = np.arange(-half, half + 1, dtype=np.float64)
+    vander = t[:, None] ** np.arange(order + 1)[None, :]  # (w, order + 1)
+    fit = np.linalg.pinv(vander)  # (order + 1, w): window -> polynomial coefficients
+    out = np.empty_like(flat)
+    windows = np.lib.stride_tricks.sliding_window_view(flat, w, axis=0)  # (n - w + 1, D, w)
+    out[half:n - half] = windows @ fit[0]
+    for idx, sl in ((np.arange(half), slice(0, w)), (np.arange(n - half, n), slice(n - w, n))):
+        coef = fit @ flat[sl]  # (order + 1, D), the edge window's polynomial
+        pos = idx - (sl.start + half)
+        out[idx] = (pos[:, None] ** np.arange(order + 1)[None, :]) @ coef
+    return out.reshape(p.shape)

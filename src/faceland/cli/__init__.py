@@ -17,6 +17,18 @@ from faceland.cli.common import UserError
 __all__ = ["UserError", "build_parser", "main"]
 
 
+def _require_extras(args: argparse.Namespace) -> None:
+    """Commands of the ``train`` extra say so in one line on the core install."""
+    from faceland.errors import require_extra
+
+    if args.command in ("train", "export"):
+        require_extra(f"faceland {args.command}")
+        if args.command == "train":
+            require_extra("faceland train", "pytorch_lightning")
+    if getattr(args, "runtime", None) == "torch":
+        require_extra("--runtime torch")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command."""
     ap = argparse.ArgumentParser(prog="faceland", description="2D facial landmark detection.")
@@ -43,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
+        _require_extras(args)
         return args.func(args)
     except (UserError, FormatError, FileNotFoundError, ImportError, ValueError,
             UnknownNameError) as e:

@@ -6,15 +6,22 @@ import argparse
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    import importlib.util
+
     from faceland.detectors import DEFAULT_DETECTOR, DETECTORS
-    from faceland.models import list_models
     from faceland.pretrained import PRETRAINED, list_pretrained
 
-    print("architectures:", ", ".join(list_models()))
-    print("shipped weights (research use only; --model NAME):")
+    if importlib.util.find_spec("torch") is not None:
+        from faceland.models import list_models
+
+        print("architectures:", ", ".join(list_models()))
+    else:  # the core install runs shipped models; building and training them needs torch
+        print("architectures: listed, built and trained with the train extra "
+              "(pip install 'faceland[train]')")
+    print("shipped weights (research use only; --model NAME; each runs through its ONNX graph):")
     for name in list_pretrained():
         m = PRETRAINED[name]
-        flags = "".join([" (default)" if m.default else "", " [+ .onnx]" if m.onnx else ""])
+        flags = " (default)" if m.default else ""
         print(f"  {name}{flags}: {m.architecture}, {m.scheme}-point scheme, {m.input_size} px; "
               f"{m.summary}")
     print("detectors:", ", ".join(f"{d} (default)" if d == DEFAULT_DETECTOR else d
