@@ -30,6 +30,8 @@ from faceland.outputs import (
     source_record,
 )
 
+pytestmark = pytest.mark.core  # runs on the core install too (no torch)
+
 ASTRO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported by the FLOP counter only: timing is torch-free
     import torch
 
-__all__ = ["count_flops", "parameter_count", "median_ms", "interleaved_medians"]
+__all__ = ["benchmark_metadata", "count_flops", "cpu_model", "interleaved_medians", "median_ms",
+           "parameter_count"]
 
 
 def _deform_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -99,3 +100,45 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int,
             fn()
             times[k].append((time.perf_counter() - t0) * 1000)
     return {k: round(statistics.median(v), 3) for k, v in times.items()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``'s ``model name``, else the platform's), since the
+    CPU of this project's machines changes between runs and every timing must name it."""
+    import platform
+
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def benchmark_metadata(command: str) -> dict:
+    """What every benchmark JSON records beside its numbers: the command, date, CPU model, core
+    count, 1-minute load average, ISA flags that change the kernels (AVX-512, AMX) and the
+    versions of the runtimes involved (``None`` when not installed)."""
+    import datetime
+    import importlib.metadata
+    import os
+    import platform
+
+    versions = {}
+    for pkg in ("numpy", "onnxruntime", "opencv-python-headless", "torch", "mediapipe",
+                "openvino"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        flags = next((ln for ln in open("/proc/cpuinfo", encoding="utf-8")
+                      if ln.startswith("flags")), "").split()
+    except OSError:
+        flags = []
+    return {"command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+            "isa": sorted(f for f in flags if f.startswith(("avx512_bf16", "amx", "avx512f"))),
+            "load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+            "versions": versions}
