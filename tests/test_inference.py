@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -341,3 +342,104 @@ def test_landmarker_protocol_covers_faceland_and_external_systems() -> None:
     for name in ("detect", "landmarks_from_boxes", "protocol"):
         assert callable(getattr(DlibLandmarker, name))
     assert not isinstance(object(), Landmarker)
+
+
+# --- bad boxes, ONNX cards, iterables (the hostile-input pass) ---------------------------------
+
+@pytest.mark.parametrize(("box", "problem"), [
+    ([0, 0, 1e9, 1e9], "too large"),  # before: OpenCV tried to allocate 286 TB
+    ([-1e12, -1e12, 1e12, 1e12], "too large"),  # before: copyMakeBorder int overflow
+    ([0, 0, 1e300, 1e300], "too large"),  # before: NaN landmarks from an overflowed cast
+    ([-1e308, 0, 1e308, 10], "too large"),  # the width overflows to inf
+    ([100, 100, 100 + 1e-6, 100 + 1e-6], "too small"),
+    ([0, 0, 1e-300, 1e-300], "too small"),
+    ([200, 200, 200.5, 200.5], "too small"),
+    ([1e15, 1e15, 1e15 + 100, 1e15 + 100], "too far outside"),
+    ([-9000, 100, -8900, 200], "too far outside"),
+])
+def test_extreme_box_is_a_value_error_naming_the_box(landmarker, box, problem) -> None:
+    """Boxes: longer side in [1 px, 10 image diagonals], coordinates within 10 image diagonals
+    of the image; anything else is one ValueError naming the box (never an OpenCV error)."""
+    img = read_image(ASSETS / "astronaut.jpg")  # 512 x 512: 10 diagonals = 7241 px
+    for call in (lambda: landmarker.predict(img, boxes=[box]),
+                 lambda: landmarker.landmarks_from_boxes(img, [box], "landmark")):
+        with pytest.raises(ValueError, match=problem) as e:
+            call()
+        assert str(e.value).startswith("box [") and "\n" not in str(e.value)
+
+
+def test_boxes_within_the_bounds_still_work(landmarker) -> None:
+    """Small faces, huge boxes and boxes partly (or wholly) outside, within the bounds."""
+    img = read_image(ASSETS / "astronaut.jpg")
+    for box in ([200, 150, 201, 150.2], [200, 150, 203, 153], [-3000, -3000, 3500, 3500],
+                [400, 400, 700, 700]):
+        pts = landmarker.landmarks_from_boxes(img, [box], "landmark")
+        assert pts.shape == (1, 68, 2) and np.isfinite(pts).all(), box
+    with pytest.warns(UserWarning, match="entirely outside"):
+        assert np.isfinite(landmarker.landmarks_from_boxes(img, [[6000, 10, 6100, 110]])).all()
+    (face,) = landmarker.predict(img)
+    # one flat box, a generator of boxes, an array: the same face as the list of boxes
+    ref = landmarker.predict(img, boxes=[face.box])[0].landmarks
+    for boxes in (face.box.tolist(), (b for b in [face.box]), np.asarray([face.box])):
+        (f,) = landmarker.predict(img, boxes=boxes)
+        assert np.allclose(f.landmarks, ref)
+    with pytest.raises(ValueError, match=r"boxes must be \(F, 4\)"):
+        landmarker.predict(img, boxes=[[1, 2, 3]])
+
+
+def test_predict_batch_takes_any_iterable(landmarker) -> None:
+    """Before: a generator of images gave [] (it was read once to check, then was empty)."""
+    img = read_image(ASSETS / "astronaut.jpg")
+    imgs = [img, np.ascontiguousarray(img[:, ::-1]), np.full((64, 80, 3), 90, np.uint8)]
+    ref = landmarker.predict_batch(imgs)
+    assert [len(f) for f in ref] == [1, 1, 0]
+    for it in ((im for im in imgs), tuple(imgs), map(np.asarray, imgs), iter(imgs)):
+        got = landmarker.predict_batch(it)
+        assert [len(f) for f in got] == [1, 1, 0]
+        assert np.allclose(got[0][0].landmarks, ref[0][0].landmarks)
+        assert np.allclose(got[1][0].landmarks, ref[1][0].landmarks)
+    assert landmarker.predict_batch(iter([])) == []
+    with pytest.raises(ValueError, match="image 1: expected an"):
+        landmarker.predict_batch(iter([img, img.astype(np.float32)]))
+    with pytest.raises(ValueError, match="use predict"):
+        landmarker.predict_batch(img)
+
+
+BAD_CARDS = {
+    "not JSON": ("{not json", "is not valid JSON"),
+    "truncated": ('{"scheme": "68", "enl', "is not valid JSON"),
+    "a list": ("[1, 2]", "must be a JSON object, not list"),
+    "a string": ('"68"', "must be a JSON object, not str"),
+    "null": ("null", "must be a JSON object, not NoneType"),
+    "not UTF-8": (b"\xff\xfe{}", "is not valid JSON"),
+    "config without a name": ('{"config": {"width": 1}}', "not a faceland model card"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CARDS))
+def test_malformed_card_beside_onnx_names_the_card(case, tmp_path) -> None:
+    """Before: a bare JSONDecodeError / AttributeError without the file's name."""
+    from faceland.errors import FormatError
+
+    text, problem = BAD_CARDS[case]
+    onnx = tmp_path / "model.onnx"
+    shutil.copy(default_model_path().with_suffix(".onnx"), onnx)
+    card = onnx.with_suffix(".json")
+    card.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(FormatError, match=problem) as e:
+        FaceLandmarker(onnx, detector=None)
+    assert str(e.value).startswith(f"{card}: ") and "\n" not in str(e.value)
+
+
+def test_malformed_onnx_card_on_the_command_line(tmp_path, capsys) -> None:
+    onnx = tmp_path / "m.onnx"
+    shutil.copy(default_model_path().with_suffix(".onnx"), onnx)
+    onnx.with_suffix(".json").write_text("[]")
+    assert main(["predict", str(ASSETS / "astronaut.jpg"), "--out", str(tmp_path / "o"),
+                 "--model", str(onnx)]) == 2
+    err = capsys.readouterr().err
+    assert "m.json: the model card beside m.onnx must be a JSON object" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # a good card (or none) still works
+    onnx.with_suffix(".json").unlink()
+    assert FaceLandmarker(onnx, detector=None).num_points == 68

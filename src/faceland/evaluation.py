@@ -14,10 +14,18 @@ Protocol (written into every result as its ``protocol`` card):
 * ``fr``: percent of images with IOD-NME > 10 %; ``auc``: area under the IOD CED from 0 to 0.1
   divided by 0.1 (exact step-function integral, see :mod:`faceland.metrics`).
 * Predictions are compared in the image frame, 0-based pixel centres.
+* An annotated face whose image is missing (the loader's ``FaceRecords.skipped``) or unreadable
+  is left out, reported on stderr, and counted in ``n_skipped`` (listed in ``skipped``).
+
+Bad input fails early with one line naming the file and the problem: output paths that cannot be
+written are refused before the data set is loaded (:func:`run_evaluation`), and a stored
+predictions file is checked entry by entry (:func:`evaluate_predictions`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import platform
 import sys
@@ -29,14 +37,18 @@ import numpy as np
 import faceland
 from faceland.data.datasets import FaceRecord
 from faceland.data.formats import FormatError, read_image
+from faceland.errors import UnknownNameError
 from faceland.geometry import landmark_box, nearest_box
 from faceland.inference import FaceLandmarker, Landmarker
 from faceland.metrics import auc, confidence_quality, failure_rate, nme, normalizing_distance
-from faceland.results import EvalResult, Protocol
-from faceland.schemes import SCHEMES, LandmarkScheme
+from faceland.results import EvalResult, Protocol, result_stem
+from faceland.schemes import SCHEMES, LandmarkScheme, get_scheme
 
 __all__ = ["evaluate_records", "evaluate_predictions", "read_predictions", "score_predictions",
-           "write_result", "run_evaluation", "summary", "result_name", "EvalResult", "Protocol"]
+           "write_result", "run_evaluation", "summary", "result_name", "EvalResult", "Protocol",
+           "check_outputs", "have_plotting"]
+
+log = logging.getLogger(__name__)
 
 
 def _match(landmarker: Landmarker, image: np.ndarray,
@@ -60,7 +72,9 @@ def evaluate_records(landmarker: Landmarker, records: Sequence[FaceRecord],
         landmarker: any :class:`~faceland.inference.Landmarker`: a
             :class:`~faceland.inference.FaceLandmarker` or an adapter of another system
             (:mod:`faceland.external`), with a detector for ``boxes="detector"``.
-        records: annotated faces (points in image pixels, 0-based pixel centres).
+        records: annotated faces (points in image pixels, 0-based pixel centres); a
+            :class:`~faceland.data.datasets.FaceRecords` also brings the faces its loader left
+            out (``skipped``: missing images), which are counted in ``n_skipped``.
         scheme: landmark scheme of the records and the model.
         boxes: ``"gt"`` or ``"detector"`` (see the module docstring).
         threshold: FR / AUC threshold (fraction of the normalising distance).
@@ -71,13 +85,15 @@ def evaluate_records(landmarker: Landmarker, records: Sequence[FaceRecord],
         eye corners) and ``nme_box`` (sqrt(w h) of the gt landmark box, or of the annotated box
         for AFLW), all percent; ``mean_error_px`` (mean point error in image pixels), ``fr``
         (percent), ``auc`` (fraction), ``n_images`` (evaluated), ``n_missed`` (detector misses),
-        ``n_skipped`` and ``skipped`` (unreadable images, reported on stderr and left out),
+        ``n_skipped`` and ``skipped`` (faces left out: images missing or unreadable, reported
+        on stderr),
         ``per_image`` (key -> NME percent or None), ``protocol`` (the
         :class:`~faceland.results.Protocol` card). ``to_dict()`` is its JSON.
 
     Raises:
         ValueError: unknown box source, model and scheme point counts differ, or no image could
-            be read.
+            be read; faceland.errors.FormatError: an annotation whose box cannot be cropped
+            (the message names its image).
     """
     if boxes not in ("gt", "detector"):
         raise ValueError(f"boxes must be 'gt' or 'detector', not {boxes!r}")
@@ -91,7 +107,8 @@ def evaluate_records(landmarker: Landmarker, records: Sequence[FaceRecord],
                              f"uses the {scheme.num_points}-point scheme {scheme.name}")
         scheme = subsets[0]
     check_ground_truth(records, parent)
-    preds, used, skipped, point_scores = [], [], [], []
+    preds, used, point_scores = [], [], []
+    skipped = [f for f, _ in getattr(records, "skipped", ())]  # left out by the loader
     scored = isinstance(landmarker, FaceLandmarker)
     for i, r in enumerate(records):
         try:
@@ -104,22 +121,27 @@ def evaluate_records(landmarker: Landmarker, records: Sequence[FaceRecord],
         box = landmark_box(r.points)
         if boxes == "detector":
             box = _match(landmarker, img, box)
-        if box is None:
-            preds.append(np.full((scheme.num_points, 2), np.nan))
-            point_scores.append(np.full(scheme.num_points, np.nan))
-        elif scored:
-            p, sc = landmarker.landmarks_from_boxes(img, [box], "landmark", return_scores=True)
-            preds.append(p[0])
-            if sc is None:
-                scored = False
+        try:
+            if box is None:
+                preds.append(np.full((scheme.num_points, 2), np.nan))
+                point_scores.append(np.full(scheme.num_points, np.nan))
+            elif scored:
+                p, sc = landmarker.landmarks_from_boxes(img, [box], "landmark",
+                                                        return_scores=True)
+                preds.append(p[0])
+                if sc is None:
+                    scored = False
+                else:
+                    point_scores.append(sc[0])
             else:
-                point_scores.append(sc[0])
-        else:
-            preds.append(landmarker.landmarks_from_boxes(img, [box], "landmark")[0])
+                preds.append(landmarker.landmarks_from_boxes(img, [box], "landmark")[0])
+        except ValueError as e:  # e.g. an annotation far outside its image
+            raise FormatError(f"{r.image}: cannot crop the annotated face ({e})") from None
         if progress and (i + 1) % 100 == 0:
             print(f"  {i + 1}/{len(records)} images", flush=True)
     if not used:
-        raise ValueError("no readable image to evaluate")
+        raise ValueError(f"no readable image to evaluate ({len(skipped)} left out, first: "
+                         f"{skipped[0] if skipped else '-'})")
     info = landmarker.protocol()
     info["box_definition"] = (
         "tight ground-truth landmark box, square side max(w, h) * enlarge" if boxes == "gt" else
@@ -130,25 +152,78 @@ def evaluate_records(landmarker: Landmarker, records: Sequence[FaceRecord],
 
 
 def read_predictions(path: str | Path) -> dict:
-    """Read a stored-predictions file of another system (see :func:`evaluate_predictions`).
+    """Read a stored-predictions file of another system (see :func:`evaluate_predictions`) and
+    check its layout (the entries' points are checked by :func:`evaluate_predictions`).
 
     Raises:
-        faceland.data.formats.FormatError: missing file, not JSON, or a required key missing.
+        faceland.data.formats.FormatError: missing file, not JSON, not a JSON object, a required
+            key missing, ``box_source`` not ``"gt"`` / ``"detector"``, or ``landmarks`` not an
+            object keyed by image; the message names the file.
     """
-    import json
-
     p = Path(path)
+    if p.is_dir():
+        raise FormatError(f"{p}: is a folder, not a predictions file")
     if not p.is_file():
         raise FormatError(f"{p}: no such predictions file")
     try:
-        doc = json.loads(p.read_text())
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise FormatError(f"{p}: cannot read the predictions file ({e.strerror or e})") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise FormatError(f"{p}: not a JSON predictions file ({e})") from None
-    missing = [k for k in ("system", "scheme", "box_source", "landmarks")
-               if not isinstance(doc, dict) or k not in doc]
+    if not isinstance(doc, dict):
+        raise FormatError(f"{p}: a predictions file is a JSON object with 'system', 'scheme', "
+                          f"'box_source' and 'landmarks', not a {type(doc).__name__}")
+    missing = [k for k in ("system", "scheme", "box_source", "landmarks") if k not in doc]
     if missing:
         raise FormatError(f"{p}: predictions file lacks {missing}")
+    if doc["box_source"] not in ("gt", "detector"):
+        raise FormatError(f"{p}: 'box_source' must be 'gt' or 'detector', not "
+                          f"{doc['box_source']!r}")
+    if not isinstance(doc["scheme"], str | int) or isinstance(doc["scheme"], bool):
+        raise FormatError(f"{p}: 'scheme' must be a scheme name such as \"68\", not "
+                          f"{doc['scheme']!r}")
+    if not isinstance(doc["landmarks"], dict):
+        raise FormatError(f"{p}: 'landmarks' must be an object {{image key: [[x, y], ...] or "
+                          f"null}}, not a {type(doc['landmarks']).__name__}")
     return doc
+
+
+#: Largest magnitude of a stored prediction's coordinate, image pixels (no image is that large;
+#: beyond it the metrics' squares overflow).
+MAX_COORDINATE = 1e7
+
+
+def _entry_points(path: str | Path, key: str, value: object, k: int, scheme: str) -> np.ndarray:
+    """One stored prediction as ``(k, 2)`` finite float64 points (image pixels, 0-based pixel
+    centres).
+
+    Raises:
+        faceland.data.formats.FormatError: naming the file and the entry: not a list of ``k``
+            ``[x, y]`` number pairs (the first bad point is shown), or a coordinate that is not
+            finite or beyond :data:`MAX_COORDINATE`.
+    """
+    where = f"{path}: entry {key!r}"
+    if not isinstance(value, list):
+        raise FormatError(f"{where}: landmarks must be a list of [x, y] pairs or null, not a "
+                          f"{type(value).__name__}")
+    if len(value) != k:
+        raise FormatError(f"{where}: {len(value)} points, scheme {scheme} has {k}")
+
+    def number(v: object) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    for i, xy in enumerate(value):
+        if not (isinstance(xy, list) and len(xy) == 2 and number(xy[0]) and number(xy[1])):
+            raise FormatError(f"{where}: point {i} is {json.dumps(xy)}, not an [x, y] pair of "
+                              "numbers")
+    pts = np.asarray(value, dtype=np.float64)
+    bad = ~(np.abs(pts) <= MAX_COORDINATE).all(axis=1)  # NaN and inf too
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise FormatError(f"{where}: point {i} {value[i]} is not a finite coordinate within "
+                          f"{MAX_COORDINATE:g} px; use null for a missed face")
+    return pts
 
 
 def evaluate_predictions(path: str | Path, records: Sequence[FaceRecord],
@@ -167,39 +242,59 @@ def evaluate_predictions(path: str | Path, records: Sequence[FaceRecord],
 
     Keys are the data set's record keys (300W: the image path relative to the 300W root, e.g.
     ``"helen/testset/296814969_3.jpg"``); points are image pixels, 0-based pixel centres; ``null``
-    is a face the system missed (NME = inf, a failure).
+    is a face the system missed (NME = inf, a failure). Entries for images that are not in
+    ``records`` (another split, or a face the loader left out) are ignored with one warning
+    (logged) giving their count and the first few keys. Faces the loader left out
+    (``records.skipped``) are counted in ``n_skipped``.
 
     Raises:
-        faceland.data.formats.FormatError: unreadable file, or records without a prediction.
-        faceland.errors.UnknownNameError: no map from the file's scheme to the data set's.
+        faceland.data.formats.FormatError: unreadable file, records without a prediction, or a
+            bad entry (not a list of ``[x, y]`` number pairs, another point count than the
+            file's scheme, a non-finite coordinate); the message names the file and the entry.
+        faceland.errors.UnknownNameError: an unknown scheme, or no map from the file's scheme to
+            the data set's (the message names the file).
     """
     from faceland.schemes import convert_points
 
     doc = read_predictions(path)
     table = doc["landmarks"]
+    source = str(doc["scheme"])
+    try:
+        k = get_scheme(source).num_points
+        if source != scheme.name:  # the map exists (checked once, not per entry)
+            convert_points(np.zeros((k, 2)), source, scheme.name)
+    except UnknownNameError as e:
+        raise UnknownNameError(f"{path}: {e}") from None
+    keys = {r.key for r in records}
     absent = [r.key for r in records if r.key not in table]
+    unknown = [key for key in table if key not in keys]
     if absent:
+        hint = (f"; the file's keys that match no face look like {unknown[0]!r}"
+                if unknown else "")
         raise FormatError(f"{path}: no prediction for {len(absent)} of {len(records)} faces "
-                          f"(first: {absent[0]}); use null for a missed face")
+                          f"(first: {absent[0]}); use null for a missed face{hint}")
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown[:3])
+        more = f", ... ({len(unknown)} in all)" if len(unknown) > 3 else ""
+        log.warning("%s: ignored %d entr%s for images not in this data set: %s%s", path,
+                    len(unknown), "y" if len(unknown) == 1 else "ies", names, more)
     preds = []
     for r in records:
         v = table[r.key]
         if v is None:
             preds.append(np.full((scheme.num_points, 2), np.nan))
             continue
-        pts = np.asarray(v, dtype=np.float64)
-        if str(doc["scheme"]) != scheme.name:
-            pts = convert_points(pts, str(doc["scheme"]), scheme.name)
-        if pts.shape != (scheme.num_points, 2):
-            raise FormatError(f"{path}: {r.key}: expected {scheme.num_points} points, got "
-                              f"{pts.shape}")
+        pts = _entry_points(path, r.key, v, k, source)
+        if source != scheme.name:
+            pts = convert_points(pts, source, scheme.name)
         preds.append(pts)
     info = {"model": doc["system"], "weights_sha256": None, "enlarge": None, "input_size": None,
             "flip_test": False, "predictions_file": str(path),
             "predictions_command": doc.get("command"),
             "box_definition": doc.get("box_definition", "as stated by the system")}
+    skipped = [f for f, _ in getattr(records, "skipped", ())]
     return score_predictions(np.stack(preds), list(records), scheme, scheme,
-                             str(doc["box_source"]), info, threshold, [])
+                             str(doc["box_source"]), info, threshold, skipped)
 
 
 def check_ground_truth(records: Sequence[FaceRecord], scheme: LandmarkScheme) -> None:
@@ -235,7 +330,7 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
         info: what the card records about the system: ``model``, ``weights_sha256``,
             ``enlarge``, ``input_size``, ``flip_test``, ``box_definition`` and any extra keys.
         threshold: FR / AUC threshold (fraction of the normalising distance).
-        skipped: unreadable images left out.
+        skipped: the files of the faces left out (images missing or unreadable).
         point_scores: optional ``(N, K)`` per-landmark confidence of the predictions; adds
             ``point_scores``: :func:`faceland.metrics.confidence_quality` of the scores against
             each point's error over the normalising distance, bad point = error > ``threshold``.
@@ -314,15 +409,90 @@ def result_name(result: EvalResult | dict) -> str:
     return _typed(result).name
 
 
+def have_plotting() -> bool:
+    """Whether matplotlib, which draws the CED plot, is installed (it is not part of faceland's
+    core install: ``pip install 'faceland[plot]'``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _check_output(path: str | Path, what: str) -> Path:
+    """:func:`faceland.outputs.check_output_file` with plain messages for the usual mistakes;
+    creates the file's folders.
+
+    Raises:
+        ValueError: ``"<what> <path>: <problem>"``: the path is a symbolic link or a directory,
+            lies under a regular file, is not a regular file, or its folder is not writable.
+    """
+    from faceland.outputs import UnsafeOutputError, check_output_file
+
+    p = Path(path)
+    if p.is_symlink():
+        raise ValueError(f"{what} {p}: is a symbolic link; faceland does not write through links "
+                         "(remove it or give another path)")
+    if p.is_dir():
+        raise ValueError(f"{what} {p}: is a directory; give a file name")
+    folder = p.parent
+    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {p}: cannot be written: {folder} is a file, not a folder")
+    try:
+        return check_output_file(p, what)
+    except UnsafeOutputError as e:
+        raise ValueError(e.strerror if e.filename is None else str(e)) from None
+
+
+def check_outputs(json_path: str | Path | None, ced_path: str | Path | None,
+                  names: tuple[str, str] = ("result JSON", "CED plot")
+                  ) -> tuple[Path | None, Path | None]:
+    """Check, before an evaluation runs, that its result JSON and CED plot can be written (their
+    folders are created).
+
+    Args:
+        json_path: the result JSON; ced_path: the CED plot (its suffix picks the format:
+            ``.png``, ``.pdf``, ``.svg``, ...); ``None``: not checked.
+        names: how the messages name the two (the CLI: ``("--json", "--ced")``).
+
+    Returns:
+        The two paths.
+
+    Raises:
+        ValueError: one line naming the path and the problem: a symbolic link, a directory, a
+            path under a regular file, a folder that cannot be written
+            (:func:`faceland.outputs.check_output_file`), a CED suffix matplotlib cannot write,
+            or both naming one file.
+        ImportError: a CED plot asked for without matplotlib installed.
+    """
+    j = None if json_path is None else _check_output(json_path, names[0])
+    if ced_path is None:
+        return j, None
+    c = Path(ced_path)
+    if j is not None and os.path.abspath(j) == os.path.abspath(c):
+        raise ValueError(f"{names[0]} {j}: the result JSON and the CED plot would be the same "
+                         f"file; give the JSON a .json name or the plot another path")
+    if not have_plotting():
+        raise ImportError(f"{names[1]} {c}: the CED plot needs matplotlib, which faceland's core "
+                          "install leaves out: pip install 'faceland[plot]'")
+    _check_output(c, names[1])
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if c.suffix[1:].lower() not in FigureCanvasBase.get_supported_filetypes():
+        raise ValueError(f"{names[1]} {c}: the suffix must name an image format matplotlib "
+                         f"writes (.png, .pdf, .svg, ...; got {c.suffix or 'none'})")
+    return j, c
+
+
 def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
                    predictions: str | Path | None = None, split: str | None = None,
                    annotations: str | Path | None = None, boxes: str = "gt",
                    command: str | None = None, json_path: str | Path | None = None,
                    ced_path: str | Path | None = None, progress: bool = False
-                   ) -> tuple[EvalResult, Path, Path]:
-    """One evaluation run, as ``faceland evaluate`` does it: load the data set, score the
-    landmarker (or stored predictions), complete the protocol card, write the result JSON and
-    its CED plot.
+                   ) -> tuple[EvalResult, Path, Path | None]:
+    """One evaluation run, as ``faceland evaluate`` does it: check the output paths, load the
+    data set, score the landmarker (or stored predictions), complete the protocol card, write
+    the result JSON and its CED plot.
 
     Args:
         dataset, root, split, annotations: see :func:`faceland.data.datasets.load_dataset`.
@@ -332,39 +502,73 @@ def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
         boxes: ``"gt"`` or ``"detector"``.
         command: the command line recorded in the card.
         json_path: result JSON (default ``results/<result_name>.json``); ced_path: the CED
-            plot (default: beside the JSON, ``.png``).
+            plot (default: beside the JSON, ``.png``; none, with a note on stderr, when
+            matplotlib is not installed). Both are checked before the data set is loaded
+            (:func:`check_outputs`) and written atomically through :mod:`faceland.outputs`
+            (a symbolic link at either name is refused).
         progress: print a progress line every 100 images.
 
     Returns:
         ``(result, json_path, ced_path)``: the :class:`~faceland.results.EvalResult` (as
         :func:`evaluate_records` describes, its protocol completed with ``dataset``, ``root``,
-        ``command`` and ``split``) and the two files written.
+        ``command`` and ``split``) and the files written (``ced_path`` ``None`` when no plot
+        was drawn).
 
     Raises:
-        ValueError: neither or both of ``landmarker`` and ``predictions``; errors of the
-            loaders and scorers.
+        ValueError: neither or both of ``landmarker`` and ``predictions``; an output path that
+            cannot be written (before the evaluation; a write that fails after it carries the
+            result's summary line in its message); errors of the loaders and scorers.
+        ImportError: ``ced_path`` given without matplotlib installed.
     """
     from faceland.data.datasets import DATASETS, load_dataset
-    from faceland.metrics import plot_ced
-    from faceland.schemes import get_scheme
 
     if (landmarker is None) == (predictions is None):
         raise ValueError("give a landmarker or stored predictions, not both or neither")
     root = Path(root)
+    has_splits = bool(DATASETS[dataset].splits) if dataset in DATASETS else False
+    split_name = split if has_splits else Path(annotations).name if annotations else root.name
+    if json_path:
+        json_out = Path(json_path)
+    else:  # the result's own name (EvalResult.name), known before the run
+        if predictions is not None:
+            doc = read_predictions(predictions)
+            model, box_source = doc["system"], doc["box_source"]
+        else:
+            model, box_source = landmarker.protocol().get("model"), boxes
+        json_out = Path("results") / f"{result_stem(model, dataset, split_name, box_source)}.json"
+    if ced_path is None and not have_plotting():
+        ced = None
+        print(f"faceland: note: no CED plot beside {json_out}: matplotlib is not installed "
+              "(pip install 'faceland[plot]')", file=sys.stderr)
+    else:
+        ced = Path(ced_path) if ced_path else json_out.with_suffix(".png")
+    check_outputs(json_out, ced)
+
     recs, scheme_name = load_dataset(dataset, root, split, annotations)
     scheme = get_scheme(scheme_name)
     if predictions is not None:
         res = evaluate_predictions(predictions, recs, scheme)
     else:
         res = evaluate_records(landmarker, recs, scheme, boxes=boxes, progress=progress)
-    has_splits = bool(DATASETS[dataset].splits)
-    res.protocol.extra.update({
-        "dataset": dataset, "root": str(root), "command": command,
-        "split": split if has_splits else Path(annotations).name if annotations else root.name})
-    json_out = Path(json_path) if json_path else Path("results") / f"{res.name}.json"
-    res.write(json_out)
-    ced = Path(ced_path) if ced_path else json_out.with_suffix(".png")
-    per = [v / 100 if v is not None else float("inf") for v in res.per_image.values()]
-    plot_ced({res.protocol.model or "model": per}, ced,
-             title=f"{dataset} {res.protocol['split']}, {res.protocol.box_source} boxes")
+    res.protocol.extra.update({"dataset": dataset, "root": str(root), "command": command,
+                               "split": split_name})
+    try:
+        res.write(json_out)
+        if ced is not None:
+            _write_ced(res, ced, f"{dataset} {res.protocol['split']}, "
+                                 f"{res.protocol.box_source} boxes")
+    except OSError as e:  # incl. faceland.outputs.UnsafeOutputError
+        why = f"{e.strerror} ({e.filename})" if e.strerror and e.filename else e.strerror or e
+        raise ValueError(f"{json_out}: the result could not be written: {why}; it was: "
+                         f"{res.summary().splitlines()[0]}") from None
     return res, json_out, ced
+
+
+def _write_ced(res: EvalResult, path: Path, title: str) -> None:
+    """The result's CED plot, written atomically (:func:`faceland.outputs.atomic_path`)."""
+    from faceland.metrics import plot_ced
+    from faceland.outputs import atomic_path
+
+    per = [v / 100 if v is not None else float("inf") for v in res.per_image.values()]
+    with atomic_path(path) as tmp:  # the temporary name keeps the suffix: the plot's format
+        plot_ced({res.protocol.model or "model": per}, tmp, title=title)

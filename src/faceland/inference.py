@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -24,6 +24,7 @@ import numpy as np
 from faceland.checkpoint import ModelCard, load_model, read_card
 from faceland.data.formats import read_image
 from faceland.detectors import Detection, FaceDetector, create_detector
+from faceland.errors import FormatError
 from faceland.geometry import (
     apply_affine,
     crop_affine,
@@ -36,7 +37,8 @@ from faceland.schemes import LandmarkScheme, get_scheme
 if TYPE_CHECKING:  # the ONNX Runtime path never imports torch (start-up: ~5 s less)
     from faceland.models import LandmarkModel
 
-__all__ = ["Face", "FaceLandmarker", "Landmarker", "result_json"]
+__all__ = ["Face", "FaceLandmarker", "Landmarker", "result_json", "check_boxes", "box_problem",
+           "MIN_BOX_SIDE", "MAX_BOX_DIAGONALS"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ class FaceLandmarker:
     Raises:
         FileNotFoundError: model weights not found.
         ValueError: an unknown runtime, or ``runtime="onnx"`` with an in-memory model.
+        faceland.errors.FormatError: the card JSON beside an ``.onnx`` file is unreadable, not
+            JSON, not a JSON object, or has a malformed ``config`` (the message names the card).
     """
 
     def __init__(self, model: LandmarkModel | str | Path | None = None,
@@ -146,10 +150,7 @@ class FaceLandmarker:
             if runtime == "torch":
                 raise ValueError(f"{model}: an .onnx file runs with runtime 'onnx' or 'auto'")
             self.model = OnnxLandmarkModel(model, threads)
-            card_path = Path(model).with_suffix(".json")
-            raw = json.loads(card_path.read_text()) if card_path.exists() else {}
-            self.card = (ModelCard.from_dict(raw, model) if isinstance(raw.get("config"), dict)
-                         else ModelCard(config={}, extra=raw, path=Path(model)))
+            self.card = _onnx_card(Path(model))
             runtime = "onnx"
         elif runtime == "torch":
             self.model, self.card = load_model(model)
@@ -240,22 +241,18 @@ class FaceLandmarker:
             ``[0, 1]`` or ``None`` for models without a confidence.
 
         Raises:
-            ValueError: bad or empty image array, bad box shape, or a box that is not finite
-                with positive width and height. A box entirely outside the image gives a
-                ``UserWarning`` (its landmarks are guesses on a black crop).
+            ValueError: bad or empty image array, bad box shape, or a box outside the bounds of
+                :func:`check_boxes` (not finite, not ``x1 > x0`` and ``y1 > y0``, longer side
+                below 1 px or above 10 image diagonals, a corner more than 10 image diagonals
+                outside the image); the message names the box. A box entirely outside the image
+                (but within those bounds) gives a ``UserWarning`` (its landmarks are guesses on a
+                black crop).
         """
         _check_image(image)
-        try:
-            b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        except (TypeError, ValueError):
-            raise ValueError(f"boxes must be (F, 4) [x0, y0, x1, y1], got {boxes!r}") from None
+        b = check_boxes(boxes, image.shape)
         if len(b) == 0:
             empty = np.zeros((0, self.model.num_points, 2))
             return (empty, np.zeros((0, self.model.num_points))) if return_scores else empty
-        bad = ~np.isfinite(b).all(axis=1) | (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
-        if bad.any():
-            raise ValueError(f"box {b[bad][0].tolist()} is not a finite [x0, y0, x1, y1] with "
-                             "x1 > x0 and y1 > y0")
         h, w = image.shape[:2]
         outside = (b[:, 2] < -0.5) | (b[:, 0] > w - 0.5) | (b[:, 3] < -0.5) | (b[:, 1] > h - 0.5)
         for x in b[outside]:
@@ -295,23 +292,31 @@ class FaceLandmarker:
                 scores = (scores + fscores[:, self._flip_perm]) / 2
         return coords, scores
 
-    def predict_batch(self, images: Sequence[np.ndarray], max_batch: int = 32
+    def predict_batch(self, images: Iterable[np.ndarray], max_batch: int = 32
                       ) -> list[list[Face]]:
         """:meth:`predict` for several images, with the faces of all of them run through the
         landmark model together (batches of up to ``max_batch`` crops: fewer, larger model
         calls).
 
         Args:
-            images: ``(H, W, 3)`` uint8 RGB images.
+            images: ``(H, W, 3)`` uint8 RGB images: any iterable (a list, a tuple, a generator;
+                it is read once, into a list, before anything runs).
 
         Returns:
             Per image, its faces (image pixels, 0-based pixel centres), as :meth:`predict`.
 
         Raises:
-            ValueError: a bad image; RuntimeError: no detector.
+            ValueError: a bad image (the message gives its index); RuntimeError: no detector.
         """
-        for im in images:
-            _check_image(im)
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            raise ValueError("predict_batch takes several images (a list of (H, W, 3) arrays); "
+                             f"got one array of shape {images.shape}: use predict")
+        images = list(images)
+        for i, im in enumerate(images):
+            try:
+                _check_image(im)
+            except ValueError as e:
+                raise ValueError(f"image {i}: {e}") from None
         dets = [self.detect(im) for im in images]
         faces = [(im, self.detector.to_landmark_box(d.box))
                  for im, ds in zip(images, dets, strict=True) for d in ds]
@@ -343,20 +348,24 @@ class FaceLandmarker:
 
         Args:
             image: ``(H, W, 3)`` uint8 RGB (as returned by :func:`faceland.read_image`).
-            boxes: optional ``(F, 4)`` boxes (pixels, 0-based pixel centres).
+            boxes: optional ``(F, 4)`` boxes ``[x0, y0, x1, y1]`` (image pixels, 0-based pixel
+                centres), within the bounds of :func:`check_boxes`.
             box_type: see :meth:`landmarks_from_boxes`; default: ``"detector"`` (face-detector
                 style boxes, converted with the detector's calibration) when the landmarker has a
                 detector, else ``"landmark"``.
 
         Returns:
             One :class:`Face` per face (empty list when no face is found).
+
+        Raises:
+            ValueError: a bad image, or a bad box (see :meth:`landmarks_from_boxes`).
         """
         _check_image(image)
         if boxes is None:
             dets = self.detect(image)
             box_type = "detector"
         else:
-            dets = [Detection(np.asarray(b, dtype=np.float64), 1.0) for b in boxes]
+            dets = [Detection(b, 1.0) for b in check_boxes(boxes, image.shape)]
             if box_type is None:
                 box_type = "detector" if self.detector is not None else "landmark"
         pts, scores = self.landmarks_from_boxes(image, [d.box for d in dets], box_type,
@@ -420,3 +429,112 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {desc}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"empty image ({image.shape[1]} x {image.shape[0]} pixels)")
+
+
+#: The smallest longer side of a box, image pixels (a crop of a sub-pixel box holds no face).
+MIN_BOX_SIDE = 1.0
+#: The largest longer side of a box, and the farthest a box coordinate may lie outside the image,
+#: both in image diagonals (beyond that the crop's arithmetic and memory run away, and the
+#: face would cover a few crop pixels at most).
+MAX_BOX_DIAGONALS = 10.0
+
+
+def box_problem(box: np.ndarray, width: int, height: int) -> str | None:
+    """Why ``box`` cannot be cropped from a ``width x height`` image, or ``None`` when it can.
+
+    Args:
+        box: ``[x0, y0, x1, y1]``, image pixels, 0-based pixel centres.
+        width, height: the image's size in pixels.
+
+    Returns:
+        ``None`` for a box within the bounds of :func:`check_boxes`, else the problem in words
+        (naming the box).
+    """
+    b = np.asarray(box, dtype=np.float64)
+    shown = b.tolist()
+    if not (np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1]):
+        return f"box {shown} is not a finite [x0, y0, x1, y1] with x1 > x0 and y1 > y0"
+    with np.errstate(over="ignore"):  # a side that overflows is inf: too large, below
+        side = float(max(b[2] - b[0], b[3] - b[1]))
+    limit = MAX_BOX_DIAGONALS * float(np.hypot(width, height))
+    if side < MIN_BOX_SIDE:
+        return (f"box {shown} is too small: its longer side is {side:.3g} px, the least is "
+                f"{MIN_BOX_SIDE:g} px")
+    if not side <= limit:  # also catches a side that overflowed to inf
+        return (f"box {shown} is too large: its longer side is {side:.3g} px, the most is "
+                f"{MAX_BOX_DIAGONALS:g} image diagonals ({limit:.0f} px for the {width} x "
+                f"{height} image)")
+    if (min(b[0], b[2]) < -limit or max(b[0], b[2]) > width - 1 + limit
+            or min(b[1], b[3]) < -limit or max(b[1], b[3]) > height - 1 + limit):
+        return (f"box {shown} lies too far outside the {width} x {height} image: more than "
+                f"{MAX_BOX_DIAGONALS:g} image diagonals ({limit:.0f} px)")
+    return None
+
+
+def check_boxes(boxes: Sequence[Sequence[float]] | np.ndarray | Iterable,
+                image_shape: tuple[int, ...]) -> np.ndarray:
+    """Boxes as an ``(F, 4)`` float64 array, checked against the image they are cropped from.
+
+    A box is ``[x0, y0, x1, y1]`` in image pixels, 0-based pixel centres. It must be finite with
+    ``x1 > x0`` and ``y1 > y0``; its longer side (the crop is a square of that side times the
+    enlargement) must be at least :data:`MIN_BOX_SIDE` (1 px: small faces of a few pixels
+    still work) and at most :data:`MAX_BOX_DIAGONALS` (10) times the image diagonal; and no
+    coordinate may lie more than that many image diagonals outside the image (the pixel-centre
+    extent ``[0, W - 1] x [0, H - 1]``). A box partly or wholly outside the image within these
+    bounds is accepted (the crop is padded with black).
+
+    Args:
+        boxes: ``(F, 4)`` array-like or any iterable of 4-sequences (a single flat
+            ``[x0, y0, x1, y1]`` is one box).
+        image_shape: the image's ``shape`` (``(H, W, ...)``).
+
+    Raises:
+        ValueError: not ``(F, 4)`` numbers, or the first box out of bounds (the message names
+            it and the bound).
+    """
+    rows = boxes
+    try:
+        if not isinstance(boxes, np.ndarray):
+            rows = [np.asarray(x, dtype=np.float64) for x in boxes]  # any iterable, read once
+            b = np.stack(rows) if rows else np.zeros((0, 4))
+        else:
+            b = boxes.astype(np.float64)
+        b = b.reshape(-1, 4)
+    except (TypeError, ValueError):
+        shown = [x.tolist() for x in rows] if isinstance(rows, list) else rows
+        raise ValueError(f"boxes must be (F, 4) [x0, y0, x1, y1] numbers, got {shown!r}") from None
+    h, w = int(image_shape[0]), int(image_shape[1])
+    for x in b:
+        problem = box_problem(x, w, h)
+        if problem is not None:
+            raise ValueError(problem)
+    return b
+
+
+def _onnx_card(model: Path) -> ModelCard:
+    """The card JSON beside an ``.onnx`` file (``model.with_suffix(".json")``), or an empty card
+    when there is none.
+
+    Raises:
+        faceland.errors.FormatError: the card exists but is not readable UTF-8 JSON holding an
+            object, or its ``config`` is malformed (the message names the card file).
+    """
+    card_path = model.with_suffix(".json")
+    if not card_path.exists():
+        return ModelCard(config={}, path=model)
+    try:
+        raw = json.loads(card_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise FormatError(f"{card_path}: cannot read the model card beside {model.name} "
+                          f"({e.strerror or e})") from None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise FormatError(f"{card_path}: the model card beside {model.name} is not valid JSON "
+                          f"({e})") from None
+    if not isinstance(raw, dict):
+        raise FormatError(f"{card_path}: the model card beside {model.name} must be a JSON "
+                          f"object, not {type(raw).__name__}")
+    if isinstance(raw.get("config"), dict):
+        card = ModelCard.from_dict(raw, card_path)
+        card.path = model
+        return card
+    return ModelCard(config={}, extra=raw, path=model)

@@ -10,6 +10,9 @@ stored-prediction file, ...) are kept in ``extra`` in their order.
 Units: NME values in percent, ``auc`` a fraction in ``[0, 1]``, ``fr`` in percent of images,
 ``mean_error_px`` in image pixels (0-based pixel centres, image frame).
 
+A result is written atomically (:mod:`faceland.outputs`: a temporary file created exclusively in
+the same folder, then renamed over the final name, which must not be a symbolic link).
+
 Torch-free.
 """
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Protocol", "EvalResult", "PIXEL_ORIGIN", "NORMALISATIONS", "AUC_RULE"]
+__all__ = ["Protocol", "EvalResult", "PIXEL_ORIGIN", "NORMALISATIONS", "AUC_RULE", "result_stem"]
 
 PIXEL_ORIGIN = "0-based pixel centres (iBUG .pts minus 1)"
 NORMALISATIONS = {"iod": "outer eye corners", "ipd": "eye-contour means",
@@ -116,7 +119,8 @@ class EvalResult:
         fr: failure rate at ``protocol.threshold``, percent of images.
         auc: area under the CED up to the threshold, divided by it, in ``[0, 1]``.
         n_images, n_missed, n_skipped: images evaluated, faces the detector missed (NME inf),
-            unreadable images left out; ``skipped`` lists the latter.
+            annotated faces left out (image missing or unreadable); ``skipped`` lists the
+            latter's files.
         per_image: image key -> NME percent (FR/AUC normalisation), ``None`` for a miss.
         protocol: the :class:`Protocol`.
         point_scores: quality of the per-landmark confidence
@@ -204,7 +208,15 @@ class EvalResult:
             raise FormatError(f"{path}: not a faceland evaluation result ({e})") from None
 
     def write(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as JSON (inf / NaN written as ``null``); returns the path."""
+        """Write :meth:`to_dict` as JSON (inf / NaN written as ``null``), atomically
+        (:func:`faceland.outputs.atomic_write_text`); returns the path.
+
+        Raises:
+            faceland.outputs.UnsafeOutputError: ``path`` is a symbolic link or a directory.
+            OSError: the file cannot be written (the temporary file is removed).
+        """
+        from faceland.outputs import atomic_write_text
+
         def clean(o: Any) -> Any:
             if isinstance(o, float) and not math.isfinite(o):
                 return None
@@ -214,22 +226,18 @@ class EvalResult:
                 return [clean(v) for v in o]
             return o
 
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(clean(self.to_dict()), indent=2) + "\n")
-        return p
+        return atomic_write_text(path, json.dumps(clean(self.to_dict()), indent=2) + "\n")
 
     @property
     def name(self) -> str:
         """Default file stem ``<model>-<dataset>-<split>-<boxes>``, safe as a file name."""
         p = self.protocol
-        text = f"{p.model}-{p.get('dataset')}-{p.get('split')}-{p.box_source}"
-        return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).lstrip(".") or "result"
+        return result_stem(p.model, p.get("dataset"), p.get("split"), p.box_source)
 
     def summary(self) -> str:
         """The console summary: NME (FR/AUC normalisation, IPD, box), mean pixel error, FR and
-        AUC at the threshold, image count (and misses); a second line with the point-score
-        quality when there is one."""
+        AUC at the threshold, image count (and misses, and faces left out for a missing or
+        unreadable image); a second line with the point-score quality when there is one."""
         norm, thr = self.protocol.fr_auc_normalisation, self.protocol.threshold
         line = f"NME ({norm.upper()}) {self.nme(norm):.3f} %"
         if self.nme_ipd is not None:
@@ -238,10 +246,18 @@ class EvalResult:
             line += f" | NME (box) {self.nme_box:.3f} %"
         line += f" | error {self.mean_error_px:.2f} px"
         line += (f" | FR@{thr:g} {self.fr:.2f} % | AUC@{thr:g} {self.auc:.4f} | images "
-                 f"{self.n_images}" + (f" (missed {self.n_missed})" if self.n_missed else ""))
+                 f"{self.n_images}" + (f" (missed {self.n_missed})" if self.n_missed else "")
+                 + (f" | left out {self.n_skipped}" if self.n_skipped else ""))
         if self.point_scores is not None:
             q = self.point_scores
             line += (f"\npoint scores: AUROC {q['auroc']:.3f} for points with {q['bad_point']} "
                      f"({q['n_bad']} of {q['n_points']}) | Spearman(score, error) "
                      f"{q['spearman']:+.3f}")
         return line
+
+
+def result_stem(model: Any, dataset: Any, split: Any, box_source: Any) -> str:
+    """The default file stem of a result, ``<model>-<dataset>-<split>-<boxes>``, made safe as
+    a file name (no folders, no leading dot); :attr:`EvalResult.name`."""
+    text = f"{model}-{dataset}-{split}-{box_source}"
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).lstrip(".") or "result"

@@ -34,20 +34,25 @@ running modes, and the landmarker keeps state between them:
   zero-lag smoothing of whole tracks for files: :func:`smooth_tracks`.
 
 Coordinates are image pixels, 0-based pixel centres, in the frame as given; time stamps are
-milliseconds. The smoothers' parameters were chosen on the stability benchmark's validation
-clips (rendered from the validation split of 300W train, ``benchmarks/bench_stability.py
---split val --tune``), see docs/video.md.
+milliseconds. A frame whose size differs from the previous frame's starts a new scene: all tracks
+(and their flow and smoothing state) are dropped with one ``UserWarning``, the detector runs on
+that frame and new tracks get new ids. The smoothers' parameters were chosen on the stability
+benchmark's validation clips (rendered from the validation split of 300W train,
+``benchmarks/bench_stability.py --split val --tune``), see docs/video.md.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from faceland.geometry import apply_affine, box_iou, landmark_box
-from faceland.inference import Face, FaceLandmarker, _check_image
+from faceland.inference import Face, FaceLandmarker, _check_image, box_problem
 from faceland.smoothing import LandmarkSmoother, smooth_track
 
 __all__ = ["TrackedFace", "VideoLandmarker", "FaceFlow", "smooth_tracks", "SMOOTHERS",
@@ -192,18 +197,21 @@ class FaceFlow:
         grey = self._region(frame, (x0, y0, x1, y1), k)
         corners = cv2.goodFeaturesToTrack(grey, self.max_corners, 0.01, 3, blockSize=5)
         if corners is not None and len(corners) >= self.min_points:
-            self._ref = ((x0, y0, x1, y1), k, grey, corners.astype(np.float32))
+            self._ref = ((x0, y0, x1, y1), k, grey, corners.astype(np.float32), (h, w))
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         """The ``(2, 3)`` similarity mapping the referenced frame's pixels to ``frame``'s
         (image pixels, 0-based pixel centres), or ``None`` when too few corners could be
-        followed (or nothing was referenced). The reference is used once."""
+        followed (or nothing was referenced). The reference is used once; a frame of another
+        size than the referenced one gives ``None`` (its pixels do not correspond)."""
         import cv2
 
         if self._ref is None:
             return None
-        rect, k, grey0, p0 = self._ref
+        rect, k, grey0, p0, size = self._ref
         self._ref = None
+        if frame.shape[:2] != size:
+            return None
         grey1 = self._region(frame, rect, k)
         if grey1.shape != grey0.shape:
             return None
@@ -279,6 +287,8 @@ class VideoLandmarker:
     Attributes:
         detector_runs: how many frames the detector ran on since the last :meth:`reset`.
         frames: how many frames were processed since the last :meth:`reset`.
+        scene_resets: how many times a change of frame size dropped the tracks since the last
+            :meth:`reset` (each one warned).
 
     Raises:
         ValueError: bad parameters; a landmarker without a detector.
@@ -319,17 +329,21 @@ class VideoLandmarker:
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_t: float | None = None
+        self._size: tuple[int, int] | None = None  # (H, W) of the last frame
         self.frames = 0
         self.detector_runs = 0
+        self.scene_resets = 0
 
     # ------------------------------------------------------------------------------------------
     def process(self, frame: np.ndarray, timestamp_ms: float) -> list[TrackedFace]:
         """Landmarks of the faces in one frame.
 
         Args:
-            frame: ``(H, W, 3)`` uint8 RGB.
-            timestamp_ms: the frame's time stamp in milliseconds; must increase from call to
-                call (it sets the smoothing's time step).
+            frame: ``(H, W, 3)`` uint8 RGB. A frame of another size than the previous one
+                starts a new scene: the tracks are dropped with a ``UserWarning`` and the
+                detector runs (track ids keep counting up).
+            timestamp_ms: the frame's time stamp in milliseconds, a finite number; must increase
+                from call to call (it sets the smoothing's time step).
 
         Returns:
             One :class:`TrackedFace` per followed face, ordered by track id (empty list when
@@ -337,19 +351,40 @@ class VideoLandmarker:
             configured.
 
         Raises:
-            ValueError: a bad frame, or a time stamp that does not increase.
+            ValueError: a frame that is not an ``(H, W, 3)`` uint8 array (or is empty), a time
+                stamp that is not a finite number, or one that does not increase; the message
+                names the frame by its index in the stream.
         """
-        _check_image(frame)
+        try:
+            _check_image(frame)
+        except ValueError as e:
+            raise ValueError(f"frame {self.frames}: {e}") from None
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, numbers.Real) \
+                or not math.isfinite(timestamp_ms):
+            raise ValueError(f"frame {self.frames}: timestamp_ms must be a finite number of "
+                             f"milliseconds, got {timestamp_ms!r}")
         t = float(timestamp_ms) / 1000.0
         if self._last_t is not None and not t > self._last_t:
-            raise ValueError(f"time stamps must increase: {self._last_t * 1000:g} ms, then "
-                             f"{timestamp_ms:g} ms")
+            raise ValueError(f"frame {self.frames}: time stamps must increase: "
+                             f"{self._last_t * 1000:g} ms, then {timestamp_ms:g} ms")
+        size = (int(frame.shape[0]), int(frame.shape[1]))
+        if self._size is not None and size != self._size:
+            warnings.warn(f"frame {self.frames}: frame size changed from {self._size[1]} x "
+                          f"{self._size[0]} to {size[1]} x {size[0]} pixels; tracking restarts "
+                          f"(dropped {len(self._tracks)} track(s), the detector runs on this "
+                          "frame)", stacklevel=2)
+            self._tracks = []
+            self.scene_resets += 1
+        self._size = size
         detect = (not self.tracking or not self._tracks
                   or self.frames % self.detect_every == 0)
         for tr in self._tracks:  # the motion since the last frame, before any crop moves
             tr.motion = tr.flow(frame) if tr.flow is not None else None
             if tr.motion is not None and self.tracking and self.flow_crops:
                 tr.box = landmark_box(apply_affine(tr.crop_points, tr.motion))
+        self._drop_lost(frame)
+        if self.tracking and not self._tracks:
+            detect = True  # every track was lost: look for faces now
         confirmed = self._associate(frame, fresh=not self.tracking) if detect else set()
         pts, scores = self._landmarks(frame, self._tracks)
         if self.tracking and scores is not None and self._tracks:
@@ -397,6 +432,12 @@ class VideoLandmarker:
         return sorted((f for f in out if f.track in keep_ids), key=lambda f: f.track)
 
     # ------------------------------------------------------------------------------------------
+    def _drop_lost(self, frame: np.ndarray) -> None:
+        """Drop tracks whose crop box ran out of the bounds a crop can be made from
+        (:func:`faceland.inference.check_boxes`): the face is lost."""
+        h, w = frame.shape[:2]
+        self._tracks = [tr for tr in self._tracks if box_problem(tr.box, w, h) is None]
+
     def _landmarks(self, frame: np.ndarray, tracks: Sequence[_Track]
                    ) -> tuple[np.ndarray, np.ndarray | None]:
         k = self.landmarker.num_points

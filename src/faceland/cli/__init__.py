@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    import warnings
+
+    # a library warning (e.g. a video whose frame size changes) is one line, like the errors
+    warnings.formatwarning = lambda msg, *a, **k: f"faceland: warning: {msg}\n"
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="faceland: %(levelname)s: %(message)s")
     from faceland.errors import FormatError, UnknownNameError

@@ -1,4 +1,10 @@
-"""``faceland evaluate``: NME / FR / AUC of a model or stored predictions on a benchmark split."""
+"""``faceland evaluate``: NME / FR / AUC of a model or stored predictions on a benchmark split.
+
+Bad input ends in one line ``faceland: error: <file or value>: <problem>`` (exit 2) before any
+evaluation runs where it can be known then: output paths (``--json`` a folder, under a file, in a
+folder that cannot be written, a symbolic link), a malformed ``--predictions`` file. Annotated faces
+left out for a missing image are warned about on stderr and counted in ``n_skipped``.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,24 @@ from faceland.cli.common import DETECTOR_HELP, RUNTIME_HELP, UserError
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from faceland.data.datasets import DATASETS
-    from faceland.evaluation import read_predictions, run_evaluation, summary
+    from faceland.evaluation import (
+        check_outputs,
+        have_plotting,
+        read_predictions,
+        run_evaluation,
+        summary,
+    )
     from faceland.inference import FaceLandmarker
 
     root = Path(args.root)
     if not root.exists():
         raise UserError(f"{root}: data set folder not found")
+    # Output paths first: a bad --json / --ced must not cost a model load and an evaluation
+    # (the default paths, named after the model, are checked by run_evaluation before it loads
+    # the data set).
+    if args.json or args.ced:
+        ced = args.ced or (Path(args.json).with_suffix(".png") if have_plotting() else None)
+        check_outputs(args.json, ced, ("--json", "--ced"))
     lm = None
     if args.predictions:  # another system's stored predictions, scored the same way
         if args.model or args.flip_test:
@@ -39,7 +57,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         command=shlex.join(["faceland", *args.argv]), json_path=args.json, ced_path=args.ced,
         progress=True)
     print(summary(res))
-    print(f"wrote {json_path} and {ced}")
+    print(f"wrote {json_path} and {ced}" if ced else f"wrote {json_path}")
     return 0
 
 

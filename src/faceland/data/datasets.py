@@ -2,6 +2,10 @@
 
 A :class:`FaceRecord` is one annotated face: an image path, ``(K, 2)`` landmarks (pixels, 0-based
 pixel centres, image frame) and optionally a detector box in the same frame.
+
+The loaders return a :class:`FaceRecords` list: an annotation whose image is missing is left out
+of it, never silently: it is listed in ``FaceRecords.skipped`` (file and reason, which the
+evaluation counts in ``n_skipped``) and one warning per source names the count and the first few.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from faceland.errors import UnknownNameError
 
 __all__ = [
     "FaceRecord",
+    "FaceRecords",
     "W300_SPLITS",
     "W300_EXPECTED",
     "load_300w",
@@ -65,6 +70,33 @@ class FaceRecord:
     meta: dict = field(default_factory=dict)
 
 
+class FaceRecords(list[FaceRecord]):
+    """A list of :class:`FaceRecord` that also names what its loader left out.
+
+    Attributes:
+        skipped: ``(file, reason)`` per annotated face left out (e.g. a ``.pts`` file whose
+            image is missing), in the loader's order; the evaluation counts them in
+            ``n_skipped``. Slicing or copying gives a plain list without them.
+    """
+
+    def __init__(self, records: Sequence[FaceRecord] = (),
+                 skipped: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(records)
+        self.skipped: list[tuple[str, str]] = list(skipped)
+
+
+def _warn_skipped(source: Path | str, skipped: Sequence[tuple[str, str]], total: int) -> None:
+    """One warning line: how many of ``source``'s ``total`` annotated faces were left out,
+    why, and the first three files."""
+    if not skipped:
+        return
+    reasons = sorted({why for _, why in skipped})
+    names = ", ".join(Path(f).name for f, _ in skipped[:3])
+    more = f", ... ({len(skipped)} in all)" if len(skipped) > 3 else ""
+    log.warning("%s: left out %d of %d annotated faces (%s): %s%s", source, len(skipped), total,
+                "; ".join(reasons), names, more)
+
+
 #: Standard 300W splits -> folders relative to the 300W root (iBUG layout).
 W300_SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("afw", "helen/trainset", "lfpw/trainset"),
@@ -78,7 +110,7 @@ W300_EXPECTED = {"train": 3148, "common": 554, "challenge": 135, "full": 689, "p
 
 
 def load_pts_folder(folder: str | Path, num_points: int | None = 68,
-                    root: str | Path | None = None) -> list[FaceRecord]:
+                    root: str | Path | None = None) -> FaceRecords:
     """Every image in ``folder`` (recursively) that has a ``.pts`` file beside it.
 
     Args:
@@ -87,17 +119,28 @@ def load_pts_folder(folder: str | Path, num_points: int | None = 68,
             any, but the same in every file (the most common count; another raises).
         root: keys are paths relative to this (default: ``folder``).
 
+    Returns:
+        The records sorted by image path (points in image pixels, 0-based pixel centres); a
+        ``.pts`` file with no image beside it (same name, an image suffix) is left out, listed
+        in ``skipped`` and warned about.
+
     Raises:
         FormatError: a ``.pts`` file is malformed or has the wrong point count.
     """
     folder = Path(folder)
     root = Path(root) if root is not None else folder
-    out = []
-    for img in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    out = FaceRecords()
+    files = sorted(folder.rglob("*"))
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    for img in images:
         pts = img.with_suffix(".pts")
         if pts.exists():
             out.append(FaceRecord(img, read_pts(pts, num_points),
                                   key=img.relative_to(root).as_posix()))
+    stems = {img.with_suffix("") for img in images}
+    out.skipped = [(str(p), "a .pts file without its image") for p in files
+                   if p.suffix == ".pts" and p.with_suffix("") not in stems]
+    _warn_skipped(folder, out.skipped, len(out) + len(out.skipped))
     if num_points is None and out:  # one markup per folder: the majority's count decides
         counts = [len(r.points) for r in out]
         k = max(set(counts), key=counts.count)
@@ -108,7 +151,7 @@ def load_pts_folder(folder: str | Path, num_points: int | None = 68,
     return out
 
 
-def load_300w(root: str | Path, split: str, strict: bool = False) -> list[FaceRecord]:
+def load_300w(root: str | Path, split: str, strict: bool = False) -> FaceRecords:
     """Load a standard 300W split from an iBUG-layout folder.
 
     Args:
@@ -119,7 +162,8 @@ def load_300w(root: str | Path, split: str, strict: bool = False) -> list[FaceRe
         strict: raise instead of warning when fewer images than the official count are found.
 
     Returns:
-        Records sorted by key.
+        Records sorted by key; ``.pts`` files without their image are listed in ``skipped``
+        (see :func:`load_pts_folder`).
 
     Raises:
         KeyError: unknown split.
@@ -135,21 +179,25 @@ def load_300w(root: str | Path, split: str, strict: bool = False) -> list[FaceRe
             boxes = json.loads(bfile.read_text())
         except (ValueError, OSError) as e:
             raise FormatError(f"{bfile}: not a JSON box file ({e})") from None
-    records: list[FaceRecord] = []
+    records = FaceRecords()
     per_folder = {}
     for sub in W300_SPLITS[split]:
         d = root / sub
-        found = load_pts_folder(d, 68, root) if d.is_dir() else []
+        found = load_pts_folder(d, 68, root) if d.is_dir() else FaceRecords()
         per_folder[sub] = len(found)
         records += found
+        records.skipped += found.skipped
     for r in records:
         if r.key in boxes:
             r.detector_box = np.asarray(boxes[r.key], dtype=np.float64) - 0.5
     expected = W300_EXPECTED[split]
     counts = ", ".join(f"{k}: {v}" for k, v in per_folder.items())
     if not records:
+        orphans = (f"; {len(records.skipped)} .pts without their image, first "
+                   f"{records.skipped[0][0]}" if records.skipped else "")
         raise FileNotFoundError(
-            f"300W split '{split}': no images found under {root} ({counts}; official {expected})"
+            f"300W split '{split}': no images found under {root} ({counts}; official "
+            f"{expected}{orphans})"
         )
     if len(records) < expected:
         msg = (f"300W split '{split}': found {len(records)} of {expected} official images "
@@ -164,7 +212,7 @@ def load_300w(root: str | Path, split: str, strict: bool = False) -> list[FaceRe
 IMM_TEST_PERSONS = range(33, 41)
 
 
-def load_imm(root: str | Path, split: str = "all") -> list[FaceRecord]:
+def load_imm(root: str | Path, split: str = "all") -> FaceRecords:
     """IMM face database: every ``*.asf`` with its image (58 points, 640 x 480 frame).
 
     Args:
@@ -173,7 +221,8 @@ def load_imm(root: str | Path, split: str = "all") -> list[FaceRecord]:
             person of seed 004.
 
     The person id (``NN``) is stored in ``meta["person"]`` so that validation splits can also be
-    made by person.
+    made by person. An ``.asf`` of the split without its ``.jpg`` is left out, listed in
+    ``skipped`` and warned about.
 
     Raises:
         faceland.errors.UnknownNameError: unknown split.
@@ -182,26 +231,32 @@ def load_imm(root: str | Path, split: str = "all") -> list[FaceRecord]:
     if split not in ("all", "train", "test"):
         raise UnknownNameError(f"unknown IMM split {split!r}; known: ['all', 'test', 'train']")
     root = Path(root)
-    out = []
+    out = FaceRecords()
     for asf in sorted(root.glob("*.asf")):
         img = asf.with_suffix(".jpg")
         person = asf.stem.split("-")[0]
-        if not img.exists():
-            continue
         is_test = person.isdigit() and int(person) in IMM_TEST_PERSONS
-        if split == "all" or (split == "test") == is_test:
-            out.append(FaceRecord(img, read_asf(asf), key=img.name, meta={"person": person}))
+        if not (split == "all" or (split == "test") == is_test):
+            continue
+        if not img.is_file():
+            out.skipped.append((str(asf), "an .asf file without its .jpg"))
+            continue
+        out.append(FaceRecord(img, read_asf(asf), key=img.name, meta={"person": person}))
     if not out:
-        raise FileNotFoundError(f"IMM split '{split}': no .asf/.jpg pairs under {root}")
+        raise FileNotFoundError(f"IMM split '{split}': no .asf/.jpg pairs under {root}"
+                                + (f" ({len(out.skipped)} .asf without their .jpg)"
+                                   if out.skipped else ""))
+    _warn_skipped(root, out.skipped, len(out) + len(out.skipped))
     return out
 
 
-def load_ytf(root: str | Path) -> list[FaceRecord]:
+def load_ytf(root: str | Path) -> FaceRecords:
     """YouTube-Faces frames with 68 points: ``root/keypoints.csv`` and the images beside it.
 
     The identity (the file name before its last ``_NN``) is stored in ``meta["person"]``, so that
     validation splits can be made by identity. Coordinates are taken as 0-based pixel centres
-    (see :func:`faceland.data.formats.read_ytf_csv`).
+    (see :func:`faceland.data.formats.read_ytf_csv`). A listed image that is missing is left
+    out, listed in ``skipped`` and warned about.
 
     Raises:
         faceland.data.formats.FormatError: missing or malformed CSV.
@@ -209,14 +264,12 @@ def load_ytf(root: str | Path) -> list[FaceRecord]:
     """
     root = Path(root)
     table = read_ytf_csv(root / "keypoints.csv")
-    out = [FaceRecord(root / name, pts, key=name, meta={"person": name.rsplit("_", 1)[0]})
-           for name, pts in sorted(table.items()) if (root / name).is_file()]
-    if not out:
-        raise FileNotFoundError(f"{root}: none of the {len(table)} images in keypoints.csv exist")
-    return out
+    recs = [FaceRecord(root / name, pts, key=name, meta={"person": name.rsplit("_", 1)[0]})
+            for name, pts in sorted(table.items())]
+    return _present(recs, root / "keypoints.csv", root)
 
 
-def load_mtfl(root: str | Path, split: str = "train") -> list[FaceRecord]:
+def load_mtfl(root: str | Path, split: str = "train") -> FaceRecords:
     """MTFL faces (Zhang et al., ECCV 2014) with their 5 points (scheme ``"5"``).
 
     Args:
@@ -240,7 +293,7 @@ def load_mtfl(root: str | Path, split: str = "train") -> list[FaceRecord]:
     return _present(recs, base / "landmarks5.csv", base)
 
 
-def load_coco(annotations: str | Path, images: str | Path | None = None) -> list[FaceRecord]:
+def load_coco(annotations: str | Path, images: str | Path | None = None) -> FaceRecords:
     """Faces of a COCO-keypoints JSON (MMPose's WFLW / COFW / AFLW / 300W-LP / LaPa files).
 
     Args:
@@ -261,7 +314,7 @@ def load_coco(annotations: str | Path, images: str | Path | None = None) -> list
     return _present(out, annotations, base)
 
 
-def load_wflw(annotations: str | Path, images: str | Path) -> list[FaceRecord]:
+def load_wflw(annotations: str | Path, images: str | Path) -> FaceRecords:
     """Faces of a WFLW annotation list (full test list or one of the six attribute subsets).
 
     Args:
@@ -280,14 +333,16 @@ def load_wflw(annotations: str | Path, images: str | Path) -> list[FaceRecord]:
     return _present(recs, annotations, images)
 
 
-def _present(recs: list[FaceRecord], source: Path | str, base: Path) -> list[FaceRecord]:
-    """The records whose image exists; warns with counts, raises when none does."""
-    present = [r for r in recs if r.image.exists()]
+def _present(recs: list[FaceRecord], source: Path | str, base: Path) -> FaceRecords:
+    """The records whose image exists; the others are listed in ``skipped`` and warned about
+    (count and first names); raises when none exists."""
+    present = FaceRecords(r for r in recs if r.image.is_file())
     if not present:
-        raise FileNotFoundError(f"{source}: none of its {len(recs)} images under {base}")
-    if len(present) < len(recs):
-        log.warning("%s: %d of %d images missing under %s", source,
-                    len(recs) - len(present), len(recs), base)
+        first = f" (first: {recs[0].image})" if recs else ""
+        raise FileNotFoundError(f"{source}: none of its {len(recs)} images under {base}{first}")
+    present.skipped = [(str(r.image), f"image listed in {Path(source).name} is missing")
+                       for r in recs if not r.image.is_file()]
+    _warn_skipped(source, present.skipped, len(recs))
     return present
 
 
@@ -376,7 +431,8 @@ def load_dataset(name: str, root: str | Path, split: str | None = None,
         annotations: the annotation file, for data sets that need one.
 
     Returns:
-        ``(records, scheme name)``; points in image pixels, 0-based pixel centres.
+        ``(records, scheme name)``: a :class:`FaceRecords` (its ``skipped`` lists the annotated
+        faces left out for a missing image); points in image pixels, 0-based pixel centres.
 
     Raises:
         faceland.errors.UnknownNameError: an unknown data set.
@@ -394,5 +450,8 @@ def load_dataset(name: str, root: str | Path, split: str | None = None,
         raise ValueError(f"dataset {name} needs an annotation file (--annotations FILE)")
     recs = spec.load(root, split, Path(annotations) if annotations else None)
     if not recs:
-        raise ValueError(f"{root}: no annotated image found ({spec.help})")
+        skipped = getattr(recs, "skipped", [])
+        why = (f"; {len(skipped)} annotation(s) without their image, first {skipped[0][0]}"
+               if skipped else "")
+        raise ValueError(f"{root}: no annotated image found ({spec.help}{why})")
     return recs, spec.scheme or str(len(recs[0].points))
