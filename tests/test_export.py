@@ -169,3 +169,86 @@ def test_ort_sessions_flush_denormals(tmp_path) -> None:
 
     assert zeros(f"ort.InferenceSession({str(path)!r}, providers=['CPUExecutionProvider'])") == 0
     assert zeros(f"ort_session({str(path)!r})") == 1.0
+
+
+def _export_error(capsys, argv: list[str]) -> str:
+    """``faceland export ...`` must exit 2 with exactly one ``faceland: error:`` line."""
+    from faceland.cli import main
+
+    rc = main(["export", *argv])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("faceland: error:")]
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_export_out_that_cannot_be_the_graph_fails_before_the_model_loads(tmp_path, capsys,
+                                                                          monkeypatch) -> None:
+    import faceland.checkpoint
+
+    def no_load(*_a, **_k):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(faceland.checkpoint, "load_model", no_load)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    line = _export_error(capsys, ["--out", str(folder)])
+    assert line == (f"faceland: error: --out {folder}: is a directory; give the .onnx file to "
+                    f"write, e.g. --out {folder / 'model.onnx'}")
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    line = _export_error(capsys, ["--out", str(afile / "sub" / "m.onnx")])
+    assert line == f"faceland: error: --out {afile / 'sub' / 'm.onnx'}: {afile} is a file, not a folder"
+    assert afile.read_text() == "keep me"
+    line = _export_error(capsys, ["--out", str(tmp_path / "m.json")])
+    assert "must end in .onnx" in line  # its card m.json would overwrite the graph
+
+
+def test_export_says_an_onnx_model_is_already_a_graph(tmp_path, capsys) -> None:
+    onnx = tmp_path / "x.onnx"
+    onnx.write_bytes(b"\x08\x07 not weights")
+    onnx.with_suffix(".json").write_text('{"config": {"name": "integral"}}')
+    line = _export_error(capsys, ["--model", str(onnx), "--out", str(tmp_path / "y.onnx")])
+    assert line.startswith(f"faceland: error: --model {onnx}: export takes saved weights "
+                           "(.safetensors) or a model name")
+    assert "x.onnx is already an ONNX graph" in line and "header" not in line
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"")
+    line = _export_error(capsys, ["--model", str(ckpt), "--out", str(tmp_path / "y.onnx")])
+    assert "last.ckpt is a training checkpoint" in line
+
+
+def test_export_corrupt_or_misplaced_weights_are_one_line(tmp_path, capsys) -> None:
+    from faceland.checkpoint import save_model
+
+    run = tmp_path / "run"
+    w = save_model(create_model("integral", input_size=64, width=8).eval(), run / "model",
+                   {"scheme": "68"})
+    good = w.read_bytes()
+    out = str(tmp_path / "y.onnx")
+    for data in (good[: len(good) // 2], b"\x00" * 7, b"", bytes(range(256)) * 4):
+        w.write_bytes(data)
+        line = _export_error(capsys, ["--model", str(w), "--out", out])
+        assert line.startswith(f"faceland: error: {w}: not a readable safetensors file"), line
+    line = _export_error(capsys, ["--model", str(run), "--out", out])
+    assert line == (f"faceland: error: {run}: is a folder, not a model weights file "
+                    f"(.safetensors); did you mean {w}?")
+
+
+def test_export_of_an_unexportable_architecture_is_one_line(tmp_path, capsys) -> None:
+    from faceland.checkpoint import save_model
+
+    w = save_model(create_model("iact", **SMOKE_KWARGS["iact"]).eval(), tmp_path / "iact",
+                   {"scheme": "68"})
+    line = _export_error(capsys, ["--model", str(w), "--out", str(tmp_path / "i.onnx")])
+    assert line.startswith(f"faceland: error: --model {w}: cannot be exported to ONNX (")
+    assert "deform_conv2d" in line and not (tmp_path / "i.onnx").exists()
+
+
+def test_export_onnx_refuses_a_folder_or_a_json_name_before_tracing(tmp_path) -> None:
+    model = create_model("integral", input_size=64, width=8).eval()
+    with pytest.raises(ValueError, match="is a directory"):
+        export_onnx(model, tmp_path)
+    with pytest.raises(ValueError, match="name the graph .onnx"):
+        export_onnx(model, tmp_path / "m.json", {"scheme": "68"})
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,7 +24,8 @@ if TYPE_CHECKING:  # torch is imported only to build or save a model, not to rea
     from faceland.models import LandmarkModel
 
 __all__ = ["save_model", "load_model", "read_card", "resolve_weights", "default_model_path",
-           "weights_hash", "DEFAULT_MODEL", "ModelCard", "LAYOUT_VERSION", "LAYOUT_1_DEFAULTS"]
+           "weights_hash", "DEFAULT_MODEL", "ModelCard", "LAYOUT_VERSION", "LAYOUT_1_DEFAULTS",
+           "MIN_INPUT_SIZE", "MAX_INPUT_SIZE", "MAX_ENLARGE"]
 
 #: Version of the architectures' defaults a card is written against. Cards without it (saved
 #: before the 2026-12 fidelity pass, docs/fidelity.md) get the earlier defaults filled in by
@@ -42,6 +44,11 @@ LAYOUT_1_DEFAULTS: dict[str, dict] = {
                      "input_hw": None},
     "unet_softmax": {"loss": "cross_entropy"},
 }
+
+#: The crop sides (pixels) a model card or a training config may give as ``input_size``.
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 4096
+#: The largest crop enlargement (crop side / box side) a card or a training config may give.
+MAX_ENLARGE = 10.0
 
 _CARD_ORDER = ("config", "scheme", "input_size", "enlarge", "box_source", "training",
                "weights_sha256", "layout_version", "name", "terms", "onnx", "results",
@@ -106,12 +113,18 @@ class ModelCard:
         ``_`` dropped).
 
         Raises:
-            faceland.errors.FormatError: no ``config`` object.
+            faceland.errors.FormatError: not a JSON object, no ``config`` object, or a field of
+                the wrong type or out of range (:func:`check_card_fields`).
         """
+        where = path or "model card"
+        if not isinstance(d, dict):
+            raise FormatError(f"{where}: not a faceland model card (a JSON object is needed, not "
+                              f"{_json_kind(d)})")
         cfg = d.get("config")
         if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
-            raise FormatError(f"{path or 'model card'}: not a faceland model card (needs a "
+            raise FormatError(f"{where}: not a faceland model card (needs a "
                               "'config' object with the architecture 'name')")
+        check_card_fields(d, where)
         names = {f.name for f in fields(cls)} - {"extra", "path"}
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names and not k.startswith("_")}
@@ -141,6 +154,65 @@ class ModelCard:
 
     def items(self):  # noqa: ANN201  (a dict items view)
         return self.to_dict().items()
+
+def _json_kind(value: object) -> str:
+    """How JSON calls the kind of ``value`` (``"a list"``, ``"a string"``, ...)."""
+    for kind, words in ((bool, "true/false"), (dict, "an object"), (list, "a list"),
+                        (str, "a string"), (int, "a number"), (float, "a number")):
+        if isinstance(value, kind):
+            return words
+    return "null" if value is None else type(value).__name__
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: The card's typed fields: ``(key, JSON kinds, test of the value or None, rule in words)``.
+_CARD_FIELDS: tuple[tuple[str, tuple[type, ...], Any, str], ...] = (
+    ("scheme", (str,), None, "a string"),
+    ("input_size", (int,), lambda v: MIN_INPUT_SIZE <= v <= MAX_INPUT_SIZE,
+     f"a whole number of pixels in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}]"),
+    ("enlarge", (int, float), lambda v: math.isfinite(v) and 0 < v <= MAX_ENLARGE,
+     f"a number in (0, {MAX_ENLARGE:g}]"),
+    ("box_source", (str,), None, "a string"),
+    ("training", (dict,), None, "an object"),
+    ("weights_sha256", (str,), None, "a string"),
+    ("layout_version", (int,), lambda v: v >= 1, "a whole number >= 1"),
+    ("name", (str,), None, "a string"),
+    ("terms", (str,), None, "a string"),
+    ("onnx", (dict,), None, "an object"),
+    ("results", (dict,), None, "an object"),
+    ("result_commands", (dict,), None, "an object"),
+)
+#: Checked keys of the card's ``config`` (the architecture's arguments the card relies on).
+_CONFIG_FIELDS = (
+    ("input_size", (int,), _CARD_FIELDS[1][2], _CARD_FIELDS[1][3]),
+    ("num_points", (int,), lambda v: 1 <= v <= 10_000, "a whole number in [1, 10000]"),
+)
+
+
+def check_card_fields(d: dict, where: str | Path = "model card") -> None:
+    """Check the typed fields of a card's JSON object (absent or ``null`` fields are fine):
+    kinds and ranges (``input_size`` a whole number of pixels in a sensible range, ``enlarge``
+    a finite positive number, ...), and the ``input_size`` / ``num_points`` of its ``config``.
+
+    Raises:
+        faceland.errors.FormatError: the first bad field, in one line naming ``where`` (the
+            card file) and the field.
+    """
+    for block, spec in ((d, _CARD_FIELDS), (d.get("config") or {}, _CONFIG_FIELDS)):
+        prefix = "config." if block is not d else ""
+        for key, kinds, test, rule in spec:
+            value = block.get(key)
+            if value is None:
+                continue
+            ok = isinstance(value, kinds) and not isinstance(value, bool)
+            ok = ok and (test is None or test(value))
+            if not ok:
+                raise FormatError(f"{where}: model card field '{prefix}{key}' must be {rule}, "
+                                  f"got {json.dumps(value)[:60]}")
+
 
 def default_model_path() -> Path:
     """Path of the shipped default model's ``.safetensors`` (inside the installed package;
@@ -196,6 +268,10 @@ def resolve_weights(path: str | Path | None = None) -> Path:
                                         f"(shipped: {', '.join(list_pretrained())})")
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such model weights file")
+    if p.is_dir():
+        inside = p / "model.safetensors"
+        hint = f"; did you mean {inside}?" if inside.exists() else ""
+        raise FileNotFoundError(f"{p}: is a folder, not a model weights file (.safetensors){hint}")
     return p
 
 
@@ -205,18 +281,20 @@ def read_card(path: str | Path | None = None) -> tuple[Path, ModelCard]:
 
     Raises:
         FileNotFoundError: no weights file or no card beside it.
-        faceland.errors.FormatError: a card that is not a JSON object with a ``config``.
+        faceland.errors.FormatError: a card that is not a JSON object with a ``config``, or a
+            field of the wrong kind or out of range (:func:`check_card_fields`).
     """
     p = resolve_weights(path)
     card_path = p.with_suffix(".json")
     if not card_path.exists():
         raise FileNotFoundError(f"{card_path}: model card (architecture config) missing")
     try:
-        card = json.loads(card_path.read_text())
-    except ValueError as e:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise FormatError(f"{card_path}: not a faceland model card ({e})") from None
-    if not isinstance(card, dict):
-        raise FormatError(f"{card_path}: not a faceland model card (not a JSON object)")
+    except OSError as e:
+        raise FormatError(f"{card_path}: the model card cannot be read ({e.strerror or e})") \
+            from None
     typed = ModelCard.from_dict(card, card_path)
     typed.path = p
     if not isinstance(typed.name, str) or not typed.name:
@@ -236,9 +314,13 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, ModelCard
 
     Raises:
         FileNotFoundError: no such weights file or card (the message names the path).
-        faceland.errors.FormatError: a corrupt weights file or card.
+        faceland.errors.FormatError: a corrupt weights file or card, a card whose config names
+            an unknown architecture or argument, or values the architecture rejects.
         ValueError: the weights do not match the architecture in the card.
     """
+    from faceland.errors import require_extra
+
+    require_extra("loading weights into PyTorch (load_model)")
     p, card = read_card(path)
     card_path = p.with_suffix(".json")
     cfg = dict(card.config)
@@ -247,18 +329,33 @@ def load_model(path: str | Path | None = None) -> tuple[LandmarkModel, ModelCard
             cfg.setdefault(k, v)
     full_config = dict(cfg)  # with the layout filled in: a re-saved model keeps its layout
     cfg.pop("pretrained", None)
-    try:
-        from faceland.models import create_model
+    from faceland.errors import UnknownNameError
+    from faceland.models import create_model
+    from faceland.models.base import model_parameters, unknown_key_message
 
-        model = create_model(cfg.pop("name"), pretrained=False, **cfg)
-    except TypeError as e:  # an argument the architecture does not take
-        raise FormatError(f"{card_path}: config does not fit the architecture ({e})") from None
+    name = cfg.pop("name")
+    try:
+        params = model_parameters(name)
+    except UnknownNameError as e:
+        raise FormatError(f"{card_path}: config name: {e}") from None
+    for key in cfg:
+        if params is not None and key not in params:
+            raise FormatError(f"{card_path}: "
+                              + unknown_key_message(f"config of architecture {name!r}", key, params))
+    try:
+        model = create_model(name, pretrained=False, **cfg)
+    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, ZeroDivisionError) as e:
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise FormatError(f"{card_path}: config does not fit the architecture {name!r} ({text})") \
+            from None
     try:
         from safetensors.torch import load_file
 
         state = load_file(str(p))
     except SafetensorError as e:
         raise FormatError(f"{p}: not a readable safetensors file ({e})") from None
+    except OSError as e:
+        raise FormatError(f"{p}: the weights file cannot be read ({e.strerror or e})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -5,15 +5,23 @@ trains on a training split with model selection on a validation split carved out
 Lightning checkpoints to ``out_dir/checkpoints`` (``last.ckpt`` every epoch: a killed run resumes
 from it when started again with the same command) and finally exports the best checkpoint as
 ``out_dir/model.safetensors`` + ``model.json``.
+
+Bad input is one line naming the file or key (:class:`ConfigError`, checked at every depth by
+:func:`check_config`, the same for YAML and ``--set``); a run that already did its epochs and
+exported its model is left alone (:func:`finished_run_message`); an unreadable ``last.ckpt`` is
+named, never loaded unsafely (:func:`read_last_checkpoint`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import math
 import os
 import platform
+import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +30,28 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import yaml
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader
 
-from faceland.checkpoint import save_model
+from faceland.checkpoint import (
+    MAX_ENLARGE,
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
+    resolve_weights,
+    save_model,
+)
 from faceland.data.crops import CropDataset
 from faceland.data.datasets import DATASETS, FaceRecord, load_dataset, load_mtfl, split_train_val
+from faceland.errors import FormatError, UnknownNameError
 from faceland.losses import weighted_l1_loss
 from faceland.metrics import nme
-from faceland.models import LandmarkModel, create_model
+from faceland.models import LandmarkModel, create_model, list_models
+from faceland.models.base import RUN_ARGS, model_parameters, unknown_key_message
 from faceland.schemes import five_point_matrix, get_scheme
 from faceland.transforms import AugmentConfig, TrainAugment
 
-__all__ = ["TrainConfig", "LandmarkModule", "load_config", "check_config", "train"]
+__all__ = ["TrainConfig", "LandmarkModule", "ConfigError", "load_config", "check_config",
+           "check_out_dir", "finished_run_message", "read_last_checkpoint", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +167,8 @@ def load_config(path: str | Path) -> TrainConfig:
 
     Raises:
         FileNotFoundError: missing file.
-        ValueError: unknown keys (typos fail loudly) or a value of the wrong type.
+        ValueError: not YAML, or (:class:`ConfigError`) an unknown key at any depth (typos fail
+            loudly), a value of the wrong type or out of range (see :func:`check_config`).
     """
     p = Path(path)
     if not p.exists():
@@ -166,16 +185,9 @@ def load_config(path: str | Path) -> TrainConfig:
     if not isinstance(raw, dict):
         raise ValueError(f"{p}: a config must be a YAML mapping")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{p}: unknown config keys {unknown}; known: {sorted(known)}")
-    aug_known = {f.name for f in dataclasses.fields(AugmentConfig)}
-    bad_aug = sorted(set(raw.get("augment", {})) - aug_known)
-    if bad_aug:
-        raise ValueError(f"{p}: unknown augment keys {bad_aug}; known: {sorted(aug_known)}")
-    bad_mtfl = sorted(set(raw.get("mtfl") or {}) - {f.name for f in dataclasses.fields(MtflConfig)})
-    if bad_mtfl:
-        raise ValueError(f"{p}: unknown mtfl keys {bad_mtfl}")
+    for key in raw:
+        if key not in known:
+            raise ConfigError(str(p), str(key), unknown_key_message("the config", key, known))
     cfg = TrainConfig(**raw)
     check_config(cfg, str(p))
     return cfg
@@ -420,11 +432,16 @@ class TrainingInterrupted(Exception):
         self.epochs_done, self.checkpoint = epochs_done, checkpoint
 
 
-class EpochCheckpoint(pl.Callback):
+class EpochCheckpoint(pl.callbacks.Checkpoint):
     """``last.ckpt`` at the end of **every** epoch (written atomically), whether or not the
     validation NME improved; on SIGINT / SIGTERM also ``interrupted.ckpt`` (the mid-epoch state,
     for inspection: a resume starts from ``last.ckpt``, the end of the last finished epoch,
-    because a shuffled epoch cannot be resumed half-way reproducibly)."""
+    because a shuffled epoch cannot be resumed half-way reproducibly).
+
+    A :class:`~pytorch_lightning.callbacks.Checkpoint`, so that Lightning runs it after the
+    ``ModelCheckpoint`` listed before it: ``last.ckpt`` then records the best checkpoint as of
+    its own epoch (as a plain callback it ran first and recorded the previous epoch's, so a
+    resumed run could look for a best checkpoint that had since been deleted)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -461,27 +478,391 @@ class WeightsAgree(pl.Callback):
         self.checksums = [float(x) for x in gathered.reshape(-1)]
 
 
-def check_config(cfg: TrainConfig, source: str) -> None:
-    """Raise ValueError when a config value's type differs from its field's default type.
+class ConfigError(ValueError):
+    """A bad value or key in a training config, reported in one line ``"<source>: <problem>"``.
 
-    A float field given as a string that reads as a number is converted in place: YAML 1.1
-    (PyYAML) reads ``1e-3`` (no dot) as the string ``"1e-3"``.
+    Attributes:
+        source: where the config came from (its file, or ``--set KEY=VALUE``).
+        key: the top-level config key the problem is under (``"model_args"`` for a key inside
+            it), so that a command line can name the ``--set`` item that set it.
+        problem: the message without its source.
     """
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        want, got = type(getattr(defaults, f.name)), getattr(cfg, f.name)
-        if want is float and isinstance(got, str):
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source, self.key, self.problem = source, key, problem
+
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop")
+SCHEDULES = ("cosine", "step")
+MILESTONE_UNITS = ("epoch", "step", "fraction")
+#: AugmentConfig fields that are probabilities (in ``[0, 1]``).
+AUGMENT_PROBABILITIES = ("flip", "color_jitter", "blur", "erase", "grayscale", "downscale", "jpeg",
+                         "motion_blur", "defocus", "noise")
+#: The value kinds a YAML value can have, by the names annotations use.
+_YAML_KINDS = {"int": "int", "float": "float", "bool": "bool", "str": "str", "dict": "dict",
+               "Mapping": "dict", "list": "list", "tuple": "list", "Sequence": "list",
+               "None": "null", "NoneType": "null"}
+
+
+def _kinds(annotation: object) -> list[str]:
+    """The YAML kinds (``int``, ``float``, ``bool``, ``str``, ``dict``, ``list``, ``null``) a
+    field or parameter annotation allows; empty when it names none (anything goes). Other
+    classes in a union (``str | dict | CodecConfig``) cannot come from YAML and are left out."""
+    if annotation is inspect.Parameter.empty:
+        return []
+    if not isinstance(annotation, str):
+        annotation = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    parts, depth, cur = [], 0, ""
+    for ch in annotation:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "|" and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    out: list[str] = []
+    for part in parts:
+        kind = _YAML_KINDS.get(part.split("[")[0].strip().removeprefix("typing."))
+        if kind and kind not in out:
+            out.append(kind)
+    return out
+
+
+def _fits(value: object, kind: str) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, list | tuple)
+    if kind == "null":
+        return value is None
+    return isinstance(value, {"bool": bool, "str": str, "dict": dict}[kind])
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_values(values: dict, annotations: dict, where: str, source: str, key: str) -> None:
+    """Type-check ``values`` (a mapping of a config) against ``annotations`` in place: a float
+    given as a string that reads as a number is converted (YAML 1.1 reads ``1e-3`` as a string);
+    floats must be finite."""
+    for name, value in values.items():
+        kinds = _kinds(annotations.get(name, inspect.Parameter.empty))
+        if not kinds:
+            continue
+        top = key or name  # top level: the field itself
+        path = f"{where}.{name}" if where else name
+        if "float" in kinds and "str" not in kinds and isinstance(value, str):
             try:
-                got = float(got)
-                setattr(cfg, f.name, got)
+                value = values[name] = float(value)
             except ValueError:
                 pass
-        ok = isinstance(got, want) or (want is float and isinstance(got, int)
-                                       and not isinstance(got, bool))
-        ok = ok or (f.name == "gamma" and isinstance(got, list))  # one factor per milestone
-        ok = ok or (f.name == "devices" and isinstance(got, int) and not isinstance(got, bool))
-        if not ok:
-            raise ValueError(f"{source}: {f.name} must be {want.__name__}, got {got!r}")
+        if not any(_fits(value, k) for k in kinds):
+            raise ConfigError(source, top, f"{path} must be {' or '.join(kinds)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(source, top, f"{path} must be a finite number, got {value!r}")
+
+
+def _check_keys(values: object, valid, where: str, source: str, key: str) -> None:
+    """``values`` must be a mapping whose keys are all in ``valid``."""
+    if not isinstance(values, dict):
+        raise ConfigError(source, key, f"{where} must be a mapping (KEY: VALUE, ...), got "
+                                       f"{values!r}")
+    for name in values:
+        if name not in valid:
+            raise ConfigError(source, key, unknown_key_message(where, name, valid))
+
+
+def _need(ok: bool, source: str, key: str, path: str, rule: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(source, key, f"{path} must be {rule}, got {value!r}")
+
+
+def _check_numbers(value: object, n: int | None, source: str, key: str, path: str) -> list:
+    """``value`` is a list of finite numbers (of length ``n`` if given)."""
+    ok = isinstance(value, list | tuple) and all(_is_number(v) for v in value) \
+        and (n is None or len(value) == n)
+    _need(ok, source, key, path, f"a list of {n or 'some'} numbers" if n else "a list of numbers",
+          value)
+    return list(value)  # type: ignore[arg-type]
+
+
+#: Range rules of the top-level numbers: ``(key, test, rule in words)``.
+_RANGES = (
+    ("val_fraction", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("input_size", lambda v: MIN_INPUT_SIZE <= v <= MAX_INPUT_SIZE,
+     f"in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] pixels"),
+    ("enlarge", lambda v: 0 < v <= MAX_ENLARGE, f"in (0, {MAX_ENLARGE:g}]"),
+    ("epochs", lambda v: v >= 1, ">= 1"),
+    ("batch_size", lambda v: v >= 1, ">= 1"),
+    ("lr", lambda v: v >= 0, ">= 0"),
+    ("weight_decay", lambda v: v >= 0, ">= 0"),
+    ("warmup_epochs", lambda v: v >= 0, ">= 0"),
+    ("warmup_steps", lambda v: v >= 0, ">= 0"),
+    ("num_workers", lambda v: v >= 0, ">= 0"),
+    ("threads", lambda v: v >= 1, ">= 1"),
+    ("max_time_minutes", lambda v: v >= 0, ">= 0 (0 = no limit)"),
+    ("limit_train_batches", lambda v: v > 0 and (isinstance(v, int) or v <= 1),
+     "a fraction in (0, 1] or a whole number of batches >= 1"),
+    ("max_images", lambda v: v >= 0, ">= 0 (0 = all)"),
+    ("seed", lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+    ("num_nodes", lambda v: v >= 1, ">= 1"),
+)
+
+
+def _lightning_names() -> tuple[set[str], set[str], set[str]] | None:
+    """Lightning's accelerator, strategy and precision names (``None`` if it cannot say)."""
+    try:
+        from typing import get_args
+
+        from lightning_fabric.connector import _PRECISION_INPUT
+        from pytorch_lightning.accelerators import AcceleratorRegistry
+        from pytorch_lightning.strategies import StrategyRegistry
+
+        precisions = {str(a) for t in get_args(_PRECISION_INPUT) for a in get_args(t)}
+        return ({"auto", "gpu", *AcceleratorRegistry.available_accelerators()},
+                {"auto", *StrategyRegistry.available_strategies()}, precisions)
+    except Exception:  # noqa: BLE001  (a Lightning without these names: Trainer() checks)
+        return None
+
+
+def _check_model_args(cfg: TrainConfig, source: str) -> None:
+    args = cfg.model_args
+    params = model_parameters(cfg.model)
+    if params is None:  # a factory whose arguments cannot be read: the model checks them
+        _check_keys(args, args, "model_args", source, "model_args")
+        return
+    valid = {k for k in params if k not in RUN_ARGS}
+    for name, by in (("input_size", "the top-level key input_size"),
+                     ("num_points", "the scheme (key scheme)")):
+        if isinstance(args, dict) and name in args:
+            raise ConfigError(source, "model_args", f"model_args.{name} cannot be set in "
+                              f"model_args: {by} sets it")
+    _check_keys(args, valid, f"model_args of model {cfg.model!r}", source, "model_args")
+    _check_values(args, {k: p.annotation for k, p in params.items()}, "model_args", source,
+                  "model_args")
+    for name, value in args.items():
+        if "CodecConfig" not in str(params[name].annotation) or value is None:
+            continue
+        from faceland.codecs import CodecConfig
+
+        where = f"model_args.{name}"
+        if isinstance(value, dict):
+            codec_fields = {f.name: f.type for f in dataclasses.fields(CodecConfig)}
+            _check_keys(value, codec_fields, where, source, "model_args")
+            _check_values(value, codec_fields, where, source, "model_args")
+        sigma = args.get("sigma", params["sigma"].default if "sigma" in params else 1.0)
+        try:
+            CodecConfig.coerce(value, sigma=sigma if _is_number(sigma) else 1.0)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(source, "model_args", f"{where}: {e}") from None
+
+
+def check_config(cfg: TrainConfig, source: str) -> None:
+    """Check every value of ``cfg``, nested mappings (``model_args`` and its ``codec``,
+    ``augment``, ``mtfl``) included: unknown keys, types (from the dataclass fields and the
+    model factory's signature) and ranges. The same checks run on a YAML file and on
+    ``--set`` overrides.
+
+    A float given as a string that reads as a number is converted in place: YAML 1.1 (PyYAML)
+    reads ``1e-3`` (no dot) as the string ``"1e-3"``.
+
+    Raises:
+        ConfigError: the first problem, in one line naming ``source`` and the key.
+    """
+    fields_ = dataclasses.fields(TrainConfig)
+    values = {f.name: getattr(cfg, f.name) for f in fields_}
+    _check_values(values, {f.name: f.type for f in fields_}, "", source, "")
+    for f in fields_:
+        setattr(cfg, f.name, values[f.name])
+    for key, test, rule in _RANGES:
+        _need(test(getattr(cfg, key)), source, key, key, rule, getattr(cfg, key))
+    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                         ("milestone_unit", MILESTONE_UNITS)):
+        _need(getattr(cfg, key) in choices, source, key, key, f"one of {', '.join(choices)}",
+              getattr(cfg, key))
+    top = 1 if cfg.milestone_unit == "fraction" else math.inf
+    for m in _check_numbers(cfg.milestones, None, source, "milestones", "milestones"):
+        _need(0 <= m <= top, source, "milestones", "milestones",
+              "in [0, 1] (milestone_unit: fraction)" if top == 1 else "numbers >= 0",
+              cfg.milestones)
+    gammas = cfg.gamma if isinstance(cfg.gamma, list) else [cfg.gamma]
+    _check_numbers(gammas, None, source, "gamma", "gamma")
+    _need(all(g > 0 for g in gammas), source, "gamma", "gamma", "> 0", cfg.gamma)
+    if isinstance(cfg.gamma, list) and cfg.schedule == "step":
+        _need(len(cfg.gamma) == len(cfg.milestones), source, "gamma", "gamma",
+              f"one factor per milestone ({len(cfg.milestones)})", cfg.gamma)
+    d = cfg.devices
+    _need(isinstance(d, str) or d >= 1 or d == -1, source, "devices", "devices",
+          "'auto', a count >= 1 or -1 (all)", d)
+    names = _lightning_names()
+    if names is not None:
+        for key, known in zip(("accelerator", "strategy", "precision"), names, strict=True):
+            _need(getattr(cfg, key) in known, source, key, key,
+                  f"one of {', '.join(sorted(known))}", getattr(cfg, key))
+    if cfg.model not in list_models():
+        raise ConfigError(source, "model", f"model: unknown model {cfg.model!r}; registered: "
+                                           f"{', '.join(list_models())}")
+    if cfg.dataset not in DATASETS:
+        raise ConfigError(source, "dataset", f"dataset: unknown dataset {cfg.dataset!r}; known: "
+                                             f"{', '.join(DATASETS)}")
+    try:
+        get_scheme(cfg.scheme)
+    except UnknownNameError as e:
+        raise ConfigError(source, "scheme", f"scheme: {e}") from None
+    if cfg.init_from:
+        try:
+            resolve_weights(cfg.init_from)
+        except FileNotFoundError as e:
+            raise ConfigError(source, "init_from", f"init_from: {e}") from None
+    _check_model_args(cfg, source)
+    aug_fields = {f.name: f.type for f in dataclasses.fields(AugmentConfig)}
+    _check_keys(cfg.augment, aug_fields, "augment", source, "augment")
+    _check_values(cfg.augment, aug_fields, "augment", source, "augment")
+    aug = cfg.augment
+    for name in AUGMENT_PROBABILITIES:
+        if name in aug:
+            _need(0 <= aug[name] <= 1, source, "augment", f"augment.{name}",
+                  "a probability in [0, 1]", aug[name])
+    if "rotation" in aug:
+        _need(0 <= aug["rotation"] <= 180, source, "augment", "augment.rotation",
+              "in [0, 180] degrees", aug["rotation"])
+    if "shift" in aug:
+        _need(0 <= aug["shift"] < 1, source, "augment", "augment.shift",
+              "in [0, 1) (a fraction of the crop side)", aug["shift"])
+    if "scale" in aug:
+        lo, hi = _check_numbers(aug["scale"], 2, source, "augment", "augment.scale")
+        _need(0 < lo <= hi, source, "augment", "augment.scale", "[min, max] with 0 < min <= max",
+              aug["scale"])
+    if "jitter" in aug:
+        j = _check_numbers(aug["jitter"], 4, source, "augment", "augment.jitter")
+        _need(min(j) >= 0 and j[3] <= 0.5, source, "augment", "augment.jitter",
+              "[brightness, contrast, saturation, hue] >= 0 with hue <= 0.5", aug["jitter"])
+    if "flip_x_offset" in aug:
+        _need(abs(aug["flip_x_offset"]) < 0.5, source, "augment", "augment.flip_x_offset",
+              "in (-0.5, 0.5) (a fraction of the crop side)", aug["flip_x_offset"])
+    mtfl_fields = {f.name: f.type for f in dataclasses.fields(MtflConfig)}
+    _check_keys(cfg.mtfl, mtfl_fields, "mtfl", source, "mtfl")
+    _check_values(cfg.mtfl, mtfl_fields, "mtfl", source, "mtfl")
+    for name, test, rule in (("pseudo_weight", lambda v: v >= 0, ">= 0"),
+                             ("five_weight", lambda v: v >= 0, ">= 0"),
+                             ("max_err5", lambda v: v > 0, "> 0"),
+                             ("max_images", lambda v: v >= 0, ">= 0 (0 = all)")):
+        if name in cfg.mtfl:
+            _need(test(cfg.mtfl[name]), source, "mtfl", f"mtfl.{name}", rule, cfg.mtfl[name])
+
+
+def read_last_checkpoint(path: str | Path) -> dict:
+    """A run's ``last.ckpt``, loaded safely (tensors and plain containers only, memory-mapped).
+
+    Raises:
+        faceland.errors.FormatError: the file is unreadable (truncated, corrupt, not a
+            training checkpoint); the message names it and says how to start over.
+    """
+    p = Path(path)
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001  (torch raises many types; none of its text is shown)
+        ck = None
+    if not isinstance(ck, dict) or not isinstance(ck.get("epoch"), int) \
+            or not isinstance(ck.get("state_dict"), dict):
+        raise FormatError(f"{p}: unreadable training checkpoint (truncated, corrupt or not "
+                          "written by faceland train); move it away or delete it to start the "
+                          "run over from epoch 0")
+    return ck
+
+
+def check_out_dir(cfg: TrainConfig) -> Path:
+    """Check, before any data is read, that ``cfg.out_dir`` can hold the run (creating it).
+
+    Raises:
+        ValueError: it is a file, lies under a file, or cannot be written; one line naming it.
+    """
+    out = Path(cfg.out_dir)
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            where = "is a file" if p == out else f"lies under {p}, a file"
+            raise ValueError(f"out_dir {out}: {where}, not a folder for the run")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=".faceland-", suffix=".check")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ValueError(f"out_dir {out}: cannot be written ({e.strerror or e})") from None
+    return out
+
+
+def finished_run_message(cfg: TrainConfig) -> str | None:
+    """What to say instead of training when the run in ``cfg.out_dir`` has already done
+    ``cfg.epochs`` (or more) epochs and exported its model; ``None`` when there is work to do
+    (train, resume, or export a finished run whose export was interrupted).
+
+    Raises:
+        faceland.errors.FormatError: an unreadable ``last.ckpt``.
+        ValueError: the run has done more epochs than ``cfg.epochs`` and exported nothing.
+    """
+    out = Path(cfg.out_dir)
+    last = out / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        return None
+    done = read_last_checkpoint(last)["epoch"] + 1
+    if done < cfg.epochs:
+        return None
+    model = out / "model.safetensors"
+    if not model.exists():
+        if done > cfg.epochs:
+            raise ValueError(f"{last}: the run already finished {done} epochs, more than epochs: "
+                             f"{cfg.epochs}; set epochs to {done} to export its model, or raise "
+                             "it to continue training")
+        return None  # finished but not exported: the export runs
+    if done == cfg.epochs:
+        return (f"{out}: run already finished {done} of {cfg.epochs} epochs; nothing to do - "
+                f"raise epochs to continue (model: {model})")
+    return (f"{out}: run already finished {done} epochs, more than epochs: {cfg.epochs}; "
+            f"nothing to do - raise epochs above {done} to continue (model: {model})")
+
+
+def _check_resumable(ck: dict, module: LandmarkModule, last: Path) -> None:
+    """The checkpoint to resume from must hold this config's model (names and shapes)."""
+    mine = module.state_dict()
+    theirs = ck["state_dict"]
+    problem = None
+    for k, v in mine.items():
+        if k not in theirs:
+            problem = f"no {k}"
+        elif getattr(theirs[k], "shape", None) != v.shape:
+            problem = f"{k} is {tuple(theirs[k].shape)}, the config makes {tuple(v.shape)}"
+        if problem:
+            break
+    extra = sorted(set(theirs) - set(mine))
+    if problem is None and extra:
+        problem = f"{extra[0]} is not in the config's model"
+    if problem:
+        raise ValueError(f"{last}: written by a run with another model than the config describes "
+                         f"({problem}); use a new out_dir, or move {last.parent} away to start "
+                         "over")
+
+
+def _best_checkpoint(best_path: str, ckpt_dir: Path, last: Path) -> Path:
+    """The best checkpoint to export: Lightning's record of it, else (a run resumed from a
+    checkpoint written before that record was kept up to date) the ``best-*.ckpt`` with the
+    lowest validation NME in its name, else ``last.ckpt``."""
+    if best_path and Path(best_path).exists():
+        return Path(best_path)
+    scored = []
+    for p in ckpt_dir.glob("best-*.ckpt"):
+        m = re.search(r"val_nme=([0-9.]+)\.ckpt$", p.name)
+        if m:
+            scored.append((float(m.group(1)), p.name, p))
+    if best_path or scored:
+        log.warning("best checkpoint %s is missing; exporting %s", best_path or "(none)",
+                    min(scored)[2] if scored else last)
+    return min(scored)[2] if scored else last
 
 
 def train(cfg: TrainConfig, command: str | None = None) -> Path:
@@ -490,6 +871,12 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
     ``command`` (the command line that started the run, if any) is recorded in the model card's
     ``training`` block beside the resolved config, epochs done, wall time and hardware.
     """
+    check_config(cfg, f"config of {cfg.out_dir}")
+    check_out_dir(cfg)
+    message = finished_run_message(cfg)
+    if message is not None:
+        log.warning(message)
+        return Path(cfg.out_dir) / "model.safetensors"
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(cfg.threads)
     scheme = get_scheme(cfg.scheme)
@@ -512,29 +899,48 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     # last.ckpt is written at the end of every epoch: a resume starts at the epoch after it.
-    first = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1 \
-        if last.exists() else 0
-    model = create_model(cfg.model, num_points=scheme.num_points, input_size=cfg.input_size,
-                         **cfg.model_args)
+    resume = read_last_checkpoint(last) if last.exists() else None
+    first = resume["epoch"] + 1 if resume is not None else 0
+    try:
+        model = create_model(cfg.model, num_points=scheme.num_points, input_size=cfg.input_size,
+                             **cfg.model_args)
+    except Exception as e:  # noqa: BLE001  (a value the architecture rejects, in one line)
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"model {cfg.model!r} cannot be built with input_size {cfg.input_size} "
+                         f"and model_args {cfg.model_args}: {text}") from None
     init_info = init_weights(model, cfg.init_from) if cfg.init_from else None
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
     module = LandmarkModule(model, cfg)
+    if resume is not None:
+        _check_resumable(resume, module, last)
+        del resume
     best_cb = pl.callbacks.ModelCheckpoint(ckpt_dir, "best-{epoch:03d}-{val_nme:.3f}",
                                            monitor="val_nme", mode="min", save_top_k=1)
     # Our own Timer (Lightning's max_time makes the same one) so that the training wall time is
     # recorded, across resumes, also for runs without a time budget.
     timer = pl.callbacks.Timer({"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None)
     agree = WeightsAgree()
-    trainer = pl.Trainer(
-        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
-        num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-        default_root_dir=str(out), callbacks=[best_cb, EpochCheckpoint(last), timer,
-                                            pl.callbacks.LearningRateMonitor(), agree],
-        logger=pl.loggers.CSVLogger(str(out), name="logs"),
-        limit_train_batches=cfg.limit_train_batches, log_every_n_steps=10,
-        precision=cfg.precision, use_distributed_sampler=False,  # EpochSampler shards itself
-        enable_progress_bar=True,
-    )
+    try:
+        trainer = pl.Trainer(
+            max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
+            num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+            # EpochCheckpoint after best_cb: last.ckpt holds this epoch's best-model record
+            default_root_dir=str(out), callbacks=[best_cb, EpochCheckpoint(last), timer,
+                                                pl.callbacks.LearningRateMonitor(), agree],
+            logger=pl.loggers.CSVLogger(str(out), name="logs"),
+            limit_train_batches=cfg.limit_train_batches, log_every_n_steps=10,
+            precision=cfg.precision, use_distributed_sampler=False,  # EpochSampler shards itself
+            enable_progress_bar=True,
+        )
+    except (ValueError, TypeError, MisconfigurationException) as e:
+        raise ValueError(f"accelerator {cfg.accelerator!r}, devices {cfg.devices!r}, strategy "
+                         f"{cfg.strategy!r}, num_nodes {cfg.num_nodes}, precision "
+                         f"{cfg.precision!r}: {str(e).splitlines()[0]}") from None
+    per_rank = len(ds_train) // trainer.world_size
+    if per_rank < cfg.batch_size:
+        raise ValueError(f"batch_size {cfg.batch_size} is more than the {per_rank} training faces "
+                         f"{'per rank ' if trainer.world_size > 1 else ''}(an epoch would have no "
+                         "step); lower batch_size or use more images")
     # Every rank sees the whole validation split (identical NME on every rank, so model
     # selection agrees) and its own share of each epoch's training order.
     sampler = EpochSampler(len(ds_train), cfg.seed, first, trainer.global_rank,
@@ -554,8 +960,12 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
     wall = time.time() - t0
     if not trainer.is_global_zero:  # rank 0 exports
         return out / "model.safetensors"
-    best = best_cb.best_model_path or str(last)
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    best = _best_checkpoint(best_cb.best_model_path, ckpt_dir, last)
+    try:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception:  # noqa: BLE001  (torch raises many types; none of its text is shown)
+        raise FormatError(f"{best}: unreadable checkpoint (truncated or corrupt); move it away "
+                          "and run the same command again to export another") from None
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     card = {
         "scheme": cfg.scheme,
@@ -566,7 +976,7 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
             **dataclasses.asdict(cfg),
             "n_train": len(train_recs), "n_val": len(val_recs), "n_mtfl": n_mtfl,
             "init": init_info,
-            "best_checkpoint": Path(best).name,
+            "best_checkpoint": best.name,
             "best_val_nme_iod_percent": float(best_cb.best_model_score)
             if best_cb.best_model_score is not None else None,
             "epochs_done": trainer.current_epoch,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, is_dataclass
 
 import torch
@@ -11,7 +13,7 @@ from torch import nn
 from faceland.errors import UnknownNameError
 
 __all__ = ["LandmarkModel", "register_model", "create_model", "list_models", "MODEL_REGISTRY",
-           "SMOKE_KWARGS"]
+           "SMOKE_KWARGS", "model_parameters", "unknown_key_message"]
 
 MODEL_REGISTRY: dict[str, Callable[..., LandmarkModel]] = {}
 #: Small keyword arguments per model for fast forward/backward tests (tiny input, no download).
@@ -113,3 +115,46 @@ def create_model(name: str, **kwargs) -> LandmarkModel:
 def list_models() -> list[str]:
     """Names of all registered models."""
     return sorted(MODEL_REGISTRY)
+
+
+#: Keyword arguments every factory takes from the training run itself, never from ``model_args``.
+RUN_ARGS = ("num_points", "input_size")
+
+
+def model_parameters(name: str) -> dict[str, inspect.Parameter] | None:
+    """The keyword arguments the factory of registered model ``name`` accepts, with their
+    defaults and annotations (strings): the factory's own, and, for a factory that forwards
+    ``**kwargs``, those of the class its return annotation names (the factory's defaults win).
+
+    Returns:
+        ``None`` when they cannot be known (a ``**kwargs`` that goes to an unnamed callable).
+
+    Raises:
+        UnknownNameError: unknown name.
+    """
+    if name not in MODEL_REGISTRY:
+        raise UnknownNameError(f"unknown model {name!r}; registered: {list_models()}")
+    factory = MODEL_REGISTRY[name]
+    sig = inspect.signature(factory)
+    named = {k: p for k, p in sig.parameters.items()
+             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return named
+    ret = sig.return_annotation
+    target = factory.__globals__.get(ret) if isinstance(ret, str) else ret
+    if not isinstance(target, type):
+        return None
+    inner = inspect.signature(target.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in inner.values()):
+        return None
+    out = {k: p for k, p in inner.items()
+           if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return {**out, **named}
+
+
+def unknown_key_message(where: str, key: str, valid: Iterable[str]) -> str:
+    """``"<where> has unknown key 'widht' (did you mean 'width'?); valid keys: a, b, ..."``."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{where} has unknown key {key!r}{hint}; valid keys: {', '.join(valid) or '(none)'}"
