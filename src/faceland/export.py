@@ -100,11 +100,18 @@ def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None
     module docstring).
 
     Raises:
+        ValueError: ``path`` is a directory, or ends in ``.json`` while a card is to be written
+            beside it (the card would replace the graph); checked before the export runs.
         RuntimeError: the model cannot be traced (message from the exporter).
     """
     import torch
 
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p}: is a directory, not an .onnx file to write")
+    if card is not None and p.suffix.lower() == ".json":
+        raise ValueError(f"{p}: the graph's card is written beside it as .json: name the graph "
+                         ".onnx")
     p.parent.mkdir(parents=True, exist_ok=True)
     n = int(model.input_size)
     x = torch.randint(0, 256, (2, n, n, 3), dtype=torch.uint8)
@@ -166,7 +173,8 @@ def onnx_for_weights(weights: str | Path, card: dict) -> Path:
 
 
 class OnnxLandmarkModel:
-    """Runs an exported model with ONNX Runtime.
+    """Runs an exported model with a graph runtime (ONNX Runtime, or OpenVINO: see
+    :mod:`faceland.runtimes`).
 
     :meth:`predict_crops` is the fast path (uint8 crops in, numpy coordinates out),
     :meth:`predict_crops_with_scores` adds the per-landmark confidence; :meth:`predict` keeps
@@ -178,17 +186,21 @@ class OnnxLandmarkModel:
     Args:
         path: the ``.onnx`` file.
         threads: intra-op threads (see :func:`ort_session`).
+        runtime: ``"onnx"`` (default), ``"openvino"`` or ``"auto"``
+            (:func:`faceland.runtimes.resolve_runtime`).
 
     Raises:
         FileNotFoundError: missing file.
         faceland.errors.FormatError: the file is not a loadable ONNX model.
+        ImportError: the runtime's package is not installed.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, runtime: str = "onnx") -> None:
+        from faceland.runtimes import open_graph
+
         p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such ONNX model")
-        self.session = ort_session(p, threads)
+        self.session = open_graph(p, runtime, threads)
+        self.runtime = self.session.runtime
         inp = self.session.get_inputs()[0]
         self._input = inp.name
         self._uint8 = inp.type == "tensor(uint8)"

@@ -118,10 +118,13 @@ class FaceLandmarker:
             bias the model was trained with (its card's ``flip_x_offset``).
         enlarge: crop enlargement (default: the model card's).
         runtime: ``"onnx"``: ONNX Runtime (saved weights run through their shipped or cached
-            ONNX graph, see :func:`faceland.export.onnx_for_weights`); ``"torch"``: eager
-            PyTorch; ``"auto"`` (default): ONNX Runtime for saved weights and ``.onnx`` files,
-            PyTorch for an in-memory :class:`~faceland.models.LandmarkModel`.
-        threads: ONNX Runtime intra-op threads (default ``min(2, cores)``).
+            ONNX graph, see :func:`faceland.export.onnx_for_weights`); ``"openvino"``: the same
+            graph through OpenVINO (the ``openvino`` extra; bf16 on CPUs with bf16 units, see
+            :mod:`faceland.runtimes`); ``"torch"``: eager PyTorch (the ``train`` extra);
+            ``"auto"`` (default): OpenVINO when installed, else ONNX Runtime, for saved weights
+            and ``.onnx`` files, PyTorch for an in-memory :class:`~faceland.models.LandmarkModel`.
+            A detector given by name runs on the same graph runtime.
+        threads: intra-op threads of the graph runtime (default ``min(2, cores)``).
 
     Raises:
         FileNotFoundError: model weights not found.
@@ -135,32 +138,40 @@ class FaceLandmarker:
                  flip_test: bool = False, enlarge: float | None = None, runtime: str = "auto",
                  threads: int | None = None) -> None:
         from faceland.export import OnnxLandmarkModel, onnx_for_weights
+        from faceland.runtimes import GRAPH_RUNTIMES, resolve_runtime
 
-        if runtime not in ("auto", "onnx", "torch"):
-            raise ValueError(f"runtime must be 'auto', 'onnx' or 'torch', not {runtime!r}")
+        if runtime not in ("auto", "torch", *GRAPH_RUNTIMES):
+            raise ValueError(f"runtime must be 'auto', {', '.join(map(repr, GRAPH_RUNTIMES))} "
+                             f"or 'torch', not {runtime!r}")
+        graph = resolve_runtime("auto" if runtime == "torch" else runtime)
         models = sys.modules.get("faceland.models")  # an in-memory model means torch is loaded
         if models is not None and isinstance(model, models.LandmarkModel):
-            if runtime == "onnx":
-                raise ValueError("runtime='onnx' needs saved weights or an .onnx file; export "
-                                 "an in-memory model with faceland.export.export_onnx first")
+            if runtime in GRAPH_RUNTIMES:
+                raise ValueError(f"runtime={runtime!r} needs saved weights or an .onnx file; "
+                                 "export an in-memory model with faceland.export.export_onnx "
+                                 "first")
             self.model = model.eval()
             self.card = ModelCard(config=dict(getattr(model, "config", {})))
             runtime = "torch"
         elif model is not None and str(model).endswith(".onnx"):
             if runtime == "torch":
-                raise ValueError(f"{model}: an .onnx file runs with runtime 'onnx' or 'auto'")
-            self.model = OnnxLandmarkModel(model, threads)
+                raise ValueError(f"{model}: an .onnx file runs with a graph runtime "
+                                 f"({', '.join(GRAPH_RUNTIMES)}) or 'auto'")
+            self.model = OnnxLandmarkModel(model, threads, graph)
             self.card = _onnx_card(Path(model))
-            runtime = "onnx"
+            runtime = graph
         elif runtime == "torch":
+            from faceland.errors import require_extra
+
+            require_extra("runtime='torch'")
             self.model, self.card = load_model(model)
         else:
             path, self.card = read_card(model)
             try:
-                self.model = OnnxLandmarkModel(onnx_for_weights(path, self.card), threads)
-                runtime = "onnx"
+                self.model = OnnxLandmarkModel(onnx_for_weights(path, self.card), threads, graph)
+                runtime = graph
             except RuntimeError as e:  # incl. torch.onnx.errors.OnnxExporterError
-                if runtime == "onnx":
+                if runtime in GRAPH_RUNTIMES:
                     raise
                 log.warning("%s: no ONNX graph (%s); running eager PyTorch", path,
                             str(e).splitlines()[0] if str(e) else type(e).__name__)
@@ -181,7 +192,8 @@ class FaceLandmarker:
         # with +2b so that flip test keeps the annotation convention instead of averaging it out.
         aug = (self.card.training or {}).get("augment") or {}
         self.flip_x_offset = float(aug.get("flip_x_offset", 0.0) or 0.0)
-        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        self.detector = (create_detector(detector, runtime=graph) if isinstance(detector, str)
+                         else detector)
 
     @property
     def num_points(self) -> int:
@@ -333,7 +345,7 @@ class FaceLandmarker:
     def _coords(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``(F, N, N, 3)`` uint8 RGB crops -> ``(F, K, 2)`` normalised crop coordinates and
         ``(F, K)`` scores (or ``None``), one batch through the runtime."""
-        if self.runtime == "onnx":
+        if self.runtime != "torch":
             c, s = self.model.predict_crops_with_scores(crops)
         else:
             from faceland.data.crops import image_to_tensor

@@ -9,8 +9,9 @@ class UserError(Exception):
     """An error caused by the command's input, reported in one line."""
 
 
-RUNTIME_HELP = ("auto (default): ONNX Runtime for saved weights and .onnx files; onnx; or torch "
-                "(eager PyTorch)")
+RUNTIME_HELP = ("auto (default): OpenVINO when installed (faceland[openvino]), else ONNX Runtime; "
+                "onnx; openvino (bf16 on CPUs with bf16 units); or torch (eager PyTorch, "
+                "faceland[train])")
 DETECTOR_HELP = "face detector name (see `faceland models`); default: the default detector"
 
 

@@ -78,7 +78,8 @@ def register(sub) -> None:
                    help="weights (.safetensors / .onnx) or name; 'dlib' evaluates dlib's 68-point "
                         "predictor (faceland[dlib]); default: the shipped model")
     p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
-    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto", help=RUNTIME_HELP)
+    p.add_argument("--runtime", choices=["auto", "onnx", "openvino", "torch"], default="auto",
+                   help=RUNTIME_HELP)
     p.add_argument("--detector", default="default", help="--boxes detector: " + DETECTOR_HELP)
     p.add_argument("--predictions", default=None, metavar="FILE",
                    help="score another system's stored predictions (JSON, see "

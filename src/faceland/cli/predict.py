@@ -509,7 +509,8 @@ def register(sub) -> None:
                    help="weights (.safetensors), exported .onnx (ONNX Runtime), or name; default model")
     p.add_argument("--detector", default="default", help=DETECTOR_HELP)
     p.add_argument("--flip-test", action="store_true", help="flip test-time augmentation")
-    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto", help=RUNTIME_HELP)
+    p.add_argument("--runtime", choices=["auto", "onnx", "openvino", "torch"], default="auto",
+                   help=RUNTIME_HELP)
     p.add_argument("--no-overlay", action="store_true", help="write JSON only")
     p.add_argument("--every", type=int, default=1, help="videos: process every N-th frame")
     p.add_argument("--workers", type=int, default=2,

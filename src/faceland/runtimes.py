@@ -1,0 +1,168 @@
+"""Graph runtimes: one interface over ONNX Runtime and OpenVINO (torch-free).
+
+Every ONNX graph faceland runs (the landmark models, the RetinaFace detector) is opened with
+:func:`open_graph`, which returns a :class:`GraphSession`: ``run(output_names | None, feeds)``
+-> list of numpy arrays, plus the input and output names, types and shapes. A runtime is one
+class in :data:`GRAPH_RUNTIMES`:
+
+- ``"onnx"``: ONNX Runtime (core install) with faceland's settings: ``threads`` intra-op
+  threads, no spinning, denormals flushed (:func:`faceland.export.ort_session`).
+- ``"openvino"``: OpenVINO (``pip install 'faceland[openvino]'``), latency mode; on CPUs with
+  bf16 units (AVX-512 BF16 or AMX) it computes in **bf16** (OpenVINO's default there), which
+  moves landmarks by a fraction of a pixel (``docs/benchmarks.md`` gives the NME on 300W common
+  and the speed).
+
+``"auto"`` picks OpenVINO when it is installed, else ONNX Runtime (:func:`resolve_runtime`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from faceland.errors import FormatError, UnknownNameError, require_extra
+
+__all__ = ["GRAPH_RUNTIMES", "GraphSession", "IOInfo", "OnnxRuntimeSession", "OpenVinoSession",
+           "open_graph", "resolve_runtime"]
+
+
+@dataclass(frozen=True)
+class IOInfo:
+    """One graph input or output: ``name``, ``type`` (ONNX Runtime's spelling, e.g.
+    ``"tensor(uint8)"``) and ``shape`` (ints, or strings / ``None`` for dynamic axes)."""
+
+    name: str
+    type: str
+    shape: tuple
+
+
+class GraphSession(Protocol):
+    """What faceland needs of a runtime session."""
+
+    runtime: str
+
+    def get_inputs(self) -> list[IOInfo]:
+        """The graph's inputs, in order."""
+
+    def get_outputs(self) -> list[IOInfo]:
+        """The graph's outputs, in order."""
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Outputs named (all when ``None``), in that order, for the input arrays ``feeds``."""
+
+
+class OnnxRuntimeSession:
+    """ONNX Runtime with faceland's settings (see :func:`faceland.export.ort_session`).
+
+    Raises:
+        faceland.errors.FormatError: the file is not a loadable ONNX model.
+    """
+
+    runtime = "onnx"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        from faceland.export import ort_session
+
+        self.session = ort_session(path, threads)
+
+    def get_inputs(self) -> list[IOInfo]:
+        return [IOInfo(i.name, i.type, tuple(i.shape)) for i in self.session.get_inputs()]
+
+    def get_outputs(self) -> list[IOInfo]:
+        return [IOInfo(o.name, o.type, tuple(o.shape)) for o in self.session.get_outputs()]
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(output_names, feeds)
+
+
+_OV_TYPES = {"u8": "tensor(uint8)", "f32": "tensor(float)", "f16": "tensor(float16)",
+             "i64": "tensor(int64)"}
+
+
+class OpenVinoSession:
+    """OpenVINO on the CPU, latency mode, ``threads`` inference threads (default
+    ``min(2, cores)``), one inference request reused (calls from one thread at a time, as
+    faceland's own are).
+
+    Raises:
+        ImportError: OpenVINO is not installed (one line naming the ``openvino`` extra).
+        faceland.errors.FormatError: the file is not a model OpenVINO can read.
+    """
+
+    runtime = "openvino"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        require_extra("runtime 'openvino'", "openvino", "openvino")
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": int(threads or min(2, os.cpu_count() or 1)),
+                  "PERFORMANCE_HINT": "LATENCY"}
+        try:
+            self.compiled = core.compile_model(str(path), "CPU", config)
+        except Exception as e:  # OpenVINO raises its own RuntimeError subclasses
+            raise FormatError(f"{path}: not a model OpenVINO can read "
+                              f"({str(e).strip().splitlines()[0] if str(e).strip() else e})") \
+                from None
+        self.request = self.compiled.create_infer_request()
+        self._outputs = [self._info(o) for o in self.compiled.outputs]
+        self._inputs = [self._info(i) for i in self.compiled.inputs]
+        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+    @staticmethod
+    def _info(port) -> IOInfo:
+        shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+        return IOInfo(port.get_any_name(), _OV_TYPES.get(port.get_element_type().get_type_name(),
+                                                         str(port.get_element_type())), shape)
+
+    def get_inputs(self) -> list[IOInfo]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[IOInfo]:
+        return list(self._outputs)
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        res = self.request.infer(feeds)
+        names = output_names or [o.name for o in self._outputs]
+        by_name = {p.get_any_name(): v for p, v in res.items()}
+        return [np.array(by_name[n], copy=True) for n in names]
+
+
+#: Graph runtimes by name.
+GRAPH_RUNTIMES: dict[str, type] = {"onnx": OnnxRuntimeSession, "openvino": OpenVinoSession}
+
+
+def resolve_runtime(runtime: str = "auto") -> str:
+    """The graph runtime ``"auto"`` stands for: ``"openvino"`` when the ``openvino`` package is
+    installed (the ``openvino`` extra), else ``"onnx"``; other names are checked and returned.
+
+    Raises:
+        faceland.errors.UnknownNameError: not ``"auto"`` and not in :data:`GRAPH_RUNTIMES`.
+    """
+    if runtime == "auto":
+        import importlib.util
+
+        return "openvino" if importlib.util.find_spec("openvino") is not None else "onnx"
+    if runtime not in GRAPH_RUNTIMES:
+        raise UnknownNameError(f"unknown graph runtime {runtime!r}; available: auto, "
+                               f"{', '.join(GRAPH_RUNTIMES)}")
+    return runtime
+
+
+def open_graph(path: str | Path, runtime: str = "onnx", threads: int | None = None
+               ) -> GraphSession:
+    """Open an ONNX graph with a runtime (``"auto"``, ``"onnx"`` or ``"openvino"``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        faceland.errors.FormatError: not a loadable model.
+        faceland.errors.UnknownNameError: unknown runtime; ImportError: its package is missing.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such ONNX model")
+    return GRAPH_RUNTIMES[resolve_runtime(runtime)](p, threads)
