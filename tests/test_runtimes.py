@@ -1,5 +1,5 @@
 """Graph runtimes behind one interface (faceland.runtimes): ONNX Runtime and OpenVINO give the
-same landmarks (OpenVINO's bf16 within a fraction of a pixel), `auto` picks OpenVINO only when it
+same landmarks (OpenVINO's bf16 within a fraction of a pixel), `auto` stays ONNX Runtime whatever
 is installed, and a missing runtime is one line naming its extra. The OpenVINO tests run where
 the `openvino` extra is installed (CI installs it into the core venv for a second pass)."""
 
@@ -24,8 +24,9 @@ HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="the openvino extra is not installed")
 
 
-def test_auto_resolves_to_openvino_only_when_installed() -> None:
-    assert resolve_runtime("auto") == ("openvino" if HAS_OPENVINO else "onnx")
+def test_auto_is_onnx_runtime_whatever_is_installed() -> None:
+    assert resolve_runtime("auto") == "onnx"
+    assert FaceLandmarker(detector=None).runtime == "onnx"
     assert resolve_runtime("onnx") == "onnx"
     with pytest.raises(UnknownNameError, match="unknown graph runtime 'tensorrt'"):
         resolve_runtime("tensorrt")

@@ -9,9 +9,9 @@ class UserError(Exception):
     """An error caused by the command's input, reported in one line."""
 
 
-RUNTIME_HELP = ("auto (default): OpenVINO when installed (faceland[openvino]), else ONNX Runtime; "
-                "onnx; openvino (bf16 on CPUs with bf16 units); or torch (eager PyTorch, "
-                "faceland[train])")
+RUNTIME_HELP = ("auto (default) or onnx: ONNX Runtime; openvino: OpenVINO (faceland[openvino]; bf16 "
+                "on CPUs with bf16 units: faster, landmarks within a fraction of a pixel); torch: "
+                "eager PyTorch (faceland[train])")
 DETECTOR_HELP = "face detector name (see `faceland models`); default: the default detector"
 
 
