@@ -125,3 +125,36 @@ def test_dlib_adapter_on_real_faces(data_root) -> None:
     res = evaluate_records(lm, recs, get_scheme("68"), boxes="gt")
     assert res.n_images == len(recs) and res.protocol.model == "dlib-ert-68"
     assert res.nme_iod < 8.0
+
+
+def test_small_faces_in_a_webcam_frame_are_found(data_root) -> None:
+    """Issue 30, goal 6: a 1280 x 720 frame gets the small-face pass; real faces whose landmark
+    box is 48 px are found (the whole-image pass at 320 px alone resolves ~120 px faces)."""
+    import cv2
+
+    from faceland.detectors import RetinaFaceDetector
+
+    frame = np.full((720, 1280, 3), 128, np.uint8)
+    centres = []
+    for k, rec in enumerate(load_300w(data_root / "300w", "common")[::90][:6]):
+        img = read_image(rec.image)
+        x0, y0, x1, y1 = landmark_box(rec.points)
+        s = 48 / max(x1 - x0, y1 - y0)
+        small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        cx, cy = (x0 + x1) / 2 * s, (y0 + y1) / 2 * s
+        tx, ty = 1280 * (1 + 2 * (k % 3)) / 6, 720 * (1 + 2 * (k // 3)) / 4
+        a = np.float32([[1, 0, tx - cx], [0, 1, ty - cy]])
+        mask = cv2.warpAffine(np.ones(small.shape[:2], np.uint8), a, (1280, 720),
+                              flags=cv2.INTER_NEAREST)
+        pasted = cv2.warpAffine(small, a, (1280, 720))
+        r = 60  # keep a 120 px square of context around each face only
+        keep = np.zeros_like(mask)
+        keep[int(ty) - r:int(ty) + r, int(tx) - r:int(tx) + r] = 1
+        frame[(mask & keep) > 0] = pasted[(mask & keep) > 0]
+        centres.append(np.array([tx, ty]))
+    det = RetinaFaceDetector()
+    assert det.fine_scale(1280, 720) is not None and det.fine_scale(640, 480) is None
+    found = det.detect(frame)
+    hits = sum(any(np.hypot(*((d.box[:2] + d.box[2:]) / 2 - c)) < 24 for d in found)
+               for c in centres)
+    assert hits >= 5 and len(found) <= 6 + 1, (hits, len(found))

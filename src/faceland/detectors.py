@@ -103,7 +103,9 @@ class RetinaFaceDetector(FaceDetector):
         min_face: smallest face (image pixels) to find in large images: an image whose long
             side exceeds ``large_side`` gets the small-face pass at ``s = 30 / min_face``
             (capped at 1; a 4000 x 3000 photo with ``min_face=40``: 3000 x 2250).
-        large_side: long side (pixels) above which the small-face pass runs.
+        large_side: long side (pixels) above which the small-face pass runs (default 960: a
+            1280 x 720 webcam frame gets it, finding 5 of 6 faces of 40 px at about 5x the
+            detector time, ``benchmarks/bench_small_faces.py``).
         threads: intra-op threads (faceland's settings: :func:`faceland.export.ort_session`).
         runtime: graph runtime, ``"onnx"`` (default), ``"openvino"`` or ``"auto"``
             (:mod:`faceland.runtimes`).
@@ -118,7 +120,7 @@ class RetinaFaceDetector(FaceDetector):
     _MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 
     def __init__(self, threshold: float = 0.6, input_side: int = 320, min_face: float = 40.0,
-                 large_side: int = 1280, threads: int | None = None, runtime: str = "onnx") -> None:
+                 large_side: int = 960, threads: int | None = None, runtime: str = "onnx") -> None:
         from faceland.runtimes import open_graph
 
         self.session = open_graph(Path(__file__).parent / "weights" / "retinaface-mnet025.onnx",
