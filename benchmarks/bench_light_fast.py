@@ -6,11 +6,11 @@
 For each graph runtime that is installed (ONNX Runtime always; OpenVINO with the ``openvino``
 extra) and in interleaved rounds:
 
-* **photo**: ``FaceLandmarker(runtime=R).predict`` on a 640 x 480 photo with one face (the
-  astronaut on a black canvas; decode excluded);
+* **photo**: ``FaceLandmarker(runtime=R).predict`` on a 640 x 480 photo with one face
+  (:func:`faceland.profiling.reference_photo`; decode excluded);
 * **video**: ``VideoLandmarker(FaceLandmarker(runtime=R))`` with the default settings (tracking,
-  optical flow, One Euro smoothing), median ms per 640 x 480 frame over a clip of the same face
-  moving a few pixels (first 30 frames excluded);
+  optical flow, One Euro smoothing), median ms per 640 x 480 frame over
+  :func:`faceland.profiling.reference_clip` (first 30 frames excluded);
 * **landmark path**: ``landmarks_from_boxes`` for one box (crop + model + map back);
 * the **PFLD reference**: the PFLD 1x re-creation of ``benchmarks/peers.py`` (random weights: the
   public PFLD ONNX is not installable here), exported to ONNX and run with the same runtime and
@@ -34,27 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def photo_640x480() -> np.ndarray:
-    """The astronaut photo (one face) on a 640 x 480 canvas, RGB uint8."""
-    from faceland.data.formats import read_image
-
-    photo = read_image(REPO / "assets" / "astronaut.jpg")
-    canvas = np.zeros((480, 640, 3), np.uint8)
-    canvas[:, 64:576] = cv2.resize(photo, (512, 480), interpolation=cv2.INTER_AREA)
-    return canvas
-
-
-def clip_frames(n: int = 300) -> list[np.ndarray]:
-    """``n`` 640 x 480 frames of the photo's face moving sideways by up to 6 px."""
-    canvas = photo_640x480()
-    return [np.ascontiguousarray(np.roll(canvas, int(round(6 * np.sin(k / 8))), axis=1))
-            for k in range(n)]
 
 
 def _pfld(d: str, runtime: str):
@@ -73,7 +55,7 @@ def _pfld(d: str, runtime: str):
     return OnnxLandmarkModel(path, runtime=runtime)
 
 
-def _video_ms(lm, frames: list[np.ndarray]) -> float:
+def _video_ms(lm, frames: list[np.ndarray]) -> tuple[float, int]:
     from faceland.tracking import VideoLandmarker
 
     video = VideoLandmarker(lm)
@@ -82,16 +64,16 @@ def _video_ms(lm, frames: list[np.ndarray]) -> float:
         t0 = time.perf_counter()
         video.process(f, k * 1000.0 / 30.0)
         times.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(times[30:]))
+    return float(np.median(times[30:])), int(video.detector_runs)
 
 
 def faceland_round(runtime: str, repeats: int, frames: list[np.ndarray], tmp: str) -> dict:
     """One round of faceland's and the PFLD reference's timings on ``runtime``."""
     from faceland import FaceLandmarker
     from faceland.geometry import crop_affine, warp_crop
-    from faceland.profiling import interleaved_medians
+    from faceland.profiling import interleaved_medians, reference_photo
 
-    photo = photo_640x480()
+    photo = reference_photo()
     lm = FaceLandmarker(runtime=runtime)
     faces = lm.predict(photo)
     assert len(faces) == 1, "the benchmark photo must show one face"
@@ -112,7 +94,7 @@ def faceland_round(runtime: str, repeats: int, frames: list[np.ndarray], tmp: st
         "landmark_path_ms": lambda: lm.landmarks_from_boxes(photo, [box], "detector"),
         "pfld_path_ms": pfld_path,
     }, repeats)
-    ms["video_ms_per_frame"] = _video_ms(lm, frames)
+    ms["video_ms_per_frame"], ms["video_detector_runs"] = _video_ms(lm, frames)
     ms["landmark_path_vs_pfld"] = ms["landmark_path_ms"] / ms["pfld_path_ms"]
     return {k: round(v, 3) for k, v in ms.items()}
 
@@ -129,7 +111,7 @@ def mediapipe_round(python: str, repeats: int, frames: int) -> dict:
 def main() -> None:
     import importlib.util
 
-    from faceland.profiling import benchmark_metadata
+    from faceland.profiling import benchmark_metadata, reference_clip
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=200)
@@ -140,7 +122,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     runtimes = ["onnx"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
-    frames = clip_frames(args.frames)
+    frames = reference_clip(args.frames)
     rounds: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):

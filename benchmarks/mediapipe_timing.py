@@ -1,4 +1,4 @@
-"""MediaPipe Face Mesh timing on the clip of ``bench_light_fast.py`` (run in MediaPipe's own venv).
+"""MediaPipe Face Mesh timing on faceland's benchmark photo and clip (run in MediaPipe's own venv).
 
 MediaPipe 0.10.21 needs numpy < 2, so it runs in a separate environment; this script imports
 only faceland's torch-free, numpy-1-compatible modules (``PYTHONPATH=src``)::
@@ -19,16 +19,7 @@ import time
 
 import numpy as np
 
-from faceland.profiling import median_ms
-
-try:  # shared with bench_light_fast.py (same frames in both processes)
-    from bench_light_fast import clip_frames, photo_640x480
-except ImportError:  # run from the repository root
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_light_fast import clip_frames, photo_640x480
+from faceland.profiling import median_ms, reference_clip, reference_photo
 
 
 def main() -> None:
@@ -38,12 +29,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--frames", type=int, default=300)
     args = ap.parse_args()
-    photo = photo_640x480()
+    photo = reference_photo()
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                          refine_landmarks=False) as mesh:
         assert mesh.process(photo).multi_face_landmarks, "MediaPipe found no face"
         static = median_ms(lambda: mesh.process(photo), args.repeats)
-    frames = clip_frames(args.frames)
+    frames = reference_clip(args.frames)
     times = []
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
                                          refine_landmarks=False) as mesh:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # torch is imported by the FLOP counter only: timing is torch
     import torch
 
 __all__ = ["benchmark_metadata", "count_flops", "cpu_model", "interleaved_medians", "median_ms",
-           "parameter_count"]
+           "parameter_count", "reference_clip", "reference_photo"]
 
 
 def _deform_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -142,3 +142,35 @@ def benchmark_metadata(command: str) -> dict:
             "isa": sorted(f for f in flags if f.startswith(("avx512_bf16", "amx", "avx512f"))),
             "load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
             "versions": versions}
+
+
+def reference_photo():
+    """The photo every speed benchmark times: the astronaut (``assets/astronaut.jpg``, one
+    face) on a black 640 x 480 canvas, ``(480, 640, 3)`` uint8 RGB (numpy and OpenCV only, so a
+    peer's own environment, e.g. MediaPipe's with numpy < 2, builds the same frames).
+
+    Raises:
+        FileNotFoundError: not run from a source checkout (the asset is not installed).
+    """
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    path = Path(__file__).resolve().parents[2] / "assets" / "astronaut.jpg"
+    bgr = cv2.imread(str(path))
+    if bgr is None:
+        raise FileNotFoundError(f"{path}: the benchmark photo (a source checkout is needed)")
+    canvas = np.zeros((480, 640, 3), np.uint8)
+    canvas[:, 64:576] = cv2.resize(bgr[..., ::-1], (512, 480), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def reference_clip(n: int = 300) -> list:
+    """``n`` 640 x 480 frames of :func:`reference_photo` with the face moving sideways by up to
+    6 px (a person in front of a webcam), uint8 RGB."""
+    import numpy as np
+
+    canvas = reference_photo()
+    return [np.ascontiguousarray(np.roll(canvas, int(round(6 * np.sin(k / 8))), axis=1))
+            for k in range(n)]
