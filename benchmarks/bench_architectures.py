@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -26,11 +25,17 @@ from faceland.export import OnnxLandmarkModel, export_onnx
 from faceland.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
+# peers.py: benchmark-only re-creations (PFLD, MobileNetV3) with random weights, not library code
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_default import _peer  # noqa: E402
 from peers import PFLDBackbone  # noqa: E402
 
-from faceland.profiling import count_flops, interleaved_medians, parameter_count  # noqa: E402
+from faceland.profiling import (  # noqa: E402
+    benchmark_metadata,
+    count_flops,
+    interleaved_medians,
+    parameter_count,
+)
 
 CANDIDATES = {
     "dense head, width 64, 128 px (previous default)": {"input_size": 128},
@@ -66,9 +71,8 @@ def main() -> None:
     for name, r in rows.items():
         r["ms_onnx"] = ms[name]
         r["ratio_vs_pfld"] = round(ms[name] / ref, 3)
-    out = {"command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
-           "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
-           "load_average_1min": round(os.getloadavg()[0], 2), "pfld_ms": ref, "candidates": rows}
+    out = {**benchmark_metadata(shlex.join(["python", *sys.argv])), "pfld_ms": ref,
+           "candidates": rows}
     print(json.dumps(out, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import shlex
 import sys
 import tempfile
 from collections.abc import Callable
@@ -40,9 +39,10 @@ from faceland.data.formats import read_image
 from faceland.export import OnnxLandmarkModel
 from faceland.geometry import crop_affine, landmark_box, warp_crop
 from faceland.inference import FaceLandmarker
-from faceland.profiling import interleaved_medians
+from faceland.profiling import benchmark_metadata, interleaved_medians
 
 REPO = Path(__file__).resolve().parents[1]
+# peers.py: benchmark-only re-creations (PFLD, MobileNetV3) with random weights, not library code
 sys.path.insert(0, str(REPO / "benchmarks"))
 from peers import PFLDBackbone, mobilenet_v3_small_112  # noqa: E402
 
@@ -118,9 +118,7 @@ def main() -> None:
 
     peer = min(ms["pfld_112_landmarks"], ms["mnv3_small_112_landmarks"])
     out = {
-        "command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
-        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
-        "load_average_1min": round(os.getloadavg()[0], 2),
+        **benchmark_metadata(shlex.join(["python", *sys.argv])),
         "model": new.card.get("name"), "previous": args.previous, "input_size": n,
         "image": str(rec.key), "ms_per_face": ms,
         "ratio_vs_pfld": round(ms["faceland_landmarks"] / ms["pfld_112_landmarks"], 3),

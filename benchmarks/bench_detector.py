@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import shlex
 import statistics
 import sys
 import time
@@ -39,6 +39,7 @@ from faceland.data.datasets import load_300w, load_ytf
 from faceland.data.formats import read_image
 from faceland.detectors import create_detector
 from faceland.geometry import landmark_box
+from faceland.profiling import benchmark_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,9 +115,7 @@ def main() -> None:
         "mosaic_1080p": _mosaics(common, 40, (1080, 1920), 6, (60, 250), 0),
         "small_4000x3000": _mosaics(common, 10, (3000, 4000), 8, (40, 80), 1),
     }
-    out = {"command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
-           "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
-           "results": {}}
+    out = {**benchmark_metadata(shlex.join(["python", *sys.argv])), "results": {}}
     for name in args.detectors.split(","):
         det = create_detector(name)
         res = {}

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from faceland.data.formats import read_image
 from faceland.detectors import create_detector
 from faceland.export import OnnxLandmarkModel, export_onnx
 from faceland.inference import FaceLandmarker
-from faceland.profiling import count_flops, median_ms, parameter_count
+from faceland.profiling import benchmark_metadata, count_flops, median_ms, parameter_count
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,10 +47,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, card = load_model(args.model)
     n = model.input_size
-    res: dict = {"model": card.get("name"), "input_size": n, "threads": args.threads,
+    res: dict = {**benchmark_metadata(shlex.join(["python", *sys.argv])),
+                 "model": card.get("name"), "input_size": n, "threads": args.threads,
                  "params_M": parameter_count(model) / 1e6,
                  "gflops_per_face": count_flops(model, n) / 1e9,
-                 "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
                  "torch": torch.__version__}
     compiled = torch.compile(model.predict) if args.compile else None
     with tempfile.TemporaryDirectory() as d:

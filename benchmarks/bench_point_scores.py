@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from faceland.geometry import (
     warp_crop,
 )
 from faceland.metrics import confidence_quality, normalizing_distance
+from faceland.profiling import benchmark_metadata
 from faceland.schemes import get_scheme
 from faceland.training import load_config, train_val_records
 
@@ -132,12 +132,11 @@ def main() -> None:
     for name, v in faces.items():
         print(f"face-level score, {name:28s} n {v['n']:4d}  p1 {v['p1']:.3f}  p5 {v['p5']:.3f}  "
               f"median {v['median']:.3f}  p95 {v['p95']:.3f}")
-    doc = {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
+    doc = {**benchmark_metadata(shlex.join(["python", *sys.argv])),
            "split": "validation split of 300W train (val_fraction 0.1, seed 0)",
            "n_faces": len(recs), "n_points": int(e.size), "bad_point": "error > 0.1 IOD",
            "box": "ground-truth landmark box x1.25", "model": card.get("name"),
-           "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores", "results": results,
-           "face_level_scores": faces}
+           "results": results, "face_level_scores": faces}
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
         print("wrote", args.json)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -56,12 +56,11 @@ def main() -> None:
     ap.add_argument("--flat", type=int, default=10000, help="MTFL photos for the memory run")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    from faceland.profiling import benchmark_metadata
 
     photos = sorted((DATA / "300w" / "helen" / "testset").glob("*.jpg"))[: args.n]
-    out: dict = {"command": "python " + " ".join([os.path.relpath(__file__, REPO),
-                                                  *sys.argv[1:]]),
+    out: dict = {**benchmark_metadata(shlex.join(["python", *sys.argv])),
                  "images": f"first {len(photos)} of 300W helen/testset",
-                 "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
                  "baseline_rev": args.baseline_rev}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,11 +29,11 @@ def main() -> None:
     import ray
 
     from faceland.distributed import predict_dataset
+    from faceland.profiling import benchmark_metadata
 
     photos = sorted((REPO.parent / "shared/data/300w/helen/testset").glob("*.jpg"))[: args.n]
     ray.init(include_dashboard=False, log_to_driver=False)
-    out = {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
-           "images": len(photos), "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+    out = {**benchmark_metadata(shlex.join(["python", *sys.argv])), "images": len(photos),
            "ray": ray.__version__, "results": {}}
     try:
         for w in (int(x) for x in args.workers.split(",")):

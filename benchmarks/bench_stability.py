@@ -50,8 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -64,6 +63,7 @@ from faceland.data.formats import read_image
 from faceland.geometry import apply_affine, landmark_box, nearest_box
 from faceland.inference import FaceLandmarker
 from faceland.metrics import nme, nmj
+from faceland.profiling import benchmark_metadata
 from faceland.schemes import get_scheme
 from faceland.smoothing import LandmarkSmoother
 from faceland.tracking import (
@@ -364,14 +364,12 @@ def main() -> None:
                       f"missed {r['missed_percent']:.2f} %  {r['fps']:.0f} fps "
                       f"({r['ms_per_frame']:.2f} ms)  detector on {100 * r['detector_share']:.0f} %"
                       " of frames", flush=True)
-    doc = {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
+    doc = {**benchmark_metadata(shlex.join(["python", *sys.argv])),
            "split": args.split, "clips_per_kind": args.clips, "frames": args.frames,
            "fps_video": FPS, "frame_size": list(SIZE), "seed": args.seed,
            "model": lm.protocol()["model"], "detector": lm.detector.name,
            "smoother_params": SMOOTHER_PARAMS, "smoother_params_no_flow": SMOOTHER_PARAMS_NO_FLOW,
-           "default_smoothing": DEFAULT_SMOOTHING,
-           "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-           "results": results}
+           "default_smoothing": DEFAULT_SMOOTHING, "results": results}
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
         print("wrote", args.json)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +26,6 @@ def measure(repeats: int) -> dict:
     import cv2
     import numpy as np
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
     from faceland import FaceLandmarker, read_image
     from faceland.profiling import interleaved_medians
 
@@ -59,9 +57,9 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--child", setting, "--repeats",
                               str(args.repeats)], capture_output=True, text=True, check=True)
         res.setdefault(f"spinning_{setting}", []).append(json.loads(out.stdout.splitlines()[-1]))
-    doc = {"command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
-           "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
-           "load_average_1min": round(os.getloadavg()[0], 2), "runs": res}
+    from faceland.profiling import benchmark_metadata
+
+    doc = {**benchmark_metadata(shlex.join(["python", *sys.argv])), "runs": res}
     print(json.dumps(doc, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")

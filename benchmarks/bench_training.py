@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import shlex
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ import torch
 
 from faceland.losses import l1_loss
 from faceland.models import create_model
+from faceland.profiling import benchmark_metadata
 
 
 def main() -> None:
@@ -50,11 +50,10 @@ def main() -> None:
             if step >= 2:  # warm-up
                 times[mode].append(time.perf_counter() - t0)
     ips = {k: round(args.batch / statistics.median(v), 1) for k, v in times.items()}
-    out = {"command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
-           "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
+    out = {**benchmark_metadata(shlex.join(["python", *sys.argv])),
            "avx512_bf16": "avx512_bf16" in Path("/proc/cpuinfo").read_text()
            if Path("/proc/cpuinfo").exists() else None,
-           "load_average_1min": round(os.getloadavg()[0], 2), "images_per_second": ips,
+           "images_per_second": ips,
            "bf16_speedup": round(ips["bf16-mixed"] / ips["fp32"], 2)}
     print(json.dumps(out, indent=2))
     if args.json:

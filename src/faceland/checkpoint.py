@@ -251,6 +251,7 @@ def resolve_weights(path: str | Path | None = None) -> Path:
     Raises:
         FileNotFoundError: no such weights file (the message names the path; for a bare name,
             also the shipped models).
+        faceland.errors.FormatError: a file that is not ``.safetensors`` (e.g. a photo).
     """
     if path is None or str(path) == "default":
         p = default_model_path()
@@ -272,6 +273,9 @@ def resolve_weights(path: str | Path | None = None) -> Path:
         inside = p / "model.safetensors"
         hint = f"; did you mean {inside}?" if inside.exists() else ""
         raise FileNotFoundError(f"{p}: is a folder, not a model weights file (.safetensors){hint}")
+    if p.suffix.lower() != ".safetensors":
+        raise FormatError(f"{p}: not model weights: give a .safetensors file (its .json card "
+                          "beside it), an exported .onnx graph, or a shipped model name")
     return p
 
 
