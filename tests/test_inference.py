@@ -172,7 +172,8 @@ def test_cli_predict_writes_json_and_overlay(tmp_path) -> None:
     d = json.loads((tmp_path / "astronaut.json").read_text())
     assert (d["width"], d["height"]) == (512, 512)
     assert len(d["faces"]) == 1 and len(d["faces"][0]["landmarks"]) == 68
-    assert set(d["faces"][0]) == {"box", "score", "landmarks", "point_scores"}
+    assert set(d["faces"][0]) == {"box", "score", "landmarks", "point_scores", "landmarks5", "pose",
+                                  "openness"}
     assert all(0 < s <= 1 for s in d["faces"][0]["point_scores"])
     assert (tmp_path / "astronaut.png").read_bytes()[:4] == b"\x89PNG"
 

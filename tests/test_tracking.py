@@ -244,7 +244,8 @@ def test_cli_video_jsonl_format_and_smoothers(tmp_path, capsys) -> None:
         assert [x["frame"] for x in lines] == list(range(10))
         assert lines[3]["time_ms"] == pytest.approx(300.0)
         face = lines[0]["faces"][0]
-        assert set(face) == {"track", "box", "score", "landmarks", "point_scores"}
+        assert set(face) == {"track", "box", "score", "landmarks", "point_scores", "landmarks5",
+                             "pose", "openness", "blink", "blinks"}
         assert len(face["landmarks"]) == 68 and len(face["point_scores"]) == 68
         assert lines[-1]["faces"] == []  # no face: the frame is still written
         assert (out / "clip.mp4").stat().st_size > 0

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -25,6 +26,9 @@ from faceland.checkpoint import ModelCard, load_model, read_card
 from faceland.data.formats import read_image
 from faceland.detectors import Detection, FaceDetector, create_detector
 from faceland.errors import FormatError
+from faceland.face_analysis import head_pose
+from faceland.face_analysis import landmarks5 as _landmarks5
+from faceland.face_analysis import openness as _openness
 from faceland.geometry import (
     apply_affine,
     crop_affine,
@@ -38,7 +42,7 @@ if TYPE_CHECKING:  # the ONNX Runtime path never imports torch (start-up: ~5 s l
     from faceland.models import LandmarkModel
 
 __all__ = ["Face", "FaceLandmarker", "Landmarker", "result_json", "check_boxes", "box_problem",
-           "MIN_BOX_SIDE", "MAX_BOX_DIAGONALS"]
+           "MIN_BOX_SIDE", "MAX_BOX_DIAGONALS", "COLORS", "as_rgb", "check_color"]
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +57,103 @@ class Face:
         landmarks: ``(K, 2)`` float64 ``(x, y)`` in image pixels, 0-based pixel centres.
         point_scores: ``(K,)`` per-landmark confidence in ``[0, 1]`` from the model's heatmaps
             (higher: more likely right), or ``None`` for models without one.
+        image_size: ``(width, height)`` in pixels of the image the face lies in (set by
+            :class:`FaceLandmarker` and :class:`faceland.tracking.VideoLandmarker`; it gives the
+            camera intrinsics of :attr:`pose`), or ``None``.
+
+    For 68-point (iBUG 300-W) landmarks, three properties are computed from :attr:`landmarks`
+    when read (:mod:`faceland.face_analysis`; ``None`` for other markups):
+    :attr:`landmarks5`, :attr:`pose` and :attr:`openness`.
     """
 
     box: np.ndarray
     score: float
     landmarks: np.ndarray
     point_scores: np.ndarray | None = None
+    image_size: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+
+    def _is68(self) -> bool:
+        return np.shape(self.landmarks) == (68, 2)
+
+    @property
+    def landmarks5(self) -> np.ndarray | None:
+        """``(5, 2)`` ArcFace-order points (left eye centre, right eye centre, nose tip, left and
+        right mouth corner; image left first), image pixels, 0-based pixel centres
+        (:func:`faceland.face_analysis.landmarks5`); ``None`` unless 68 points."""
+        return _landmarks5(self.landmarks) if self._is68() else None
+
+    @property
+    def pose(self) -> dict[str, float] | None:
+        """Head pose ``{"yaw", "pitch", "roll"}`` in degrees (0, 0, 0 frontal upright; yaw > 0:
+        nose toward larger x; pitch > 0: face up; roll > 0: clockwise in the image), fitted to the
+        nose, eye and mouth-corner points with the image size's camera
+        (:func:`faceland.face_analysis.head_pose`); ``None`` unless 68 points and
+        :attr:`image_size` are known, or when the fit fails."""
+        if not self._is68() or self.image_size is None:
+            return None
+        key = (np.asarray(self.landmarks, dtype=np.float64).tobytes(), tuple(self.image_size))
+        cached = self.__dict__.get("_pose_cache")
+        if cached is None or cached[0] != key:  # ~0.1 ms a fit: once per landmarks
+            cached = (key, head_pose(self.landmarks, self.image_size))
+            self.__dict__["_pose_cache"] = cached
+        return None if cached[1] is None else dict(cached[1])
+
+    @property
+    def openness(self) -> dict[str, float] | None:
+        """``{"ear_left", "ear_right", "mar"}``: eye aspect ratio of the image-left (36-41) and
+        image-right (42-47) eye (Soukupova and Cech, CVWW 2016, eq. 1) and the inner-lip mouth
+        aspect ratio (unitless; :func:`faceland.face_analysis.openness`); ``None`` unless 68
+        points."""
+        return _openness(self.landmarks) if self._is68() else None
 
     def to_dict(self) -> dict:
         """JSON-ready dict: ``{"box": [4 floats], "score": float, "landmarks": [[x, y], ...],
-        "point_scores": [K floats] or null}``."""
+        "point_scores": [K floats] or null, "landmarks5": [[x, y] x 5] or null, "pose": {"yaw",
+        "pitch", "roll"} (degrees) or null, "openness": {"ear_left", "ear_right", "mar"} or
+        null}`` (the last three are null unless 68 points; ``pose`` also without
+        :attr:`image_size`)."""
+        five, pose, opened = self.landmarks5, self.pose, self.openness
         return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
                 "landmarks": [[round(float(x), 3), round(float(y), 3)] for x, y in self.landmarks],
                 "point_scores": None if self.point_scores is None else
-                [round(float(v), 4) for v in self.point_scores]}
+                [round(float(v), 4) for v in self.point_scores],
+                "landmarks5": None if five is None else
+                [[round(float(x), 3), round(float(y), 3)] for x, y in five],
+                "pose": None if pose is None else {k: _rounded(v, 2) for k, v in pose.items()},
+                "openness": None if opened is None else
+                {k: _rounded(v, 4) for k, v in opened.items()}}
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    """``value`` rounded, or ``None`` (JSON null) when it is not finite."""
+    v = float(value)
+    return round(v, digits) if math.isfinite(v) else None
+
+
+#: Colour orders the API accepts (``color=``): faceland works in RGB; ``"bgr"`` (OpenCV's
+#: ``cv2.imread`` / ``VideoCapture`` order) is converted.
+COLORS = ("rgb", "bgr")
+
+
+def as_rgb(image: np.ndarray, color: str) -> np.ndarray:
+    """``image`` in RGB order: itself for ``color="rgb"``, its channels reversed (a contiguous
+    copy) for ``"bgr"``.
+
+    Raises:
+        ValueError: ``color`` is not ``"rgb"`` or ``"bgr"``, or (for ``"bgr"``) the image is not
+            an ``(H, W, 3)`` uint8 array.
+    """
+    check_color(color)
+    if color == "rgb":
+        return image
+    _check_image(image)
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def check_color(color: str) -> None:
+    """Raises ``ValueError`` unless ``color`` is one of :data:`COLORS`."""
+    if not isinstance(color, str) or color not in COLORS:
+        raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
 
 
 #: Model-card ``training`` fields copied into evaluation protocol cards.
@@ -121,7 +208,7 @@ class FaceLandmarker:
             ONNX graph, see :func:`faceland.export.onnx_for_weights`); ``"openvino"``: the same
             graph through OpenVINO (the ``openvino`` extra; bf16 on CPUs with bf16 units, see
             :mod:`faceland.runtimes`); ``"torch"``: eager PyTorch (the ``train`` extra);
-            ``"auto"`` (default): OpenVINO when installed, else ONNX Runtime, for saved weights
+            ``"auto"`` (default): ONNX Runtime for saved weights
             and ``.onnx`` files, PyTorch for an in-memory :class:`~faceland.models.LandmarkModel`.
             A detector given by name runs on the same graph runtime.
         threads: intra-op threads of the graph runtime (default ``min(2, cores)``).
@@ -224,28 +311,38 @@ class FaceLandmarker:
         name = self.card.scheme or str(self.model.num_points)
         return get_scheme(name)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an ``(H, W, 3)`` uint8 RGB image (empty list when there is none).
+    def detect(self, image: np.ndarray, *, color: str = "rgb") -> list[Detection]:
+        """Faces in an ``(H, W, 3)`` uint8 image (empty list when there is none).
+
+        Args:
+            image: ``(H, W, 3)`` uint8, channels in the order ``color`` names.
+            color: ``"rgb"`` (default, as :func:`faceland.read_image` returns) or ``"bgr"``
+                (OpenCV's ``cv2.imread`` order; converted).
 
         Raises:
             RuntimeError: the landmarker was built without a detector.
+            ValueError: ``color`` is not ``"rgb"`` or ``"bgr"``.
         """
+        image = as_rgb(image, color)
         if self.detector is None:
             raise RuntimeError("no face detector configured: pass boxes, or detector='default'")
         return self.detector.detect(image)
 
     def landmarks_from_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | np.ndarray,
-                             box_type: str = "landmark", return_scores: bool = False
+                             box_type: str = "landmark", return_scores: bool = False, *,
+                             color: str = "rgb"
                              ) -> np.ndarray | tuple[np.ndarray, np.ndarray | None]:
         """Landmarks for given boxes.
 
         Args:
-            image: ``(H, W, 3)`` uint8 RGB.
+            image: ``(H, W, 3)`` uint8, channels in the order ``color`` names.
             boxes: ``(F, 4)`` ``[x0, y0, x1, y1]`` (pixels, 0-based pixel centres).
             box_type: ``"landmark"``: the boxes are landmark boxes (e.g. from ground truth);
                 ``"detector"``: they are face-detector boxes, converted with the detector's
                 calibration.
             return_scores: also return the per-landmark confidence.
+            color: ``"rgb"`` (default, as :func:`faceland.read_image` returns) or ``"bgr"``
+                (OpenCV's ``cv2.imread`` / ``VideoCapture`` order; converted).
 
         Returns:
             ``(F, K, 2)`` float64 landmarks, image pixels, 0-based pixel centres; with
@@ -253,14 +350,17 @@ class FaceLandmarker:
             ``[0, 1]`` or ``None`` for models without a confidence.
 
         Raises:
-            ValueError: bad or empty image array, bad box shape, or a box outside the bounds of
+            ValueError: ``color`` not ``"rgb"`` or ``"bgr"``; bad or empty image array, bad box
+                shape, or a box outside the bounds of
                 :func:`check_boxes` (not finite, not ``x1 > x0`` and ``y1 > y0``, longer side
                 below 1 px or above 10 image diagonals, a corner more than 10 image diagonals
                 outside the image); the message names the box. A box entirely outside the image
                 (but within those bounds) gives a ``UserWarning`` (its landmarks are guesses on a
                 black crop).
         """
+        check_color(color)
         _check_image(image)
+        image = as_rgb(image, color)
         b = check_boxes(boxes, image.shape)
         if len(b) == 0:
             empty = np.zeros((0, self.model.num_points, 2))
@@ -304,22 +404,28 @@ class FaceLandmarker:
                 scores = (scores + fscores[:, self._flip_perm]) / 2
         return coords, scores
 
-    def predict_batch(self, images: Iterable[np.ndarray], max_batch: int = 32
-                      ) -> list[list[Face]]:
+    def predict_batch(self, images: Iterable[np.ndarray], max_batch: int = 32, *,
+                      color: str = "rgb") -> list[list[Face]]:
         """:meth:`predict` for several images, with the faces of all of them run through the
         landmark model together (batches of up to ``max_batch`` crops: fewer, larger model
         calls).
 
         Args:
-            images: ``(H, W, 3)`` uint8 RGB images: any iterable (a list, a tuple, a generator;
-                it is read once, into a list, before anything runs).
+            images: ``(H, W, 3)`` uint8 images, channels in the order ``color`` names: any
+                iterable (a list, a tuple, a generator; it is read once, into a list, before
+                anything runs).
+            max_batch: most crops per model call.
+            color: ``"rgb"`` (default, as :func:`faceland.read_image` returns) or ``"bgr"``
+                (OpenCV's ``cv2.imread`` order; converted).
 
         Returns:
             Per image, its faces (image pixels, 0-based pixel centres), as :meth:`predict`.
 
         Raises:
-            ValueError: a bad image (the message gives its index); RuntimeError: no detector.
+            ValueError: ``color`` not ``"rgb"`` or ``"bgr"``; a bad image (the message gives its
+                index). RuntimeError: no detector.
         """
+        check_color(color)
         if isinstance(images, np.ndarray) and images.ndim == 3:
             raise ValueError("predict_batch takes several images (a list of (H, W, 3) arrays); "
                              f"got one array of shape {images.shape}: use predict")
@@ -329,6 +435,7 @@ class FaceLandmarker:
                 _check_image(im)
             except ValueError as e:
                 raise ValueError(f"image {i}: {e}") from None
+        images = [as_rgb(im, color) for im in images]
         dets = [self.detect(im) for im in images]
         faces = [(im, self.detector.to_landmark_box(d.box))
                  for im, ds in zip(images, dets, strict=True) for d in ds]
@@ -336,9 +443,10 @@ class FaceLandmarker:
             return [[] for _ in images]
         pts, scores = self._landmarks_in_crops(faces, max_batch)
         out, k = [], 0
-        for ds in dets:
-            out.append([Face(d.box, d.score, pts[k + i], None if scores is None else scores[k + i])
-                        for i, d in enumerate(ds)])
+        for im, ds in zip(images, dets, strict=True):
+            size = (int(im.shape[1]), int(im.shape[0]))
+            out.append([Face(d.box, d.score, pts[k + i], None if scores is None else scores[k + i],
+                             image_size=size) for i, d in enumerate(ds)])
             k += len(ds)
         return out
 
@@ -355,24 +463,31 @@ class FaceLandmarker:
         return c.astype(np.float64), (None if s is None else s.astype(np.float64))
 
     def predict(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | None = None,
-                box_type: str | None = None) -> list[Face]:
+                box_type: str | None = None, *, color: str = "rgb") -> list[Face]:
         """Detect faces (unless ``boxes`` are given) and localise their landmarks.
 
         Args:
-            image: ``(H, W, 3)`` uint8 RGB (as returned by :func:`faceland.read_image`).
+            image: ``(H, W, 3)`` uint8, channels in the order ``color`` names (RGB as returned
+                by :func:`faceland.read_image`).
             boxes: optional ``(F, 4)`` boxes ``[x0, y0, x1, y1]`` (image pixels, 0-based pixel
                 centres), within the bounds of :func:`check_boxes`.
             box_type: see :meth:`landmarks_from_boxes`; default: ``"detector"`` (face-detector
                 style boxes, converted with the detector's calibration) when the landmarker has a
                 detector, else ``"landmark"``.
+            color: ``"rgb"`` (default) or ``"bgr"`` (OpenCV's ``cv2.imread`` /
+                ``VideoCapture`` order; converted).
 
         Returns:
-            One :class:`Face` per face (empty list when no face is found).
+            One :class:`Face` per face (empty list when no face is found), with its
+            :attr:`Face.image_size` set (so 68-point faces have :attr:`Face.pose`).
 
         Raises:
-            ValueError: a bad image, or a bad box (see :meth:`landmarks_from_boxes`).
+            ValueError: ``color`` not ``"rgb"`` or ``"bgr"``, a bad image, or a bad box (see
+                :meth:`landmarks_from_boxes`).
         """
+        check_color(color)
         _check_image(image)
+        image = as_rgb(image, color)
         if boxes is None:
             dets = self.detect(image)
             box_type = "detector"
@@ -384,7 +499,9 @@ class FaceLandmarker:
                                                 return_scores=True)
         if scores is None:
             scores = [None] * len(pts)
-        return [Face(d.box, d.score, p, s) for d, p, s in zip(dets, pts, scores, strict=True)]
+        size = (int(image.shape[1]), int(image.shape[0]))
+        return [Face(d.box, d.score, p, s, image_size=size)
+                for d, p, s in zip(dets, pts, scores, strict=True)]
 
     def predict_file(self, path: str | Path) -> tuple[np.ndarray, list[Face]]:
         """Read an image file (EXIF rotation applied) and return ``(image, faces)``.
@@ -427,8 +544,8 @@ class FaceLandmarker:
 
 def result_json(path: str | Path, image: np.ndarray, faces: Sequence[Face]) -> dict:
     """The per-image JSON written by ``faceland predict``: ``{"image": str, "width": int,
-    "height": int, "faces": [{"box", "score", "landmarks"}]}`` (image pixels, 0-based pixel
-    centres)."""
+    "height": int, "faces": [{"box", "score", "landmarks", "point_scores", "landmarks5", "pose",
+    "openness"}]}`` (image pixels, 0-based pixel centres; see :meth:`Face.to_dict`)."""
     return {"image": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]),
             "faces": [f.to_dict() for f in faces]}
 

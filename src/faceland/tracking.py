@@ -2,9 +2,10 @@
 
 >>> from faceland.tracking import VideoLandmarker
 >>> video = VideoLandmarker()                      # default model, detector, One Euro smoothing
->>> for i, frame in enumerate(frames):             # (H, W, 3) uint8 RGB
+>>> for i, frame in enumerate(frames):             # (H, W, 3) uint8 RGB (color="bgr": BGR)
 ...     faces = video.process(frame, timestamp_ms=i * 1000 / fps)
 ...     faces[0].track, faces[0].landmarks, faces[0].point_scores
+...     faces[0].pose, faces[0].openness, faces[0].blink, faces[0].blinks   # 68-point models
 
 Frames come one at a time with increasing time stamps, as in MediaPipe's VIDEO / LIVE_STREAM
 running modes, and the landmarker keeps state between them:
@@ -51,8 +52,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from faceland.face_analysis import BlinkDetector, openness
 from faceland.geometry import apply_affine, box_iou, landmark_box
-from faceland.inference import Face, FaceLandmarker, _check_image, box_problem
+from faceland.inference import Face, FaceLandmarker, _check_image, box_problem, check_color
 from faceland.smoothing import LandmarkSmoother, smooth_track
 
 __all__ = ["TrackedFace", "VideoLandmarker", "FaceFlow", "smooth_tracks", "SMOOTHERS",
@@ -107,19 +109,32 @@ class TrackedFace(Face):
         motion: the ``(2, 3)`` similarity of the face region from the previous frame to this
             one measured by optical flow (:class:`FaceFlow`; image pixels), or ``None`` (flow
             off, a new track, or too few corners followed). Not written to JSON.
+        blink: ``True`` on the frame a blink of this track ends (the eyes reopen), else
+            ``False``; ``None`` unless 68 points.
+        blinks: the track's blinks so far, this one included; ``None`` unless 68 points.
 
     ``box`` is the face's landmark box used for this frame's crop; ``score`` the confidence of
-    the last detection matched to the track.
+    the last detection matched to the track. ``pose``, ``openness`` and ``landmarks5`` (see
+    :class:`~faceland.inference.Face`) are computed from the smoothed :attr:`landmarks`; blinks
+    are found on the **unsmoothed** landmarks' mean eye aspect ratio
+    (:class:`faceland.face_analysis.BlinkDetector`, per track), because the online smoothers
+    filter the face's shape at a low cut-off (0.1 Hz for ``"one_euro"``), which flattens a
+    blink of a few frames.
     """
 
     track: int = -1
     confidence: float = float("nan")
     motion: np.ndarray | None = None
+    blink: bool | None = None
+    blinks: int | None = None
 
     def to_dict(self) -> dict:
-        """``{"track": int, "box", "score", "landmarks", "point_scores"}`` (see
+        """``{"track": int, "box", "score", "landmarks", "point_scores", "landmarks5", "pose",
+        "openness", "blink": bool or null, "blinks": int or null}`` (see
         :meth:`Face.to_dict`)."""
-        return {"track": int(self.track), **super().to_dict()}
+        return {"track": int(self.track), **super().to_dict(),
+                "blink": None if self.blink is None else bool(self.blink),
+                "blinks": None if self.blinks is None else int(self.blinks)}
 
 
 class FaceFlow:
@@ -246,6 +261,7 @@ class _Track:
     flow: FaceFlow | None = None
     motion: np.ndarray | None = None  # (2, 3) flow similarity, previous frame -> this one
     crop_points: np.ndarray | None = None  # the landmarks whose box is tr.box
+    blink_detector: BlinkDetector | None = None  # 68-point models: on the unsmoothed EAR
     age: int = 0
     confirmed_at: int = -(10 ** 9)  # frame index of the last detection matched to the track
 
@@ -283,6 +299,8 @@ class VideoLandmarker:
             follows that motion without lag and smooths only the rest.
         flow_crops: with ``flow`` and tracking, the next crop's landmarks are first moved by
             the measured motion, so the crop does not trail a moving face by a frame.
+        blink_params: :class:`faceland.face_analysis.BlinkDetector` parameters of each track's
+            blink detector (68-point models), e.g. ``{"t_low": 0.75, "min_frames": 2}``.
 
     Attributes:
         detector_runs: how many frames the detector ran on since the last :meth:`reset`.
@@ -298,8 +316,8 @@ class VideoLandmarker:
                  detect_every: int = 10, min_confidence: float = 0.25, match_iou: float = 0.3,
                  smoothing: str = DEFAULT_SMOOTHING, smoothing_params: dict | None = None,
                  confidence_weighting: bool = False, max_faces: int | None = None,
-                 crop_from: str = "smoothed", flow: bool = True, flow_crops: bool = True
-                 ) -> None:
+                 crop_from: str = "smoothed", flow: bool = True, flow_crops: bool = True,
+                 blink_params: dict | None = None) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         if smoothing not in SMOOTHERS:
@@ -322,6 +340,8 @@ class VideoLandmarker:
         self.flow, self.flow_crops = bool(flow), bool(flow_crops)
         # the motion is used by a smoother, or to move the crops
         self._use_flow = self.flow and (smoothing != "none" or (tracking and self.flow_crops))
+        self.blink_params = dict(blink_params or {})
+        BlinkDetector(**self.blink_params)  # validate now, not on the first face
         self.reset()
 
     def reset(self) -> None:
@@ -335,30 +355,37 @@ class VideoLandmarker:
         self.scene_resets = 0
 
     # ------------------------------------------------------------------------------------------
-    def process(self, frame: np.ndarray, timestamp_ms: float) -> list[TrackedFace]:
+    def process(self, frame: np.ndarray, timestamp_ms: float, *, color: str = "rgb"
+                ) -> list[TrackedFace]:
         """Landmarks of the faces in one frame.
 
         Args:
-            frame: ``(H, W, 3)`` uint8 RGB. A frame of another size than the previous one
-                starts a new scene: the tracks are dropped with a ``UserWarning`` and the
-                detector runs (track ids keep counting up).
+            frame: ``(H, W, 3)`` uint8, channels in the order ``color`` names. A frame of
+                another size than the previous one starts a new scene: the tracks are dropped
+                with a ``UserWarning`` and the detector runs (track ids keep counting up).
             timestamp_ms: the frame's time stamp in milliseconds, a finite number; must increase
                 from call to call (it sets the smoothing's time step).
+            color: ``"rgb"`` (default, as :func:`faceland.read_image` and faceland's video
+                reader return) or ``"bgr"`` (OpenCV's ``VideoCapture`` order; converted).
 
         Returns:
             One :class:`TrackedFace` per followed face, ordered by track id (empty list when
             there is none); landmarks in image pixels, 0-based pixel centres, smoothed as
-            configured.
+            configured; for 68-point models with pose, openness, five points and blinks.
 
         Raises:
-            ValueError: a frame that is not an ``(H, W, 3)`` uint8 array (or is empty), a time
-                stamp that is not a finite number, or one that does not increase; the message
-                names the frame by its index in the stream.
+            ValueError: ``color`` not ``"rgb"`` or ``"bgr"``; a frame that is not an
+                ``(H, W, 3)`` uint8 array (or is empty), a time stamp that is not a finite
+                number, or one that does not increase; the message names the frame by its
+                index in the stream.
         """
+        check_color(color)
         try:
             _check_image(frame)
         except ValueError as e:
             raise ValueError(f"frame {self.frames}: {e}") from None
+        if color == "bgr":
+            frame = np.ascontiguousarray(frame[..., ::-1])
         if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, numbers.Real) \
                 or not math.isfinite(timestamp_ms):
             raise ValueError(f"frame {self.frames}: timestamp_ms must be a finite number of "
@@ -417,9 +444,11 @@ class VideoLandmarker:
             # the tracking loop does not feed the model's noise back into its input)
             tr.crop_points = smoothed if self.crop_from == "smoothed" else pts[i]
             tr.box = landmark_box(tr.crop_points)
-            out.append(TrackedFace(box, tr.det_score, smoothed, s,
+            blink, blinks = self._blink(tr)
+            out.append(TrackedFace(box, tr.det_score, smoothed, s, image_size=(size[1], size[0]),
                                    track=tr.id, motion=tr.motion,
-                                   confidence=float("nan") if s is None else float(s.mean())))
+                                   confidence=float("nan") if s is None else float(s.mean()),
+                                   blink=blink, blinks=blinks))
         self._dedupe()
         if self._use_flow:
             for tr in self._tracks:
@@ -496,6 +525,17 @@ class VideoLandmarker:
                     drop.add(j if self._tracks[i].id < self._tracks[j].id else i)
         self._tracks = [tr for i, tr in enumerate(self._tracks) if i not in drop]
 
+    def _blink(self, tr: _Track) -> tuple[bool | None, int | None]:
+        """This frame's blink event and the track's count, from its unsmoothed landmarks'
+        mean eye aspect ratio; ``(None, None)`` unless 68 points."""
+        if tr.raw is None or tr.raw.shape != (68, 2):
+            return None, None
+        if tr.blink_detector is None:
+            tr.blink_detector = BlinkDetector(**self.blink_params)
+        o = openness(tr.raw)
+        event = tr.blink_detector.update((o["ear_left"] + o["ear_right"]) / 2)
+        return event, tr.blink_detector.count
+
     def _new_smoother(self) -> LandmarkSmoother:
         return LandmarkSmoother(**{"mode": "aligned", **self.smoothing_params},
                                 confidence_weighting=self.confidence_weighting)
@@ -523,7 +563,9 @@ def smooth_tracks(frames: Sequence[Sequence[TrackedFace]], window: int = 9, orde
 
     Returns:
         The same structure with new :class:`TrackedFace` objects whose landmarks are smoothed
-        (image pixels, 0-based pixel centres); boxes, scores and ids unchanged.
+        (image pixels, 0-based pixel centres; their ``pose``, ``openness`` and ``landmarks5``
+        follow); boxes, scores, ids and blink events (found on the unsmoothed landmarks)
+        unchanged.
 
     Raises:
         ValueError: an even ``window`` or ``order >= window``.

@@ -1,4 +1,4 @@
-"""The ``faceland`` command: predict, evaluate, train, export, models (one module each).
+"""The ``faceland`` command: predict, align, evaluate, train, export, models (one module each).
 
 Errors in the user's input (missing file, corrupt image, bad config) print one line
 ``faceland: error: <file>: <problem>`` and exit with status 2; in a directory run a bad image is
@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from faceland.cli import evaluate, export, models, predict, train
+from faceland.cli import align, evaluate, export, models, predict, train
 from faceland.cli.common import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="faceland", description="2D facial landmark detection.")
     ap.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = ap.add_subparsers(dest="command", required=True)
-    for command in (predict, evaluate, train, export, models):
+    for command in (predict, align, evaluate, train, export, models):
         command.register(sub)
     return ap
 

@@ -10,9 +10,11 @@ path, size, modification time), which is what ``--resume`` matches.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +138,8 @@ def _planned_outputs(targets: dict[Path, Path], args) -> list[Path]:
             outs += [] if args.no_overlay else [_out(target, ".png")]
     if args.jsonl:
         outs.append(Path(args.jsonl))
+    if getattr(args, "csv", None):
+        outs.append(Path(args.csv))
     return outs
 
 
@@ -205,6 +209,137 @@ def _open_jsonl(path: Path, resume: bool):
                 keep.append(line)
     return append_file(path, keep), done
 
+#: ``--csv`` columns before the landmarks (then ``x_0 .. x_{K-1}``, ``y_0 .. y_{K-1}``,
+#: OpenFace's layout): ``frame``, ``time_ms`` and ``track`` are empty for photos; pose (degrees)
+#: and openness are empty for models other than 68 points.
+CSV_COLUMNS = ("path", "frame", "time_ms", "track", "box_x0", "box_y0", "box_x1", "box_y1",
+               "score", "yaw", "pitch", "roll", "ear_left", "ear_right", "mar")
+
+
+def csv_header(num_points: int) -> list[str]:
+    """The ``--csv`` header for a model of ``num_points`` landmarks."""
+    return [*CSV_COLUMNS, *(f"x_{i}" for i in range(num_points)),
+            *(f"y_{i}" for i in range(num_points))]
+
+
+def _cell(value: float | None, digits: int) -> str:
+    """A number rounded to ``digits`` decimals as text; empty for ``None`` or a non-finite
+    value."""
+    if value is None or not np.isfinite(float(value)):
+        return ""
+    return str(round(float(value), digits))
+
+
+def csv_rows(path: str, frame: int | None, time_ms: float | None, faces) -> list[list[str]]:
+    """One ``--csv`` row per face (:func:`csv_header`'s columns): image pixels with 0-based pixel
+    centres, pose in degrees, openness unitless."""
+    rows = []
+    for f in faces:
+        pose, opened = f.pose, f.openness
+        pts = np.asarray(f.landmarks, dtype=np.float64)
+        track = getattr(f, "track", None)
+        rows.append([path, "" if frame is None else str(int(frame)), _cell(time_ms, 3),
+                     "" if track is None else str(int(track)),
+                     *(_cell(v, 2) for v in f.box), _cell(f.score, 4),
+                     *(_cell(None if pose is None else pose[k], 2) for k in ("yaw", "pitch", "roll")),
+                     *(_cell(None if opened is None else opened[k], 4)
+                       for k in ("ear_left", "ear_right", "mar")),
+                     *(_cell(v, 3) for v in pts[:, 0]), *(_cell(v, 3) for v in pts[:, 1])])
+    return rows
+
+
+class _CsvTable:
+    """``--csv FILE``: one row per face per image or video frame, appended as results come and
+    never through a link (:func:`faceland.outputs.append_file`). With ``keep`` (``--resume``),
+    the rows already there whose path resolves to one of ``keep`` (the images not run again)
+    are kept (a partial last row of a killed run is dropped); otherwise the file starts anew."""
+
+    def __init__(self, path: Path, num_points: int, keep: set[str] | None) -> None:
+        import csv
+        import io
+
+        from faceland.outputs import append_file
+
+        self.path = path
+        header = csv_header(num_points)
+        kept = _kept_rows(path, header, keep) if keep is not None else []
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *kept])
+        self.file = append_file(path, [buf.getvalue()[:-1]])  # one "line": the text, as written
+        self.writer = csv.writer(self.file, lineterminator="\n")
+
+    def write_faces(self, path: str, frame: int | None, time_ms: float | None, faces,
+                    flush: bool = True) -> None:
+        """Append the rows of one image (``frame`` ``None``) or video frame.
+
+        Raises:
+            OSError: the write failed (its ``filename`` is the CSV file).
+        """
+        try:
+            self.writer.writerows(csv_rows(path, frame, time_ms, faces))
+            if flush:
+                self.file.flush()
+        except OSError as e:
+            raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None
+
+    def flush(self) -> None:
+        """Flush buffered rows to the file (raises OSError as :meth:`write_faces`)."""
+        try:
+            self.file.flush()
+        except OSError as e:
+            raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _kept_rows(path: Path, header: list[str], keep: set[str]) -> list[list[str]]:
+    """``--csv --resume``: the rows of ``path`` whose image is in ``keep`` (resolved path keys),
+    when its header is ``header``; a partial last line is dropped."""
+    import csv
+
+    from faceland.outputs import path_key
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    if not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    rows = list(csv.reader(text.splitlines(keepends=True)))
+    if not rows or rows[0] != header:
+        if rows:
+            print(f"faceland: warning: --csv {path}: its columns differ from this run's (another "
+                  "model?); it starts anew", file=sys.stderr)
+        return []
+    return [r for r in rows[1:] if len(r) == len(header) and r[1] == ""
+            and path_key(Path(r[0])) in keep]
+
+
+@contextlib.contextmanager
+def _open_table(args: argparse.Namespace, num_points: int, keep: set[str] | None
+                ) -> Iterator[_CsvTable | None]:
+    """The ``--csv`` table (``None`` without ``--csv``), closed when the block ends (a failure
+    to close is reported in one line).
+
+    Raises:
+        UserError: the file cannot be opened (a link, a directory, permissions).
+    """
+    if not getattr(args, "csv", None):
+        yield None
+        return
+    try:
+        table = _CsvTable(Path(args.csv), num_points, keep)
+    except OSError as e:
+        raise UserError(_write_error(e, args.csv).removeprefix("faceland: error: ")) from None
+    try:
+        yield table
+    finally:
+        try:
+            table.close()
+        except OSError as e:
+            print(_write_error(e, args.csv), file=sys.stderr)
+
 
 def _prefetched(paths: list[Path], workers: int):
     """``(path, image or FormatError)`` in order, decoded ahead by ``workers`` threads
@@ -245,8 +380,15 @@ def _write_error(e: OSError, where: Path | str) -> str:
             f"({e.strerror or e})")
 
 
-def _save_image_result(path: Path, target: Path, img, faces, args, sink) -> int:
-    """Write one image's outputs and say so; 1 if writing failed (reported), else 0."""
+def _save_image_result(path: Path, target: Path, img, faces, args, sink, table=None) -> int:
+    """Write one image's outputs and say so; 1 if writing failed (reported), else 0. Its
+    ``--csv`` rows go first: an image whose JSON is written has its rows (``--resume``)."""
+    if table is not None:
+        try:
+            table.write_faces(str(path), None, None, faces)
+        except OSError as e:
+            print(_write_error(e, args.csv), file=sys.stderr)
+            return 1
     try:
         _write_outputs(path, target, img, faces, args, sink)
     except OSError as e:  # the output could not be written: report, keep going
@@ -260,7 +402,7 @@ def _save_image_result(path: Path, target: Path, img, faces, args, sink) -> int:
 
 def _plan(args: argparse.Namespace, out: Path) -> tuple[list, dict[Path, Path]]:
     """Inputs and their output stems, checked: no output may replace an input, and ``--jsonl``
-    must be writable; all before the model loads."""
+    and ``--csv`` must be writable (and differ); all before the model loads."""
     from faceland.outputs import UnsafeOutputError, check_not_inputs, check_output_file
 
     items = _images(args.paths, out)
@@ -272,8 +414,12 @@ def _plan(args: argparse.Namespace, out: Path) -> tuple[list, dict[Path, Path]]:
         check_not_inputs(_planned_outputs(targets, args), targets)
         if args.jsonl:
             check_output_file(args.jsonl, "--jsonl")
+        if args.csv:
+            check_output_file(args.csv, "--csv")
     except UnsafeOutputError as e:
         raise UserError(str(e.strerror if e.filename is None else e)) from None
+    if args.csv and args.jsonl and Path(args.csv).resolve() == Path(args.jsonl).resolve():
+        raise UserError(f"--csv {args.csv} and --jsonl {args.jsonl} are the same file")
     return items, targets
 
 
@@ -293,7 +439,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         lm = FaceLandmarker(args.model, detector=args.detector, flip_test=args.flip_test,
                             runtime=args.runtime)
         if args.camera is not None:
-            return _predict_camera(lm, args.camera, out, args)
+            with _open_table(args, lm.num_points, None) as table:
+                return _predict_camera(lm, args.camera, out, args, table)
         return _run_files(lm, items, targets, args, sink, done)
     finally:
         if sink is not None:
@@ -305,7 +452,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _run_files(lm, items, targets, args, sink, done: set[str]) -> int:
     """Videos, then images in batches; returns the exit status (1 if any input failed)."""
-    from faceland.data.formats import VIDEO_SUFFIXES, FormatError
+    from faceland.data.formats import VIDEO_SUFFIXES
     from faceland.outputs import path_key
 
     videos = [p for p, _ in items if p.suffix.lower() in VIDEO_SUFFIXES]
@@ -317,11 +464,24 @@ def _run_files(lm, items, targets, args, sink, done: set[str]) -> int:
         if before > len(images):
             print(f"faceland: --resume: {before - len(images)} of {before} image(s) already "
                   "done", file=sys.stderr)
+    done_images = set()
+    if args.resume and args.csv:  # --csv keeps the rows of the images not run again
+        todo = {path_key(p) for p in images}
+        done_images = {path_key(p) for p, _ in items
+                       if p.suffix.lower() not in VIDEO_SUFFIXES and path_key(p) not in todo}
+    with _open_table(args, lm.num_points, done_images if args.resume else None) as table:
+        return _run_inputs(lm, items, videos, images, targets, args, sink, table)
+
+
+def _run_inputs(lm, items, videos, images, targets, args, sink, table) -> int:
+    """:func:`_run_files` once the inputs are sorted and ``--csv`` is open."""
+    from faceland.data.formats import FormatError
+
     failed = 0
     for path in videos:
         target = targets[path]
         try:
-            n = _predict_video(lm, path, target, args)
+            n = _predict_video(lm, path, target, args, table)
             print(f"{path}: {n} -> {_out(target, '.jsonl')}")
         except FormatError as e:
             print(f"faceland: error: {e}", file=sys.stderr)
@@ -346,7 +506,8 @@ def _run_files(lm, items, targets, args, sink, done: set[str]) -> int:
                 # the faces of several images go through the model as one batch
                 results = lm.predict_batch([im for _, im in batch])
                 for (path, img), faces in zip(batch, results, strict=True):
-                    failed += _save_image_result(path, targets[path], img, faces, args, sink)
+                    failed += _save_image_result(path, targets[path], img, faces, args, sink,
+                                                 table)
                 batch = []
             if item is None:
                 break
@@ -366,9 +527,11 @@ def _video_landmarker(lm, args: argparse.Namespace):
 class _VideoOutput:
     """``<target>.jsonl`` (one line per processed frame, written as it comes) and the overlay
     ``<target>.mp4``, each written under an exclusively created temporary name and renamed onto
-    its final name when the video ends (also when decoding stopped early)."""
+    its final name when the video ends (also when decoding stopped early); with ``table``, the
+    ``--csv`` rows of each frame (``source`` in their path column)."""
 
-    def __init__(self, target: Path, fps: float, overlay: bool) -> None:
+    def __init__(self, target: Path, fps: float, overlay: bool, table=None, source: str = ""
+                 ) -> None:
         from faceland.outputs import exclusive_temp
 
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -378,6 +541,7 @@ class _VideoOutput:
         self.lines = os.fdopen(fd, "w", encoding="utf-8")
         self._tmp_mp4: Path | None = None
         self.tracks: set[int] = set()
+        self.table, self.source = table, source
 
     def write(self, index: int, time_ms: float, frame: np.ndarray | None, faces) -> None:
         import cv2
@@ -388,6 +552,8 @@ class _VideoOutput:
         doc = {"frame": int(index), "time_ms": round(float(time_ms), 3),
                "faces": [f.to_dict() for f in faces]}
         self.lines.write(json.dumps(doc) + "\n")
+        if self.table is not None:
+            self.table.write_faces(self.source, index, time_ms, faces, flush=False)
         if self.overlay and frame is not None:
             if self.writer is None:
                 from faceland.outputs import exclusive_temp
@@ -409,6 +575,8 @@ class _VideoOutput:
         from faceland.outputs import replace_into
 
         try:
+            if self.table is not None:
+                self.table.flush()
             self.lines.close()
             replace_into(self._tmp_lines, self.path)
         finally:
@@ -417,9 +585,9 @@ class _VideoOutput:
                 replace_into(self._tmp_mp4, self.mp4)
 
 
-def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> str:
-    """Video: ``<target>.jsonl`` with one line per processed frame, overlay ``<target>.mp4``.
-    Returns a summary for the console.
+def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace, table=None) -> str:
+    """Video: ``<target>.jsonl`` with one line per processed frame, overlay ``<target>.mp4``,
+    rows in ``--csv`` (``table``). Returns a summary for the console.
 
     Raises:
         faceland.errors.FormatError: unreadable video, or one that stops before the frame count
@@ -433,7 +601,7 @@ def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> st
     video = _video_landmarker(lm, args)
     offline = args.smoothing == "savgol"
     reader = VideoReader(path, args.every)
-    out = _VideoOutput(target, reader.fps / args.every, not args.no_overlay)
+    out = _VideoOutput(target, reader.fps / args.every, not args.no_overlay, table, str(path))
     done, secs, buffered = 0, 0.0, []
     try:
         with reader, progress(reader.declared // args.every, path.name) as bar:
@@ -467,9 +635,10 @@ def _predict_video(lm, path: Path, target: Path, args: argparse.Namespace) -> st
             f"(detector on {video.detector_runs} frame(s))")
 
 
-def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace) -> int:
+def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace, table=None) -> int:
     """Camera ``index`` until Ctrl-C or ``--max-frames``: ``camera<N>.jsonl`` + overlay
-    ``camera<N>.mp4``; time stamps are milliseconds since the first frame."""
+    ``camera<N>.mp4`` (+ ``--csv`` rows, path ``camera<N>``); time stamps are milliseconds since
+    the first frame."""
     import time
 
     from faceland.data.formats import VideoReader
@@ -479,7 +648,8 @@ def _predict_camera(lm, index: int, out: Path, args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(str(e)) from None
     video = _video_landmarker(lm, args)
-    sink = _VideoOutput(out / f"camera{index}", reader.fps, not args.no_overlay)
+    sink = _VideoOutput(out / f"camera{index}", reader.fps, not args.no_overlay, table,
+                        f"camera{index}")
     n, t_start, last = 0, time.monotonic(), -1.0
     try:
         with reader, progress(args.max_frames, reader.name) as bar:
@@ -520,6 +690,10 @@ def register(sub) -> None:
                         "atomically, so a killed run resumes where it stopped)")
     p.add_argument("--jsonl", default=None, metavar="FILE",
                    help="images: one JSON line per image in FILE instead of a JSON per image")
+    p.add_argument("--csv", default=None, metavar="FILE",
+                   help="also one CSV row per face per image or video frame in FILE: path, "
+                        "frame, time_ms, track, box, score, yaw pitch roll (degrees), ear_left "
+                        "ear_right mar, x_0..x_K-1, y_0..y_K-1 (image pixels)")
     p.add_argument("--batch", type=int, default=8,
                    help="images: run the faces of this many images through the model together")
     p.add_argument("--quiet", action="store_true", help="no line per image")
