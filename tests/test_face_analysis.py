@@ -304,7 +304,7 @@ def test_tracked_faces_pose_from_smoothed_landmarks_and_blinks(landmarker) -> No
         f = faces[0]
         assert f.image_size == (320, 320)
         assert f.pose == pytest.approx(head_pose(f.landmarks, (320, 320)))
-        assert f.openness == pytest.approx(openness(f.landmarks))
+        assert f.openness == pytest.approx(openness(f.raw_landmarks))  # unsmoothed: blinks show
         assert f.blink is False and f.blinks == 0
     sm = smooth_tracks(out)
     assert sm[3][0].pose == pytest.approx(head_pose(sm[3][0].landmarks, (320, 320)))
