@@ -109,7 +109,7 @@ def test_pose_model_data_and_camera() -> None:
     from faceland.schemes import get_scheme
 
     assert np.allclose(mirrored[list(get_scheme("68").flip_permutation)], FACE_MODEL_68)
-    assert FACE_MODEL_68[:, 2].argmin() == 30 and len(POSE_POINTS) == 23
+    assert FACE_MODEL_68[:, 2].argmin() == 30 and POSE_POINTS == tuple(range(27, 48))
     k = camera_matrix((640, 480))
     assert np.allclose(k, [[640, 0, 319.5], [0, 640, 239.5], [0, 0, 1]])
     with pytest.raises(ValueError, match="image_size"):
@@ -527,3 +527,20 @@ def test_a_real_closed_eye_frame_in_a_clip_is_one_blink(data_root, landmarker) -
     assert events == [19] and out[-1][0].blinks == 1
     control = VideoLandmarker(landmarker)
     assert all(not control.process(canvas(a), i * 1000 / 30)[0].blink for i in range(34))
+
+
+def test_annotated_300w_faces_are_frontal_on_average(data_root) -> None:
+    """The model's x, y are the mean 300W training shape, so the annotated test faces' median
+    pose is near (0, 0, 0); with the canonical face's own x, y their median pitch was -8.8 deg
+    (and a smiling frontal portrait -35 deg)."""
+    import cv2
+
+    from faceland.data.datasets import load_300w
+
+    poses = []
+    for r in load_300w(data_root / "300w", "common")[::4]:
+        h, w = cv2.imread(str(r.image)).shape[:2]
+        p = head_pose(r.points, (w, h))
+        poses.append([p["yaw"], p["pitch"], p["roll"]])
+    med = np.median(np.array(poses), axis=0)
+    assert np.all(np.abs(med) < 5.0), med

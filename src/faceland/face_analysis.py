@@ -20,11 +20,12 @@ canonical face model, picked with faceland's MediaPipe-468 -> iBUG-68 map,
 (iterative Levenberg-Marquardt minimisation of the reprojection error) under a pinhole camera
 whose intrinsics come from the image size alone (:func:`camera_matrix`: focal length = the
 longer image side in pixels, principal point = image centre, no distortion). The fit uses
-:data:`POSE_POINTS`: nose 27-35, eyes 36-47 and the outer mouth corners 48 / 54; the jaw contour
+:data:`POSE_POINTS`: nose 27-35 and eyes 36-47, the rigid part of the face; the jaw contour
 (0-16: the visible silhouette, which slides over the face as the head turns), the brows and the
-lips (which move with expression and speech) are left out. That set was chosen on MTFL train
-(yaw against its five pose classes: balanced class accuracy 0.868, against 0.855 with the brows
-added and 0.828 with all 68 points; docs/analysis.md).
+mouth (which move with expression and speech) are left out. The mouth corners add a little to
+yaw on MTFL train (balanced class accuracy 0.868 against 0.861 without them, docs/analysis.md)
+but a smile raises them, which the fit reads as pitch (a smiling frontal portrait, the
+astronaut: -24 deg with them, -16 deg without).
 
 Angles are in degrees, relative to the **camera's axes** (not to the line of sight; a face at
 the image edge that looks into the lens has a small yaw), with the rotation from the face to the
@@ -139,12 +140,58 @@ _MP_CANONICAL_68 = (
 #: **face frame** used for head pose: x toward the image right, y down, z away from the camera
 #: (into the head) when the face is frontal and upright, i.e. the OBJ's ``(x, -y, -z)``; then
 #: the rotation from face to camera is the identity for pose ``(0, 0, 0)``. Read-only.
-FACE_MODEL_68 = np.array(_MP_CANONICAL_68, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+# x, y of the 68 points: the mean 300W training shape (2012 faces and their mirror images,
+# generalised Procrustes alignment) in the canonical model's centimetres, from
+# scripts/fit_pose_model.py. The canonical model's own frontal projection puts the iBUG points
+# where its approximate 468 -> 68 vertex map lands (its nose tip 0.44 of the way from the eyes
+# to the mouth, 300W's annotators at 0.65), which pitched a frontal portrait by -35 deg.
+_XY_300W_TRAIN = (
+    (-7.465598, -2.506749), (-7.404703, -0.544346),  # 0, 1
+    (-7.184518, 1.412300), (-6.775378, 3.329992),  # 2, 3
+    (-6.009918, 5.110258), (-4.833909, 6.661022),  # 4, 5
+    (-3.398738, 7.959787), (-1.807932, 9.000797),  # 6, 7
+    (0.000000, 9.299577), (1.807932, 9.000797),  # 8, 9
+    (3.398738, 7.959787), (4.833909, 6.661022),  # 10, 11
+    (6.009918, 5.110258), (6.775378, 3.329992),  # 12, 13
+    (7.184518, 1.412300), (7.404703, -0.544346),  # 14, 15
+    (7.465598, -2.506749), (-6.022802, -4.062747),  # 16, 17
+    (-5.098518, -4.866550), (-3.820301, -5.105802),  # 18, 19
+    (-2.496783, -4.924520), (-1.234051, -4.440111),  # 20, 21
+    (1.234051, -4.440111), (2.496783, -4.924520),  # 22, 23
+    (3.820301, -5.105802), (5.098518, -4.866550),  # 24, 25
+    (6.022802, -4.062747), (0.000000, -2.861212),  # 26, 27
+    (0.000000, -1.577622), (0.000000, -0.306710),  # 28, 29
+    (0.000000, 0.998805), (-1.498342, 1.869055),  # 30, 31
+    (-0.777153, 2.132325), (0.000000, 2.367446),  # 32, 33
+    (0.777153, 2.132325), (1.498342, 1.869055),  # 34, 35
+    (-4.529639, -2.668328), (-3.737870, -3.139751),  # 36, 37
+    (-2.764766, -3.126769), (-1.948016, -2.497803),  # 38, 39
+    (-2.841011, -2.308747), (-3.796471, -2.322673),  # 40, 41
+    (1.948016, -2.497803), (2.764766, -3.126769),  # 42, 43
+    (3.737870, -3.139751), (4.529639, -2.668328),  # 44, 45
+    (3.796471, -2.322673), (2.841011, -2.308747),  # 46, 47
+    (-2.864650, 4.293893), (-1.818283, 3.843233),  # 48, 49
+    (-0.740000, 3.617384), (0.000000, 3.800112),  # 50, 51
+    (0.740000, 3.617384), (1.818283, 3.843233),  # 52, 53
+    (2.864650, 4.293893), (1.855670, 5.317636),  # 54, 55
+    (0.804552, 5.759688), (0.000000, 5.840747),  # 56, 57
+    (-0.804552, 5.759688), (-1.855670, 5.317636),  # 58, 59
+    (-2.426172, 4.349978), (-0.750643, 4.259917),  # 60, 61
+    (0.000000, 4.336112), (0.750643, 4.259917),  # 62, 63
+    (2.426172, 4.349978), (0.763633, 4.791384),  # 64, 65
+    (0.000000, 4.880143), (-0.763633, 4.791384),  # 66, 67
+)
+
+#: ``(68, 3)`` the 3D face the pose is fitted against, in centimetres, x toward the image right,
+#: y toward the image bottom, z away from the camera: x, y the mean 300W training shape, z
+#: MediaPipe's canonical face (see the module docstring).
+FACE_MODEL_68 = np.column_stack([np.array(_XY_300W_TRAIN, dtype=np.float64),
+                                 -np.array(_MP_CANONICAL_68, dtype=np.float64)[:, 2]])
 FACE_MODEL_68.setflags(write=False)
 
 #: 0-based indices of the 68 points the head-pose fit uses: nose 27-35, eyes 36-47, outer mouth
 #: corners 48 and 54 (the jaw contour, the brows and the lips are left out).
-POSE_POINTS: tuple[int, ...] = (*range(27, 48), 48, 54)
+POSE_POINTS: tuple[int, ...] = tuple(range(27, 48))
 
 #: ``(5, 2)`` ArcFace's 112 x 112 template (insightface ``arcface_dst``): left eye centre, right
 #: eye centre, nose tip, left mouth corner, right mouth corner (image left first), in chip

@@ -86,7 +86,7 @@ class Face:
     def pose(self) -> dict[str, float] | None:
         """Head pose ``{"yaw", "pitch", "roll"}`` in degrees (0, 0, 0 frontal upright; yaw > 0:
         nose toward larger x; pitch > 0: face up; roll > 0: clockwise in the image), fitted to the
-        nose, eye and mouth-corner points with the image size's camera
+        nose and eye points with the image size's camera
         (:func:`faceland.face_analysis.head_pose`); ``None`` unless 68 points and
         :attr:`image_size` are known, or when the fit fails."""
         if not self._is68() or self.image_size is None:
