@@ -93,3 +93,22 @@ def test_openvino_runs_every_shipped_model_and_the_cli(tmp_path) -> None:
         assert d.mean() < 0.5 and d.max() < 5.0, (name, d.mean(), d.max())
     assert main(["predict", str(REPO / "assets" / "astronaut.jpg"), "--out", str(tmp_path),
                  "--runtime", "openvino", "--quiet"]) == 0
+
+
+@needs_openvino
+def test_openvino_compiles_the_first_shapes_statically_and_the_rest_dynamically() -> None:
+    from faceland.runtimes import OpenVinoSession
+
+    path = REPO / "src" / "faceland" / "weights" / "faceland-300w-mtfl-mnv2dw-128.onnx"
+    s = OpenVinoSession(path)
+    s.STATIC_SHAPES = 2
+    rng = np.random.default_rng(1)
+    outs = {}
+    for b in (1, 2, 3, 1):  # batch 3 runs on the dynamic graph
+        crops = rng.integers(0, 256, (b, 128, 128, 3), dtype=np.uint8)
+        outs[b] = (crops, s.run(None, {"image": crops}))
+    assert len(s._static) == 2
+    dyn = s.compiled.create_infer_request()
+    for crops, got in outs.values():
+        ref = dyn.infer({"image": crops})
+        np.testing.assert_allclose(got[0], ref[s.compiled.outputs[0]], atol=2e-3)
