@@ -1,8 +1,8 @@
 """Measurements of faceland.face_analysis on real faces (issue 27): head pose, openness, blinks,
 alignment, and what they cost. Prints the numbers and writes them to
-``docs/results/analysis/analysis.json`` (documented in docs/analysis.md).
+``benchmarks/results/analysis.json`` (documented in docs/analysis.md; docs/results holds evaluation results only).
 
-    python scripts/analysis_measurements.py [--data ../shared/data] [--out docs/results/analysis]
+    python scripts/analysis_measurements.py [--data ../shared/data] [--out benchmarks/results]
 
 Sections (each on real, annotated public data; the default model through ONNX Runtime):
 
@@ -439,7 +439,7 @@ def cost_section(lm: FaceLandmarker, pred, sizes) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    ap.add_argument("--out", default=str(REPO / "docs" / "results" / "analysis"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     data = Path(args.data)
     if not data.is_dir():
