@@ -1,6 +1,6 @@
 """Measurements of faceland.face_analysis on real faces (issue 27): head pose, openness, blinks,
 alignment, and what they cost. Prints the numbers and writes them to
-``benchmarks/results/analysis.json`` (documented in docs/analysis.md; docs/results holds evaluation results only).
+``benchmarks/results/analysis.json`` (documented in docs/analysis.md).
 
     python scripts/analysis_measurements.py [--data ../shared/data] [--out benchmarks/results]
 
