@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from faceland.checkpoint import read_card
 from faceland.data.formats import read_image
 from faceland.inference import FaceLandmarker
 
@@ -26,12 +25,9 @@ BOX = [179.0, 87.0, 272.0, 179.0]
 
 def shipped_68() -> list[str]:
     """Names of the shipped weights with the 68-point scheme."""
-    names = []
-    for card_path in sorted((REPO / "src" / "faceland" / "weights").glob("faceland-*.json")):
-        _, card = read_card(card_path.stem)
-        if str(card.get("scheme")) == "68":
-            names.append(card_path.stem)
-    return names
+    from faceland.pretrained import PRETRAINED
+
+    return sorted(name for name, m in PRETRAINED.items() if m.scheme == "68")
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 from faceland.checkpoint import weights_hash
+from faceland.pretrained import WEIGHTS_DIR as WEIGHTS
 
 REPO = Path(__file__).resolve().parents[1]
-WEIGHTS = REPO / "src" / "faceland" / "weights"
 TERMS = ("Trained on iBUG 300-W (research use only). The weights inherit the data set's terms: "
          "non-commercial research use only.")
 TERMS_MTFL = ("Trained on iBUG 300-W and MTFL (faces from LFW, the web and AFLW; all research use "

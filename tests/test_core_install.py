@@ -102,6 +102,24 @@ def test_video_landmarker_api_without_torch() -> None:
          "    assert len(faces) == 1 and faces[0].landmarks.shape == (68, 2)\n")
 
 
+def test_top_level_exports_load_lazily_without_torch() -> None:
+    """``import faceland`` loads none of its modules; the landmarkers and their options
+    dataclasses come from ``faceland`` itself, torch-free."""
+    _run("import sys, faceland\n"
+         "assert 'faceland.inference' not in sys.modules, 'faceland.inference loaded on import'\n"
+         "assert {'FaceLandmarker', 'FaceLandmarkerOptions', 'VideoLandmarker',\n"
+         "        'VideoLandmarkerOptions'} <= set(faceland.__all__)\n"
+         "from faceland import (FaceLandmarker, FaceLandmarkerOptions, VideoLandmarker,\n"
+         "                      VideoLandmarkerOptions)\n"
+         "from faceland.tracking import VideoLandmarker as V, VideoLandmarkerOptions as VO\n"
+         "from faceland.inference import FaceLandmarkerOptions as FO\n"
+         "assert VideoLandmarker is V and VideoLandmarkerOptions is VO\n"
+         "assert FaceLandmarkerOptions is FO\n"
+         "v = VideoLandmarker(FaceLandmarker(options=FaceLandmarkerOptions(runtime='onnx')),\n"
+         "                    options=VideoLandmarkerOptions(detect_every=5))\n"
+         "assert v.detect_every == 5 and v.landmarker.runtime == 'onnx'\n")
+
+
 def test_models_command_without_torch(capsys) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out

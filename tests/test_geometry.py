@@ -9,6 +9,7 @@ from faceland.data.formats import read_image, read_pts
 from faceland.geometry import (
     CropParams,
     apply_affine,
+    box_iou,
     crop_affine,
     crop_to_normalized,
     invert_affine,
@@ -174,3 +175,9 @@ def test_nearest_box_is_the_evaluation_matching_rule() -> None:
     assert nearest_box(cands[[0]], gt) is None  # 125 px away > half the side (50)
     assert nearest_box(np.zeros((0, 4)), gt) is None
     assert nearest_box(np.array([[150, 100, 250, 200.0]]), gt) is None  # exactly 50 px: too far
+
+
+def test_box_iou() -> None:
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 5]])
+    b = np.array([[5, 0, 15, 10]])
+    np.testing.assert_allclose(box_iou(a, b), [[50 / 150], [0.0]])

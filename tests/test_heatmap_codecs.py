@@ -15,6 +15,7 @@ from faceland.codecs import (
     RandomizedRoundingHeatmap,
     SoftmaxHeatmap,
     decode_heatmaps,
+    peak_mass,
     soft_argmax,
 )
 
@@ -336,3 +337,12 @@ def test_codec_config_builds_each_kind_and_models_take_it() -> None:
     assert isinstance(iact.codec, GaussianHeatmap) and iact.decoder == "subpixel"
     with pytest.raises(ValueError, match="softmax codec"):
         create_model("unet_softmax", input_size=32, depth=2, base_width=4, codec="gaussian")
+
+
+def test_peak_mass_known_values() -> None:
+    p = torch.zeros(1, 2, 8, 8)
+    p[0, 0, 3, 4] = 1.0  # a delta: all mass in any 3x3 window around it
+    p[0, 1] = 1.0 / 64  # uniform: 9 of 64 cells
+    s = peak_mass(p)
+    assert s[0, 0].item() == pytest.approx(1.0)
+    assert s[0, 1].item() == pytest.approx(9 / 64)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,8 +16,9 @@ from faceland.checkpoint import default_model_path, load_model
 from faceland.cli import main
 from faceland.data.datasets import load_300w
 from faceland.data.formats import read_image
+from faceland.errors import FormatError
 from faceland.geometry import landmark_box
-from faceland.inference import FaceLandmarker
+from faceland.inference import FaceLandmarker, FaceLandmarkerOptions
 from faceland.metrics import nme
 from faceland.schemes import get_scheme
 
@@ -444,3 +447,104 @@ def test_malformed_onnx_card_on_the_command_line(tmp_path, capsys) -> None:
     # a good card (or none) still works
     onnx.with_suffix(".json").unlink()
     assert FaceLandmarker(onnx, detector=None).num_points == 68
+
+
+# --- per-landmark confidence ----------------------------------------------------------------
+
+def test_point_scores_separate_faces_from_background(landmarker) -> None:
+    img = read_image(ASSETS / "astronaut.jpg")
+    face = landmarker.predict(img)[0]
+    assert face.point_scores.shape == (68,) and np.all((face.point_scores > 0)
+                                                       & (face.point_scores <= 1))
+    b = landmark_box(face.landmarks)
+    w = b[2] - b[0]
+    _, off = landmarker.landmarks_from_boxes(img, [b + [w * 1.2, w * 0.9, w * 1.2, w * 0.9]],
+                                             return_scores=True)
+    assert face.point_scores.mean() > 0.3
+    assert off[0].mean() < 0.2
+
+
+def test_onnx_and_torch_give_the_same_scores() -> None:
+    img = read_image(ASSETS / "astronaut.jpg")
+    a = FaceLandmarker(runtime="onnx", detector=None)
+    b = FaceLandmarker(runtime="torch", detector=None)
+    box = [[180, 90, 300, 230]]
+    np.testing.assert_allclose(a.landmarks_from_boxes(img, box, return_scores=True)[1],
+                               b.landmarks_from_boxes(img, box, return_scores=True)[1], atol=1e-4)
+
+
+# --- options (FaceLandmarkerOptions), predict_file ----------------------------------------
+
+def test_options_and_keywords_give_identical_landmarks(landmarker) -> None:
+    img = read_image(ASSETS / "astronaut.jpg")
+    box = [[180.0, 90.0, 300.0, 230.0]]
+    opts = FaceLandmarkerOptions(detector=None, flip_test=True, enlarge=1.3, threads=1)
+    by_options = FaceLandmarker(options=opts)
+    by_keywords = FaceLandmarker(None, detector=None, flip_test=True, enlarge=1.3, threads=1)
+    assert by_options.options is opts and by_keywords.options == opts
+    assert (by_options.enlarge, by_options.flip_test, by_options.detector) == (1.3, True, None)
+    a, sa = by_options.landmarks_from_boxes(img, box, return_scores=True)
+    b, sb = by_keywords.landmarks_from_boxes(img, box, return_scores=True)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(sa, sb)
+    # the options' defaults are the keywords' defaults, detector included
+    assert landmarker.options == FaceLandmarkerOptions()
+    default = FaceLandmarker(options=FaceLandmarkerOptions())
+    assert default.protocol() == landmarker.protocol()
+    np.testing.assert_array_equal(default.predict(img)[0].landmarks,
+                                  landmarker.predict(img)[0].landmarks)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.runtime = "torch"  # options change only through dataclasses.replace (checked)
+
+
+def test_options_with_a_keyword_is_an_error_naming_the_clash() -> None:
+    opts = FaceLandmarkerOptions(detector=None)
+    with pytest.raises(ValueError, match=r"got options= and the keyword\(s\) flip_test, runtime"):
+        FaceLandmarker(options=opts, flip_test=True, runtime="onnx")
+    with pytest.raises(ValueError, match="keyword\\(s\\) model:"):  # positional model too
+        FaceLandmarker("default", options=opts)
+    with pytest.raises(ValueError, match="detector"):  # even when the values agree
+        FaceLandmarker(detector=None, options=opts)
+    with pytest.raises(TypeError, match="options must be a FaceLandmarkerOptions, not dict"):
+        FaceLandmarker(options={"detector": None})
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("runtime", "tensorrt", "runtime must be 'auto', 'onnx', 'openvino' or 'torch', not 'tensorrt'"),
+    ("enlarge", 0, "enlarge must be a finite number > 0"),
+    ("enlarge", -1.25, "enlarge must be a finite number > 0"),
+    ("enlarge", float("nan"), "enlarge must be a finite number > 0"),
+    ("enlarge", "1.25", "enlarge must be a finite number > 0"),
+    ("threads", 0, "threads must be an integer >= 1"),
+    ("threads", 1.5, "threads must be an integer >= 1"),
+    ("threads", True, "threads must be an integer >= 1"),
+])
+def test_bad_option_values_are_refused_by_options_and_keywords(field, value, problem) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        FaceLandmarkerOptions(**{field: value})
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        FaceLandmarker(detector=None, **{field: value})
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        dataclasses.replace(FaceLandmarkerOptions(), **{field: value})  # replace checks too
+
+
+def test_onnx_file_with_the_torch_runtime_is_refused_by_the_options() -> None:
+    onnx = default_model_path().with_suffix(".onnx")
+    with pytest.raises(ValueError, match="an .onnx file runs with a graph runtime"):
+        FaceLandmarkerOptions(model=onnx, runtime="torch")
+    assert FaceLandmarkerOptions(model=onnx, runtime="onnx").model == onnx
+
+
+def test_predict_file_reads_the_image_and_predicts(landmarker, tmp_path) -> None:
+    path = ASSETS / "astronaut.jpg"
+    img, faces = landmarker.predict_file(path)
+    np.testing.assert_array_equal(img, read_image(path))
+    want = landmarker.predict(read_image(path))
+    assert len(faces) == len(want) == 1
+    np.testing.assert_array_equal(faces[0].landmarks, want[0].landmarks)
+    assert faces[0].image_size == (img.shape[1], img.shape[0])
+    with pytest.raises(FormatError):
+        landmarker.predict_file(tmp_path / "missing.jpg")
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(FormatError):
+        landmarker.predict_file(tmp_path / "text.jpg")

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceland.metrics import auc, ced_curve, failure_rate, nme, normalizing_distance, plot_ced
+from faceland.metrics import (
+    NORMALIZATIONS,
+    auc,
+    ced_curve,
+    confidence_quality,
+    failure_rate,
+    nme,
+    nmj,
+    normalizing_distance,
+    plot_ced,
+)
 from faceland.schemes import get_scheme
 
 S68 = get_scheme("68")
@@ -116,8 +126,28 @@ def test_iod_requires_a_scheme_with_eye_corners() -> None:
     with pytest.raises(ValueError):
         nme(g + 1, g, s19, "ipd")
     assert nme(g + 1, g, s19, "box")[0] > 0
-    with pytest.raises(ValueError, match="unknown normalisation"):
+    with pytest.raises(ValueError, match="unknown normalisation 'diag'; expected one of "
+                                         r"\('iod', 'ipd', 'box'\)"):
         nme(g + 1, g, s19, "diag")
+
+
+def test_normalizations_are_the_names_nme_takes_and_the_protocol_card() -> None:
+    """One table of normalisations: the names ``nme`` takes, each defined in words, and the
+    ``normalisation`` card every evaluation result carries."""
+    from faceland.results import Protocol
+
+    assert list(NORMALIZATIONS) == ["iod", "ipd", "box"]
+    g = _gt68()[None]
+    for norm, definition in NORMALIZATIONS.items():
+        assert isinstance(definition, str) and definition
+        assert nme(g + 1.0, g, S68, norm)[0] > 0
+    card = Protocol(box_source="gt", box_definition="tight", enlarge=1.25, input_size=128,
+                    fr_auc_normalisation="iod", threshold=0.1, flip_test=False, model="m",
+                    weights_sha256=None, faceland_version="0", hardware="cpu")
+    assert card.normalisation == NORMALIZATIONS and card.normalisation is not NORMALIZATIONS
+    assert card.to_dict()["normalisation"] == {
+        "iod": "outer eye corners", "ipd": "eye-contour means",
+        "box": "sqrt(w*h) of the gt landmark box"}  # the JSON every result file holds
 
 
 def test_non_finite_predictions_are_failures_and_bad_input_raises() -> None:
@@ -154,3 +184,27 @@ def test_numpy_ranks_and_spearman_equal_scipy() -> None:
         np.testing.assert_allclose(mid_ranks(x), stats.rankdata(x))
         ref = stats.spearmanr(x, y).statistic
         assert (np.isnan(ref) and np.isnan(spearman(x, y))) or abs(spearman(x, y) - ref) < 1e-12
+
+
+def test_confidence_quality_known_values() -> None:
+    err = np.array([0.01, 0.02, 0.05, 0.2, 0.3])
+    good = confidence_quality(-err, err)  # score falls as error grows
+    assert good["auroc"] == 1.0 and good["spearman"] == pytest.approx(-1.0) and good["n_bad"] == 2
+    assert confidence_quality(err, err)["auroc"] == 0.0
+    const = confidence_quality(np.ones(5), err)  # constant scores: no rank correlation
+    assert const["auroc"] == 0.5 and np.isnan(const["spearman"])  # ties: chance
+    with pytest.raises(ValueError, match="one shape"):
+        confidence_quality(np.ones(3), err)
+
+
+def test_nmj_known_values() -> None:
+    gt = np.zeros((4, 68, 2))
+    gt[:, 36] = [0.0, 0.0]
+    gt[:, 45] = [100.0, 0.0]  # IOD 100 px
+    moving = gt + np.arange(4)[:, None, None] * 5.0  # the camera moves: not jitter
+    assert nmj(moving + 3.0, moving, S68) == 0.0  # a constant bias is not jitter either
+    pred = moving.copy()
+    pred[1::2, :, 0] += 2.0  # +-2 px flicker in x: every step changes the error by 2 px
+    assert nmj(pred, moving, S68) == pytest.approx(0.02)
+    pred[2] = np.nan  # a missed frame drops its two pairs
+    assert nmj(pred, moving, S68) == pytest.approx(0.02)

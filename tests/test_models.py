@@ -36,14 +36,29 @@ def test_registry_lists_the_known_models() -> None:
 
 @pytest.mark.parametrize("name", list_models())
 def test_forward_shape_and_range(name: str) -> None:
+    """Shapes, and the ranges :class:`~faceland.models.LandmarkModel` promises: scores in
+    ``[0, 1]``; coordinates decoded from heatmaps inside the crop, ``[0, 1]`` in normalised
+    crop coordinates (0 and 1 are the crop's outer pixel edges). Regression heads are not
+    bounded by construction: finite is all they promise."""
     torch.manual_seed(0)
     model = _small(name).eval()
     k = model.num_points
     assert model.config["name"] == name
     x = _input(model)
-    out = model(x)
-    assert out["coords"].shape == (2, k, 2)
-    assert torch.isfinite(out["coords"]).all()
+    with torch.no_grad():
+        out = model(x)
+        coords, scores = model.predict_with_scores(x)
+    c = out["coords"]
+    assert c.shape == (2, k, 2) and c.dtype == torch.float32
+    assert torch.isfinite(c).all()
+    if "heatmaps" in out:
+        assert float(c.min()) >= 0.0 and float(c.max()) <= 1.0, (float(c.min()), float(c.max()))
+    s = out.get("scores")
+    if s is not None:
+        assert s.shape == (2, k) and torch.isfinite(s).all()
+        assert float(s.min()) >= 0.0 and float(s.max()) <= 1.0, (float(s.min()), float(s.max()))
+    assert ("scores" in out) == (scores is not None)
+    torch.testing.assert_close(coords, c)
     assert model.predict(x).shape == (2, k, 2)
 
 

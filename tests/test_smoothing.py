@@ -11,14 +11,22 @@ from faceland.smoothing import ConstantVelocityKalman, LandmarkSmoother, OneEuro
 
 
 def test_one_euro_alpha_matches_the_paper() -> None:
-    # alpha = 1 / (1 + tau / Te), tau = 1 / (2 pi fc): fc 1 Hz at 30 fps.
-    te, fc = 1 / 30, 1.0
-    assert OneEuroFilter._alpha(te, fc) == pytest.approx(1 / (1 + 1 / (2 * math.pi * fc) / te))
+    # The paper's smoothing factor alpha = 1 / (1 + tau / Te), tau = 1 / (2 pi fc): for fc 1 Hz
+    # at 30 fps, 2 pi / 30 / (1 + 2 pi / 30) = 0.1731707 (a constant here: the expected values
+    # must not come from the code under test).
+    te, fc, alpha = 1 / 30, 1.0, 0.1731707
+    assert OneEuroFilter._alpha(te, fc) == pytest.approx(alpha, abs=1e-6)
     f = OneEuroFilter(min_cutoff=fc, beta=0.0)
-    f(np.array([0.0]), 0.0)
-    # Zero speed estimate after a step: the first update moves by exactly alpha of the step.
-    out = f(np.array([1.0]), te)
-    assert out[0] == pytest.approx(OneEuroFilter._alpha(te, fc + 0.0))
+    assert f(np.array([0.0]), 0.0)[0] == 0.0  # the first observation is returned as is
+    # beta = 0: the cut-off stays fc whatever the speed, so a unit step is followed as a
+    # first-order low-pass: 1 - (1 - alpha)^n after n updates.
+    for n in (1, 2, 3):
+        out = f(np.array([1.0]), n * te)
+        assert out[0] == pytest.approx(1 - (1 - alpha) ** n, abs=1e-5)
+    # twice the frame interval at the same cut-off: a larger step, 4 pi / 30 / (1 + 4 pi / 30)
+    g = OneEuroFilter(min_cutoff=fc, beta=0.0)
+    g(np.array([0.0]), 0.0)
+    assert g(np.array([1.0]), 2 * te)[0] == pytest.approx(0.2952183, abs=1e-6)
 
 
 def test_still_noisy_landmarks_jitter_much_less() -> None:

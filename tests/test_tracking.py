@@ -1,8 +1,9 @@
-"""Video landmarks: tracking, detector schedule, smoothing, per-landmark confidence, JSONL."""
+"""Video landmarks: tracking, detector schedule, smoothing, optical flow, options, JSONL."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -10,14 +11,22 @@ import numpy as np
 import pytest
 
 from faceland.cli import main
-from faceland.codecs import peak_mass
 from faceland.data.datasets import load_300w
 from faceland.data.formats import read_image
-from faceland.geometry import apply_affine, box_iou, landmark_box
+from faceland.geometry import apply_affine, landmark_box
 from faceland.inference import FaceLandmarker
-from faceland.metrics import confidence_quality, nme, nmj
+from faceland.metrics import nme, nmj
 from faceland.schemes import get_scheme
-from faceland.tracking import FaceFlow, TrackedFace, VideoLandmarker, smooth_tracks
+from faceland.tracking import (
+    DEFAULT_SMOOTHING,
+    SMOOTHER_PARAMS,
+    SMOOTHER_PARAMS_NO_FLOW,
+    FaceFlow,
+    TrackedFace,
+    VideoLandmarker,
+    VideoLandmarkerOptions,
+    smooth_tracks,
+)
 
 ASTRO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 S68 = get_scheme("68")
@@ -65,70 +74,6 @@ def _track_points(out, gt) -> np.ndarray:
 def real_face(data_root):
     r = load_300w(data_root / "300w", "common")[5]
     return read_image(r.image), r.points
-
-
-# --- confidence -------------------------------------------------------------------------------
-
-def test_peak_mass_known_values() -> None:
-    import torch
-
-    p = torch.zeros(1, 2, 8, 8)
-    p[0, 0, 3, 4] = 1.0  # a delta: all mass in any 3x3 window around it
-    p[0, 1] = 1.0 / 64  # uniform: 9 of 64 cells
-    s = peak_mass(p)
-    assert s[0, 0].item() == pytest.approx(1.0)
-    assert s[0, 1].item() == pytest.approx(9 / 64)
-
-
-def test_point_scores_separate_faces_from_background(landmarker) -> None:
-    img = read_image(ASTRO)
-    face = landmarker.predict(img)[0]
-    assert face.point_scores.shape == (68,) and np.all((face.point_scores > 0)
-                                                       & (face.point_scores <= 1))
-    b = landmark_box(face.landmarks)
-    w = b[2] - b[0]
-    _, off = landmarker.landmarks_from_boxes(img, [b + [w * 1.2, w * 0.9, w * 1.2, w * 0.9]],
-                                             return_scores=True)
-    assert face.point_scores.mean() > 0.3 > 0.2 > off[0].mean()
-
-
-def test_onnx_and_torch_give_the_same_scores() -> None:
-    img = read_image(ASTRO)
-    a = FaceLandmarker(runtime="onnx", detector=None)
-    b = FaceLandmarker(runtime="torch", detector=None)
-    box = [[180, 90, 300, 230]]
-    np.testing.assert_allclose(a.landmarks_from_boxes(img, box, return_scores=True)[1],
-                               b.landmarks_from_boxes(img, box, return_scores=True)[1], atol=1e-4)
-
-
-def test_confidence_quality_known_values() -> None:
-    err = np.array([0.01, 0.02, 0.05, 0.2, 0.3])
-    good = confidence_quality(-err, err)  # score falls as error grows
-    assert good["auroc"] == 1.0 and good["spearman"] == pytest.approx(-1.0) and good["n_bad"] == 2
-    assert confidence_quality(err, err)["auroc"] == 0.0
-    const = confidence_quality(np.ones(5), err)  # constant scores: no rank correlation
-    assert const["auroc"] == 0.5 and np.isnan(const["spearman"])  # ties: chance
-    with pytest.raises(ValueError, match="one shape"):
-        confidence_quality(np.ones(3), err)
-
-
-def test_nmj_known_values() -> None:
-    gt = np.zeros((4, 68, 2))
-    gt[:, 36] = [0.0, 0.0]
-    gt[:, 45] = [100.0, 0.0]  # IOD 100 px
-    moving = gt + np.arange(4)[:, None, None] * 5.0  # the camera moves: not jitter
-    assert nmj(moving + 3.0, moving, S68) == 0.0  # a constant bias is not jitter either
-    pred = moving.copy()
-    pred[1::2, :, 0] += 2.0  # +-2 px flicker in x: every step changes the error by 2 px
-    assert nmj(pred, moving, S68) == pytest.approx(0.02)
-    pred[2] = np.nan  # a missed frame drops its two pairs
-    assert nmj(pred, moving, S68) == pytest.approx(0.02)
-
-
-def test_box_iou() -> None:
-    a = np.array([[0, 0, 10, 10], [0, 0, 0, 5]])
-    b = np.array([[5, 0, 15, 10]])
-    np.testing.assert_allclose(box_iou(a, b), [[50 / 150], [0.0]])
 
 
 # --- tracking ---------------------------------------------------------------------------------
@@ -220,6 +165,78 @@ def test_tracking_on_a_real_annotated_face(real_face, landmarker) -> None:
     assert np.isfinite(tracked).all()
     assert nme(tracked, gt, S68).mean() < nme(raw, gt, S68).mean() + 0.002
     assert nmj(tracked, gt, S68) < nmj(raw, gt, S68) / 2
+
+
+# --- options (VideoLandmarkerOptions) ---------------------------------------------------------
+
+#: Every option away from its default (flow on, so the flow-tuned table applies).
+_OPTIONS = {"tracking": True, "detect_every": 3, "min_confidence": 0.2, "match_iou": 0.4,
+            "smoothing": "kalman", "smoothing_params": {"min_cutoff": 0.3},
+            "confidence_weighting": True, "max_faces": 1, "crop_from": "raw", "flow": True,
+            "flow_crops": False, "blink_params": {"t_low": 0.75, "min_frames": 2}}
+
+
+def test_video_options_and_keywords_give_identical_tracks(landmarker) -> None:
+    img = read_image(ASTRO)
+    frames, _ = _clip(img, landmarker.predict(img)[0].landmarks, 8, step=2.0, noise=2.0)
+    opts = VideoLandmarkerOptions(**_OPTIONS)
+    by_options, by_keywords = (VideoLandmarker(landmarker, options=opts),
+                               VideoLandmarker(landmarker, **_OPTIONS))
+    assert by_options.options is opts and by_keywords.options == opts
+    a, b = _run(by_options, frames), _run(by_keywords, frames)
+    assert [[f.track for f in fs] for fs in a] == [[f.track for f in fs] for fs in b]
+    assert all(len(fs) == 1 for fs in a)
+    for fa, fb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(fa[0].landmarks, fb[0].landmarks)
+        np.testing.assert_array_equal(fa[0].raw_landmarks, fb[0].raw_landmarks)
+    assert by_options.detector_runs == by_keywords.detector_runs == 3  # frames 0, 3, 6
+    assert by_options.smoothing_params == {**SMOOTHER_PARAMS["kalman"], "min_cutoff": 0.3}
+    # the options' defaults are the keywords' defaults
+    plain = VideoLandmarker(landmarker)
+    assert plain.options == VideoLandmarkerOptions()
+    assert plain.smoothing_params == SMOOTHER_PARAMS[DEFAULT_SMOOTHING]
+    assert (VideoLandmarkerOptions(flow=False).resolved_smoothing_params()
+            == SMOOTHER_PARAMS_NO_FLOW[DEFAULT_SMOOTHING])
+
+
+def test_video_options_with_a_keyword_is_an_error_naming_the_clash(landmarker) -> None:
+    opts = VideoLandmarkerOptions(smoothing="none")
+    with pytest.raises(ValueError, match=r"got options= and the keyword\(s\) detect_every, flow"):
+        VideoLandmarker(landmarker, options=opts, detect_every=5, flow=False)
+    with pytest.raises(ValueError, match="smoothing"):  # even when the values agree
+        VideoLandmarker(landmarker, options=opts, smoothing="none")
+    with pytest.raises(TypeError, match="options must be a VideoLandmarkerOptions"):
+        VideoLandmarker(landmarker, options=landmarker.options)
+
+
+@pytest.mark.parametrize(("options", "error", "problem"), [
+    ({"detect_every": 0}, ValueError, "detect_every must be >= 1"),
+    ({"smoothing": "savgol"}, ValueError, "smoothing must be one of"),
+    ({"match_iou": 0.0}, ValueError, "match_iou must be in (0, 1]"),
+    ({"match_iou": 1.5}, ValueError, "match_iou must be in (0, 1]"),
+    ({"min_confidence": float("nan")}, ValueError, "min_confidence must be a finite number"),
+    ({"max_faces": 0}, ValueError, "max_faces must be an integer >= 1"),
+    ({"crop_from": "box"}, ValueError, "crop_from must be 'smoothed' or 'raw'"),
+    ({"smoothing_params": {"min_cutoff": 0.0}}, ValueError, "min_cutoff"),
+    ({"smoothing_params": {"no_such": 1.0}}, TypeError, "no_such"),
+    ({"blink_params": {"t_low": 2.0, "t_high": 1.0}}, ValueError, "t_low"),
+])
+def test_bad_video_option_values_are_refused_before_a_model_loads(options, error, problem,
+                                                                  monkeypatch) -> None:
+    import dataclasses
+
+    import faceland.tracking
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr(faceland.tracking, "FaceLandmarker", no_model)
+    with pytest.raises(error, match=re.escape(problem)):
+        VideoLandmarkerOptions(**options)
+    with pytest.raises(error, match=re.escape(problem)):
+        VideoLandmarker(**options)  # landmarker None: the default one would be built after
+    with pytest.raises(error, match=re.escape(problem)):
+        dataclasses.replace(VideoLandmarkerOptions(), **options)
 
 
 # --- CLI --------------------------------------------------------------------------------------

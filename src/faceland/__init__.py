@@ -6,6 +6,12 @@ Quick start::
     image = faceland.read_image("photo.jpg")            # (H, W, 3) uint8 RGB, EXIF applied
     faces = faceland.FaceLandmarker().predict(image)    # default detector + default model
     faces[0].landmarks                                  # (68, 2) image pixels, 0-based centres
+
+Options as dataclasses (MediaPipe Tasks style), for photos and for video streams::
+
+    lm = faceland.FaceLandmarker(options=faceland.FaceLandmarkerOptions(flip_test=True))
+    video = faceland.VideoLandmarker(lm, options=faceland.VideoLandmarkerOptions(detect_every=5))
+    faces = video.process(frame, timestamp_ms=t)        # tracked, smoothed TrackedFace list
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "FaceLandmarker": "faceland.inference",
+    "FaceLandmarkerOptions": "faceland.inference",
     "Face": "faceland.inference",
+    "VideoLandmarker": "faceland.tracking",
+    "VideoLandmarkerOptions": "faceland.tracking",
     "read_image": "faceland.data.formats",
     "load_model": "faceland.checkpoint",
     "create_model": "faceland.models",

@@ -45,7 +45,7 @@ from faceland.results import EvalResult, Protocol, result_stem
 from faceland.schemes import SCHEMES, LandmarkScheme, get_scheme
 
 __all__ = ["evaluate_records", "evaluate_predictions", "read_predictions", "score_predictions",
-           "write_result", "run_evaluation", "summary", "result_name", "EvalResult", "Protocol",
+           "run_evaluation", "summary", "result_name", "EvalResult", "Protocol",
            "check_outputs", "have_plotting"]
 
 log = logging.getLogger(__name__)
@@ -390,12 +390,6 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
 
 def _typed(result: EvalResult | dict) -> EvalResult:
     return result if isinstance(result, EvalResult) else EvalResult.from_dict(result)
-
-
-def write_result(result: EvalResult | dict, path: str | Path) -> Path:
-    """Write an evaluation result as JSON (inf/NaN written as null); see
-    :meth:`faceland.results.EvalResult.write`."""
-    return _typed(result).write(path)
 
 
 def summary(result: EvalResult | dict) -> str:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -41,8 +42,9 @@ from faceland.schemes import LandmarkScheme, get_scheme
 if TYPE_CHECKING:  # the ONNX Runtime path never imports torch (start-up: ~5 s less)
     from faceland.models import LandmarkModel
 
-__all__ = ["Face", "FaceLandmarker", "Landmarker", "result_json", "check_boxes", "box_problem",
-           "MIN_BOX_SIDE", "MAX_BOX_DIAGONALS", "COLORS", "as_rgb", "check_color"]
+__all__ = ["Face", "FaceLandmarker", "FaceLandmarkerOptions", "Landmarker", "result_json",
+           "check_boxes", "box_problem", "MIN_BOX_SIDE", "MAX_BOX_DIAGONALS", "COLORS", "as_rgb",
+           "check_color"]
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +191,59 @@ class Landmarker(Protocol):
         ``enlarge``, ``input_size``, ``flip_test``, ...)."""
 
 
-class FaceLandmarker:
-    """Face detection + landmark localisation.
+class _Unset:
+    """The default of a convenience keyword of :class:`FaceLandmarker` and
+    :class:`faceland.tracking.VideoLandmarker`: not given, so the options dataclass's default
+    applies."""
 
-    Args:
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+#: "Keyword not given" (see :class:`_Unset`); typed ``Any`` so that each keyword keeps its own
+#: type hint.
+_UNSET: Any = _Unset()
+
+_Options = TypeVar("_Options")
+
+
+def _options_from(cls: type[_Options], options: _Options | None, keywords: dict[str, Any],
+                  owner: str) -> _Options:
+    """The options a constructor runs with: ``options``, or ``cls(**keywords)`` built from the
+    keywords that were given (those not :data:`_UNSET`).
+
+    Raises:
+        TypeError: ``options`` is not a ``cls``.
+        ValueError: ``options`` and a keyword both given (the message names the keywords), or a
+            bad keyword value (``cls.__post_init__``).
+    """
+    given = {k: v for k, v in keywords.items() if v is not _UNSET}
+    if options is None:
+        return cls(**given)
+    if not isinstance(options, cls):
+        raise TypeError(f"{owner}: options must be a {cls.__name__}, not "
+                        f"{type(options).__name__}")
+    if given:
+        raise ValueError(f"{owner}: got options= and the keyword(s) {', '.join(given)}: pass "
+                         f"either a {cls.__name__} or keywords, not both (to change an option, "
+                         f"pass dataclasses.replace(options, {next(iter(given))}=...))")
+    return options
+
+
+def _in_memory(model: object) -> bool:
+    """Whether ``model`` is an in-memory :class:`~faceland.models.LandmarkModel` (only possible
+    when torch and :mod:`faceland.models` are loaded, so this never imports torch)."""
+    models = sys.modules.get("faceland.models")
+    return models is not None and isinstance(model, models.LandmarkModel)
+
+
+@dataclass(frozen=True)
+class FaceLandmarkerOptions:
+    """How a :class:`FaceLandmarker` is built (the options-dataclass style of MediaPipe's Tasks
+    API): ``FaceLandmarker(options=FaceLandmarkerOptions(runtime="onnx", flip_test=True))``.
+    The values are checked when the options are made (also by ``dataclasses.replace``).
+
+    Attributes:
         model: a :class:`~faceland.models.LandmarkModel`, a path to saved weights
             (``.safetensors``), an exported ``.onnx`` file (its card JSON beside it gives
             scheme and crop enlargement), a model name in the package's ``weights/`` folder,
@@ -203,7 +254,8 @@ class FaceLandmarker:
         flip_test: average the prediction with that of the mirrored crop (test-time
             augmentation); the mirrored one is mapped back respecting the labels' left-right
             bias the model was trained with (its card's ``flip_x_offset``).
-        enlarge: crop enlargement (default: the model card's).
+        enlarge: crop enlargement, crop side / landmark-box side (> 0; ``None``: the model
+            card's, else 1.25).
         runtime: ``"onnx"``: ONNX Runtime (saved weights run through their shipped or cached
             ONNX graph, see :func:`faceland.export.onnx_for_weights`); ``"openvino"``: the same
             graph through OpenVINO (the ``openvino`` extra; bf16 on CPUs with bf16 units, see
@@ -211,39 +263,94 @@ class FaceLandmarker:
             ``"auto"`` (default): ONNX Runtime for saved weights
             and ``.onnx`` files, PyTorch for an in-memory :class:`~faceland.models.LandmarkModel`.
             A detector given by name runs on the same graph runtime.
-        threads: intra-op threads of the graph runtime (default ``min(2, cores)``).
+        threads: intra-op threads of the graph runtime (>= 1; ``None``: ``min(2, cores)``).
 
     Raises:
-        FileNotFoundError: model weights not found.
-        ValueError: an unknown runtime, or ``runtime="onnx"`` with an in-memory model.
-        faceland.errors.FormatError: the card JSON beside an ``.onnx`` file is unreadable, not
-            JSON, not a JSON object, or has a malformed ``config`` (the message names the card).
+        ValueError: an unknown runtime; a graph runtime (``"onnx"``, ``"openvino"``) with an
+            in-memory model; ``runtime="torch"`` with an ``.onnx`` file; an ``enlarge`` that
+            is not a finite number > 0; a ``threads`` that is not an integer >= 1.
     """
 
-    def __init__(self, model: LandmarkModel | str | Path | None = None,
-                 detector: FaceDetector | str | None = "default", device: str = "cpu",
-                 flip_test: bool = False, enlarge: float | None = None, runtime: str = "auto",
-                 threads: int | None = None) -> None:
-        from faceland.export import OnnxLandmarkModel, onnx_for_weights
-        from faceland.runtimes import GRAPH_RUNTIMES, resolve_runtime
+    model: LandmarkModel | str | Path | None = None
+    detector: FaceDetector | str | None = "default"
+    device: str = "cpu"
+    flip_test: bool = False
+    enlarge: float | None = None
+    runtime: str = "auto"
+    threads: int | None = None
 
+    def __post_init__(self) -> None:
+        from faceland.runtimes import GRAPH_RUNTIMES
+
+        runtime, model = self.runtime, self.model
         if runtime not in ("auto", "torch", *GRAPH_RUNTIMES):
             raise ValueError(f"runtime must be 'auto', {', '.join(map(repr, GRAPH_RUNTIMES))} "
                              f"or 'torch', not {runtime!r}")
-        graph = resolve_runtime("auto" if runtime == "torch" else runtime)
-        models = sys.modules.get("faceland.models")  # an in-memory model means torch is loaded
-        if models is not None and isinstance(model, models.LandmarkModel):
+        if _in_memory(model):
             if runtime in GRAPH_RUNTIMES:
                 raise ValueError(f"runtime={runtime!r} needs saved weights or an .onnx file; "
                                  "export an in-memory model with faceland.export.export_onnx "
                                  "first")
+        elif model is not None and str(model).endswith(".onnx") and runtime == "torch":
+            raise ValueError(f"{model}: an .onnx file runs with a graph runtime "
+                             f"({', '.join(GRAPH_RUNTIMES)}) or 'auto'")
+        e = self.enlarge
+        if e is not None and (isinstance(e, bool) or not isinstance(e, numbers.Real)
+                              or not math.isfinite(e) or e <= 0):
+            raise ValueError(f"enlarge must be a finite number > 0 (crop side / box side) or "
+                             f"None (the model card's), not {e!r}")
+        t = self.threads
+        if t is not None and (isinstance(t, bool) or not isinstance(t, numbers.Integral)
+                              or t < 1):
+            raise ValueError(f"threads must be an integer >= 1 or None (min(2, cores)), "
+                             f"not {t!r}")
+
+
+class FaceLandmarker:
+    """Face detection + landmark localisation.
+
+    Build it from a :class:`FaceLandmarkerOptions` (``FaceLandmarker(options=...)``) or, as a
+    convenience, from the same fields as keywords (``FaceLandmarker("default", flip_test=True)``;
+    a keyword left out takes the options' default), not both.
+
+    Args:
+        model, detector, device, flip_test, enlarge, runtime, threads: see
+            :class:`FaceLandmarkerOptions`.
+        options: all of them in one :class:`FaceLandmarkerOptions`.
+
+    Attributes:
+        options: the :class:`FaceLandmarkerOptions` it was built with.
+
+    Raises:
+        FileNotFoundError: model weights not found.
+        ValueError: a bad option (see :class:`FaceLandmarkerOptions`), or ``options`` given
+            together with a keyword (the message names it).
+        TypeError: ``options`` is not a :class:`FaceLandmarkerOptions`.
+        faceland.errors.FormatError: the card JSON beside an ``.onnx`` file is unreadable, not
+            JSON, not a JSON object, or has a malformed ``config`` (the message names the card).
+    """
+
+    def __init__(self, model: LandmarkModel | str | Path | None = _UNSET,
+                 detector: FaceDetector | str | None = _UNSET, device: str = _UNSET,
+                 flip_test: bool = _UNSET, enlarge: float | None = _UNSET, runtime: str = _UNSET,
+                 threads: int | None = _UNSET, *, options: FaceLandmarkerOptions | None = None
+                 ) -> None:
+        from faceland.export import OnnxLandmarkModel, onnx_for_weights
+        from faceland.runtimes import GRAPH_RUNTIMES, resolve_runtime
+
+        opts = _options_from(FaceLandmarkerOptions, options,
+                             {"model": model, "detector": detector, "device": device,
+                              "flip_test": flip_test, "enlarge": enlarge, "runtime": runtime,
+                              "threads": threads}, "FaceLandmarker")
+        self.options = opts
+        model, detector, device, flip_test = opts.model, opts.detector, opts.device, opts.flip_test
+        enlarge, runtime, threads = opts.enlarge, opts.runtime, opts.threads
+        graph = resolve_runtime("auto" if runtime == "torch" else runtime)
+        if _in_memory(model):  # checked by the options: runtime "auto" or "torch"
             self.model = model.eval()
             self.card = ModelCard(config=dict(getattr(model, "config", {})))
             runtime = "torch"
-        elif model is not None and str(model).endswith(".onnx"):
-            if runtime == "torch":
-                raise ValueError(f"{model}: an .onnx file runs with a graph runtime "
-                                 f"({', '.join(GRAPH_RUNTIMES)}) or 'auto'")
+        elif model is not None and str(model).endswith(".onnx"):  # runtime not "torch"
             self.model = OnnxLandmarkModel(model, threads, graph)
             self.card = _onnx_card(Path(model))
             runtime = graph
@@ -511,7 +618,6 @@ class FaceLandmarker:
         """
         img = read_image(path)
         return img, self.predict(img)
-
 
     def predict_video(self, path: str | Path, every: int = 1
                       ) -> Iterator[tuple[int, np.ndarray, list[Face]]]:

@@ -34,7 +34,10 @@ from faceland.schemes import LandmarkScheme
 __all__ = ["normalizing_distance", "nme", "failure_rate", "auc", "ced_curve", "plot_ced",
            "nmj", "confidence_quality", "NORMALIZATIONS"]
 
-NORMALIZATIONS = ("iod", "ipd", "box")
+#: The normalising distances of NME, FR and AUC by name, with their definition in words (the
+#: ``normalisation`` card of every evaluation result, :class:`faceland.results.Protocol`).
+NORMALIZATIONS = {"iod": "outer eye corners", "ipd": "eye-contour means",
+                  "box": "sqrt(w*h) of the gt landmark box"}
 
 
 def normalizing_distance(gt: np.ndarray, scheme: LandmarkScheme, norm: str = "iod",
@@ -72,7 +75,7 @@ def normalizing_distance(gt: np.ndarray, scheme: LandmarkScheme, norm: str = "io
             wh = bx[:, 2:] - bx[:, :2]
         d = np.sqrt(wh[:, 0] * wh[:, 1])
     else:
-        raise ValueError(f"unknown normalisation {norm!r}; expected one of {NORMALIZATIONS}")
+        raise ValueError(f"unknown normalisation {norm!r}; expected one of {tuple(NORMALIZATIONS)}")
     return d[0] if single else d
 
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Protocol", "EvalResult", "PIXEL_ORIGIN", "NORMALISATIONS", "AUC_RULE", "result_stem"]
+from faceland.metrics import NORMALIZATIONS
+
+__all__ = ["Protocol", "EvalResult", "PIXEL_ORIGIN", "AUC_RULE", "result_stem"]
 
 PIXEL_ORIGIN = "0-based pixel centres (iBUG .pts minus 1)"
-NORMALISATIONS = {"iod": "outer eye corners", "ipd": "eye-contour means",
-                  "box": "sqrt(w*h) of the gt landmark box"}
 AUC_RULE = "exact integral of the empirical CED step function / threshold"
 
 # JSON key order of the protocol card (files written before the types existed use it too).
@@ -70,7 +70,7 @@ class Protocol:
     faceland_version: str
     hardware: str
     pixel_origin: str = PIXEL_ORIGIN
-    normalisation: dict = field(default_factory=lambda: dict(NORMALISATIONS))
+    normalisation: dict = field(default_factory=lambda: dict(NORMALIZATIONS))
     auc_rule: str = AUC_RULE
     extra: dict = field(default_factory=dict)
 

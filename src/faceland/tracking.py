@@ -54,11 +54,19 @@ import numpy as np
 
 from faceland.face_analysis import BlinkDetector, openness
 from faceland.geometry import apply_affine, box_iou, landmark_box
-from faceland.inference import Face, FaceLandmarker, _check_image, box_problem, check_color
+from faceland.inference import (
+    _UNSET,
+    Face,
+    FaceLandmarker,
+    _check_image,
+    _options_from,
+    box_problem,
+    check_color,
+)
 from faceland.smoothing import LandmarkSmoother, smooth_track
 
-__all__ = ["TrackedFace", "VideoLandmarker", "FaceFlow", "smooth_tracks", "SMOOTHERS",
-           "SMOOTHER_PARAMS", "SMOOTHER_PARAMS_NO_FLOW", "DEFAULT_SMOOTHING"]
+__all__ = ["TrackedFace", "VideoLandmarker", "VideoLandmarkerOptions", "FaceFlow", "smooth_tracks",
+           "SMOOTHERS", "SMOOTHER_PARAMS", "SMOOTHER_PARAMS_NO_FLOW", "DEFAULT_SMOOTHING"]
 
 #: Online smoothers of :class:`VideoLandmarker` (offline: :func:`smooth_tracks`), each a
 #: :class:`faceland.smoothing.LandmarkSmoother` setting:
@@ -278,32 +286,43 @@ class _Track:
     confirmed_at: int = -(10 ** 9)  # frame index of the last detection matched to the track
 
 
-class VideoLandmarker:
-    """Stateful landmarks on a stream of frames: tracking, detection schedule, smoothing.
+def _smoother(params: dict, confidence_weighting: bool) -> LandmarkSmoother:
+    """A track's :class:`faceland.smoothing.LandmarkSmoother` (mode ``"aligned"`` unless
+    ``params`` names another)."""
+    return LandmarkSmoother(**{"mode": "aligned", **params},
+                            confidence_weighting=confidence_weighting)
 
-    Args:
-        landmarker: the :class:`~faceland.inference.FaceLandmarker` that runs the model (and
-            holds the detector); default: ``FaceLandmarker()``.
+
+@dataclass(frozen=True)
+class VideoLandmarkerOptions:
+    """How a :class:`VideoLandmarker` follows and smooths faces (the options-dataclass style of
+    MediaPipe's Tasks API): ``VideoLandmarker(landmarker, options=VideoLandmarkerOptions(
+    detect_every=5, smoothing="kalman"))``. The values are checked when the options are made
+    (also by ``dataclasses.replace``).
+
+    Attributes:
         tracking: follow faces by their landmarks (see the module docstring); ``False`` runs
             the detector on every frame.
         detect_every: with tracking, run the detector every this many frames (>= 1) to find
             new faces.
-        min_confidence: with tracking, a track whose mean point score is below this triggers
-            the detector; unconfirmed, it is dropped (a track the detector confirmed within the
-            last ``detect_every`` frames and scoring at least 0.8 of this is kept without asking
-            again). Models without scores rely on the detection schedule alone. The default
-            0.25 is below 99 % of detected wild faces (MTFL sample: 1st percentile 0.258,
-            median 0.383 for the default model) and above background crops (the validation
-            faces' boxes moved one face width right and 0.9 down: median 0.087, 95th
-            percentile 0.143); ``benchmarks/bench_point_scores.py``.
-        match_iou: least IoU of landmark boxes for a detection to continue a track.
+        min_confidence: with tracking, a track whose mean point score (in ``[0, 1]``) is below
+            this triggers the detector; unconfirmed, it is dropped (a track the detector
+            confirmed within the last ``detect_every`` frames and scoring at least 0.8 of this
+            is kept without asking again). Models without scores rely on the detection schedule
+            alone. The default 0.25 is below 99 % of detected wild faces (MTFL sample: 1st
+            percentile 0.258, median 0.383 for the default model) and above background crops
+            (the validation faces' boxes moved one face width right and 0.9 down: median 0.087,
+            95th percentile 0.143); ``benchmarks/bench_point_scores.py``.
+        match_iou: least IoU of landmark boxes for a detection to continue a track, in
+            ``(0, 1]``.
         smoothing: one of :data:`SMOOTHERS` (default :data:`DEFAULT_SMOOTHING`).
         smoothing_params: :class:`faceland.smoothing.LandmarkSmoother` parameters overriding
             the smoother's :data:`SMOOTHER_PARAMS` (:data:`SMOOTHER_PARAMS_NO_FLOW` with
-            ``flow=False``), e.g. ``{"min_cutoff": 0.3}``.
+            ``flow=False``), e.g. ``{"min_cutoff": 0.3}`` (cut-offs in Hz).
         confidence_weighting: lower a point's One Euro cut-off while its score is below its
             own running mean (cut-off times ``score / mean``, at least 0.25).
-        max_faces: keep at most this many tracks (the most confident detections start them).
+        max_faces: keep at most this many tracks (>= 1; the most confident detections start
+            them), or ``None``: no limit.
         crop_from: with tracking, the next frame's crop is the landmark box of this frame's
             ``"smoothed"`` or ``"raw"`` landmarks.
         flow: measure each face's frame-to-frame motion by sparse optical flow
@@ -314,46 +333,114 @@ class VideoLandmarker:
         blink_params: :class:`faceland.face_analysis.BlinkDetector` parameters of each track's
             blink detector (68-point models), e.g. ``{"t_low": 0.75, "min_frames": 2}``.
 
+    Raises:
+        ValueError: ``detect_every < 1``, an unknown ``smoothing`` or ``crop_from``,
+            ``match_iou`` outside ``(0, 1]``, a ``min_confidence`` that is not a finite number,
+            a ``max_faces`` that is not an integer >= 1, or smoothing or blink parameters that
+            :class:`~faceland.smoothing.LandmarkSmoother` or
+            :class:`~faceland.face_analysis.BlinkDetector` refuse.
+        TypeError: a smoothing or blink parameter those classes do not take.
+    """
+
+    tracking: bool = True
+    detect_every: int = 10
+    min_confidence: float = 0.25
+    match_iou: float = 0.3
+    smoothing: str = DEFAULT_SMOOTHING
+    smoothing_params: dict | None = None
+    confidence_weighting: bool = False
+    max_faces: int | None = None
+    crop_from: str = "smoothed"
+    flow: bool = True
+    flow_crops: bool = True
+    blink_params: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.smoothing not in SMOOTHERS:
+            raise ValueError(f"smoothing must be one of {SMOOTHERS}, not {self.smoothing!r} "
+                             "(offline smoothing of whole tracks: faceland.tracking.smooth_tracks)")
+        if not 0 < self.match_iou <= 1:
+            raise ValueError(f"match_iou must be in (0, 1], got {self.match_iou}")
+        c = self.min_confidence
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not math.isfinite(c):
+            raise ValueError(f"min_confidence must be a finite number (a mean point score in "
+                             f"[0, 1]), got {c!r}")
+        m = self.max_faces
+        if m is not None and (isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1):
+            raise ValueError(f"max_faces must be an integer >= 1 or None (no limit), got {m!r}")
+        if self.crop_from not in ("smoothed", "raw"):
+            raise ValueError(f"crop_from must be 'smoothed' or 'raw', not {self.crop_from!r}")
+        _smoother(self.resolved_smoothing_params(), self.confidence_weighting)  # check them
+        BlinkDetector(**(self.blink_params or {}))  # check them
+
+    def resolved_smoothing_params(self) -> dict:
+        """The :class:`faceland.smoothing.LandmarkSmoother` parameters each track's smoother
+        gets: the smoother's row of :data:`SMOOTHER_PARAMS` (:data:`SMOOTHER_PARAMS_NO_FLOW`
+        without ``flow``; empty for ``"none"``) updated by :attr:`smoothing_params`."""
+        table = SMOOTHER_PARAMS if self.flow else SMOOTHER_PARAMS_NO_FLOW
+        return {**table.get(self.smoothing, {}), **(self.smoothing_params or {})}
+
+
+class VideoLandmarker:
+    """Stateful landmarks on a stream of frames: tracking, detection schedule, smoothing.
+
+    Build it from a landmarker and a :class:`VideoLandmarkerOptions`
+    (``VideoLandmarker(landmarker, options=...)``) or, as a convenience, from the same fields as
+    keywords (``VideoLandmarker(landmarker, smoothing="kalman")``; a keyword left out takes the
+    options' default), not both.
+
+    Args:
+        landmarker: the :class:`~faceland.inference.FaceLandmarker` that runs the model (and
+            holds the detector); default: ``FaceLandmarker()``.
+        tracking, detect_every, min_confidence, match_iou, smoothing, smoothing_params,
+            confidence_weighting, max_faces, crop_from, flow, flow_crops, blink_params: see
+            :class:`VideoLandmarkerOptions`.
+        options: all of them in one :class:`VideoLandmarkerOptions`.
+
     Attributes:
+        options: the :class:`VideoLandmarkerOptions` it was built with.
+        smoothing_params: the parameters of each track's smoother
+            (:meth:`VideoLandmarkerOptions.resolved_smoothing_params`).
         detector_runs: how many frames the detector ran on since the last :meth:`reset`.
         frames: how many frames were processed since the last :meth:`reset`.
         scene_resets: how many times a change of frame size dropped the tracks since the last
             :meth:`reset` (each one warned).
 
     Raises:
-        ValueError: bad parameters; a landmarker without a detector.
+        ValueError: a bad option (see :class:`VideoLandmarkerOptions`); ``options`` given
+            together with a keyword (the message names it); a landmarker without a detector.
+        TypeError: ``options`` is not a :class:`VideoLandmarkerOptions`.
     """
 
-    def __init__(self, landmarker: FaceLandmarker | None = None, *, tracking: bool = True,
-                 detect_every: int = 10, min_confidence: float = 0.25, match_iou: float = 0.3,
-                 smoothing: str = DEFAULT_SMOOTHING, smoothing_params: dict | None = None,
-                 confidence_weighting: bool = False, max_faces: int | None = None,
-                 crop_from: str = "smoothed", flow: bool = True, flow_crops: bool = True,
-                 blink_params: dict | None = None) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-        if smoothing not in SMOOTHERS:
-            raise ValueError(f"smoothing must be one of {SMOOTHERS}, not {smoothing!r} (offline "
-                             "smoothing of whole tracks: faceland.tracking.smooth_tracks)")
-        if not 0 < match_iou <= 1:
-            raise ValueError(f"match_iou must be in (0, 1], got {match_iou}")
+    def __init__(self, landmarker: FaceLandmarker | None = None, *,
+                 options: VideoLandmarkerOptions | None = None, tracking: bool = _UNSET,
+                 detect_every: int = _UNSET, min_confidence: float = _UNSET,
+                 match_iou: float = _UNSET, smoothing: str = _UNSET,
+                 smoothing_params: dict | None = _UNSET, confidence_weighting: bool = _UNSET,
+                 max_faces: int | None = _UNSET, crop_from: str = _UNSET, flow: bool = _UNSET,
+                 flow_crops: bool = _UNSET, blink_params: dict | None = _UNSET) -> None:
+        o = _options_from(VideoLandmarkerOptions, options,
+                          {"tracking": tracking, "detect_every": detect_every,
+                           "min_confidence": min_confidence, "match_iou": match_iou,
+                           "smoothing": smoothing, "smoothing_params": smoothing_params,
+                           "confidence_weighting": confidence_weighting, "max_faces": max_faces,
+                           "crop_from": crop_from, "flow": flow, "flow_crops": flow_crops,
+                           "blink_params": blink_params}, "VideoLandmarker")
+        self.options = o
         self.landmarker = landmarker if landmarker is not None else FaceLandmarker()
         if self.landmarker.detector is None:
             raise ValueError("VideoLandmarker needs a landmarker with a face detector")
-        self.tracking, self.detect_every = tracking, int(detect_every)
-        self.min_confidence, self.match_iou = float(min_confidence), float(match_iou)
-        self.smoothing, self.confidence_weighting = smoothing, confidence_weighting
-        table = SMOOTHER_PARAMS if flow else SMOOTHER_PARAMS_NO_FLOW
-        self.smoothing_params = {**table.get(smoothing, {}), **(smoothing_params or {})}
-        self._new_smoother()  # validate now, not on the first face
-        if crop_from not in ("smoothed", "raw"):
-            raise ValueError(f"crop_from must be 'smoothed' or 'raw', not {crop_from!r}")
-        self.max_faces, self.crop_from = max_faces, crop_from
-        self.flow, self.flow_crops = bool(flow), bool(flow_crops)
+        self.tracking, self.detect_every = o.tracking, int(o.detect_every)
+        self.min_confidence, self.match_iou = float(o.min_confidence), float(o.match_iou)
+        self.smoothing, self.confidence_weighting = o.smoothing, o.confidence_weighting
+        self.smoothing_params = o.resolved_smoothing_params()
+        self.max_faces, self.crop_from = o.max_faces, o.crop_from
+        self.flow, self.flow_crops = bool(o.flow), bool(o.flow_crops)
         # the motion is used by a smoother, or to move the crops
-        self._use_flow = self.flow and (smoothing != "none" or (tracking and self.flow_crops))
-        self.blink_params = dict(blink_params or {})
-        BlinkDetector(**self.blink_params)  # validate now, not on the first face
+        self._use_flow = self.flow and (o.smoothing != "none" or (o.tracking and self.flow_crops))
+        self.blink_params = dict(o.blink_params or {})
         self.reset()
 
     def reset(self) -> None:
@@ -549,8 +636,7 @@ class VideoLandmarker:
         return event, tr.blink_detector.count
 
     def _new_smoother(self) -> LandmarkSmoother:
-        return LandmarkSmoother(**{"mode": "aligned", **self.smoothing_params},
-                                confidence_weighting=self.confidence_weighting)
+        return _smoother(self.smoothing_params, self.confidence_weighting)
 
     def _smooth(self, tr: _Track, t: float) -> np.ndarray:
         if self.smoothing == "none":

@@ -353,6 +353,8 @@ class LandmarkModule(pl.LightningModule):
 
 
 def _train_augment(ds) -> TrainAugment | None:
+    """The training augmenter of ``ds`` (its ``augment``; for a ``ConcatDataset``, that of its
+    first part, which all parts share), or ``None`` when it has none."""
     if isinstance(ds, torch.utils.data.ConcatDataset):  # the parts share one augmenter
         ds = ds.datasets[0]
     return getattr(ds, "augment", None)
@@ -416,12 +418,6 @@ class EpochIndexed(torch.utils.data.Dataset):
                 self.augment.set_epoch(*stream)
                 self._stream = stream
         return self.dataset[i]
-
-
-def _train_augment(ds) -> TrainAugment | None:
-    if isinstance(ds, torch.utils.data.ConcatDataset):  # the parts share one augmenter
-        ds = ds.datasets[0]
-    return getattr(ds, "augment", None)
 
 
 class TrainingInterrupted(Exception):
