@@ -71,6 +71,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    from faceland.outputs import check_output_file
+
+    check_output_file(args.out, "--out")  # before the ten-thousand-image run, not after it
     dx, dy, k = fit_five_to_box(args.w300)
     print(f"5-point box -> landmark box on 300W train: dx {dx:.3f} dy {dy:.3f} k {k:.3f}")
     recs = load_mtfl(args.mtfl, args.split)
@@ -94,7 +97,13 @@ def main() -> None:
         if i % 1000 == 0:
             print(f"{i}/{len(recs)} {time.time() - t0:.0f}s", flush=True)
     err = np.array(err)
-    np.savez_compressed(args.out, keys=np.array(keys), points68=np.stack(pts), err5=err)
+    import io
+
+    from faceland.outputs import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, keys=np.array(keys), points68=np.stack(pts), err5=err)
+    atomic_write_bytes(args.out, buf.getvalue())
     print(f"{len(keys)} faces; err5 (IPD) median {np.median(err):.4f}, "
           f"share > 0.1: {np.mean(err > 0.1):.3f}, > 0.15: {np.mean(err > 0.15):.3f}")
 
