@@ -648,12 +648,21 @@ class CodecConfig:
 
     def build(self, size: int | tuple[int, int]) -> HeatmapCodec:
         """The codec for heatmaps of ``size`` (``N`` or ``(H, W)``) cells."""
-        decoder = self.decoder or CODEC_KINDS[self.kind]
-        if self.kind == "softmax":
-            return SoftmaxHeatmap(size, self.sigma, decoder=decoder)
-        if self.kind == "randomized_rounding":
-            return RandomizedRoundingHeatmap(size, self.sigma, kernel_size=self.kernel_size,
-                                             decoder=decoder)
-        k = 7 if self.kernel_size is None else self.kernel_size
-        return GaussianHeatmap(size, self.sigma, k, offset=self.kind == "offset_gaussian",
-                               decoder=decoder)
+        return _CODEC_BUILDERS[self.kind](self, size, self.decoder or CODEC_KINDS[self.kind])
+
+
+def _gaussian(offset: bool):
+    def build(c: CodecConfig, size, decoder: str) -> HeatmapCodec:
+        k = 7 if c.kernel_size is None else c.kernel_size
+        return GaussianHeatmap(size, c.sigma, k, offset=offset, decoder=decoder)
+    return build
+
+
+#: How each codec kind is built from a :class:`CodecConfig` (kind -> builder).
+_CODEC_BUILDERS = {
+    "offset_gaussian": _gaussian(True),
+    "gaussian": _gaussian(False),
+    "randomized_rounding": lambda c, size, decoder: RandomizedRoundingHeatmap(
+        size, c.sigma, kernel_size=c.kernel_size, decoder=decoder),
+    "softmax": lambda c, size, decoder: SoftmaxHeatmap(size, c.sigma, decoder=decoder),
+}

@@ -23,6 +23,7 @@ import platform
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -309,47 +310,51 @@ class LandmarkModule(pl.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.cfg
-        params = self.model.parameters()
-        if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(params, cfg.lr, weight_decay=cfg.weight_decay)
-        elif cfg.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, cfg.lr, weight_decay=cfg.weight_decay)
-        elif cfg.optimizer == "rmsprop":
-            opt = torch.optim.RMSprop(params, cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+        opt = OPTIMIZERS[cfg.optimizer](self.model.parameters(), cfg.lr,
+                                        weight_decay=cfg.weight_decay)
         steps = max(1, self.trainer.estimated_stepping_batches)
         per_epoch = max(1, steps // max(1, cfg.epochs))
         warm = cfg.warmup_steps or cfg.warmup_epochs * per_epoch
-        if cfg.schedule == "cosine":
-            def f(s: int) -> float:
-                if s < warm:
-                    return (s + 1) / warm
-                progress = (s - warm) / max(1, steps - warm)
-                if cfg.max_time_minutes:  # anneal by the wall-time budget if it ends first
-                    progress = max(progress, self._elapsed_minutes() / cfg.max_time_minutes)
-                return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        elif cfg.schedule == "step":
-            unit_of = {"epoch": per_epoch, "step": 1, "fraction": steps}
-            if cfg.milestone_unit not in unit_of:
-                raise ValueError(f"unknown milestone_unit {cfg.milestone_unit!r} "
-                                 "(epoch, step or fraction)")
-            unit = unit_of[cfg.milestone_unit]
-            gammas = cfg.gamma if isinstance(cfg.gamma, list) else [cfg.gamma] * len(cfg.milestones)
-            if len(gammas) != len(cfg.milestones):
-                raise ValueError(f"gamma: {len(gammas)} factors for {len(cfg.milestones)} milestones")
-
-            def f(s: int) -> float:
-                w = (s + 1) / warm if s < warm else 1.0
-                done = s / unit  # in milestone units
-                if cfg.milestone_unit == "fraction" and cfg.max_time_minutes:
-                    done = max(done, self._elapsed_minutes() / cfg.max_time_minutes)
-                return w * math.prod(g for g, m in zip(gammas, cfg.milestones, strict=True)
-                                     if done >= m)
-        else:
-            raise ValueError(f"unknown schedule {cfg.schedule!r}")
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
+        factor = SCHEDULES[cfg.schedule](self, steps, per_epoch, warm)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _cosine(self, steps: int, per_epoch: int, warm: int) -> Callable[[int], float]:
+        """Linear warm-up over ``warm`` steps, then a cosine from 1 to 0 over the planned steps
+        (or over the wall-time budget, ``max_time_minutes``, if it ends first)."""
+        cfg = self.cfg
+
+        def f(s: int) -> float:
+            if s < warm:
+                return (s + 1) / warm
+            progress = (s - warm) / max(1, steps - warm)
+            if cfg.max_time_minutes:  # anneal by the wall-time budget if it ends first
+                progress = max(progress, self._elapsed_minutes() / cfg.max_time_minutes)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return f
+
+    def _step(self, steps: int, per_epoch: int, warm: int) -> Callable[[int], float]:
+        """Linear warm-up, then the learning rate times ``gamma`` (one factor, or one per
+        milestone) at each of ``milestones`` (in epochs, steps or fractions of the run, the
+        latter also of the wall-time budget)."""
+        cfg = self.cfg
+        unit_of = {"epoch": per_epoch, "step": 1, "fraction": steps}
+        if cfg.milestone_unit not in unit_of:
+            raise ValueError(f"unknown milestone_unit {cfg.milestone_unit!r} "
+                             "(epoch, step or fraction)")
+        unit = unit_of[cfg.milestone_unit]
+        gammas = cfg.gamma if isinstance(cfg.gamma, list) else [cfg.gamma] * len(cfg.milestones)
+        if len(gammas) != len(cfg.milestones):
+            raise ValueError(f"gamma: {len(gammas)} factors for {len(cfg.milestones)} milestones")
+
+        def f(s: int) -> float:
+            w = (s + 1) / warm if s < warm else 1.0
+            done = s / unit  # in milestone units
+            if cfg.milestone_unit == "fraction" and cfg.max_time_minutes:
+                done = max(done, self._elapsed_minutes() / cfg.max_time_minutes)
+            return w * math.prod(g for g, m in zip(gammas, cfg.milestones, strict=True)
+                                 if done >= m)
+        return f
 
 
 def _train_augment(ds) -> TrainAugment | None:
@@ -489,8 +494,12 @@ class ConfigError(ValueError):
         self.source, self.key, self.problem = source, key, problem
 
 
-OPTIMIZERS = ("adam", "adamw", "rmsprop")
-SCHEDULES = ("cosine", "step")
+#: Optimizers by config name (``optimizer``).
+OPTIMIZERS: dict[str, type] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                               "rmsprop": torch.optim.RMSprop}
+#: Learning-rate schedules by config name (``schedule``): ``(module, steps, steps per epoch,
+#: warm-up steps) -> step -> factor``.
+SCHEDULES: dict[str, Callable] = {"cosine": LandmarkModule._cosine, "step": LandmarkModule._step}
 MILESTONE_UNITS = ("epoch", "step", "fraction")
 #: AugmentConfig fields that are probabilities (in ``[0, 1]``).
 AUGMENT_PROBABILITIES = ("flip", "color_jitter", "blur", "erase", "grayscale", "downscale", "jpeg",

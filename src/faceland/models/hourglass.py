@@ -109,14 +109,16 @@ class HPMBlock(nn.Module):
 BLOCKS = {"hpm": HPMBlock, "bottleneck": Residual}
 
 
+#: Attention blocks before upsampling (seed 001 sec. 1.3): name -> (block, default reduction).
+ATTENTION_BLOCKS: dict[str, tuple] = {
+    "ca": (CoordinateAttention, 32), "se": (SqueezeExcitation, 16), "none": (None, None)}
+
+
 def _attention(kind: str, channels: int, reduction: int | None = None) -> nn.Module:
-    if kind == "ca":
-        return CoordinateAttention(channels, reduction or 32)
-    if kind == "se":
-        return SqueezeExcitation(channels, reduction or 16)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown attention {kind!r}; expected one of {ATTENTIONS}")
+    if kind not in ATTENTION_BLOCKS:
+        raise ValueError(f"unknown attention {kind!r}; expected one of {ATTENTIONS}")
+    block, default = ATTENTION_BLOCKS[kind]
+    return nn.Identity() if block is None else block(channels, reduction or default)
 
 
 class Hourglass(nn.Module):

@@ -23,8 +23,6 @@ from faceland.models.layers import conv_bn_relu
 
 __all__ = ["UNetSoftmax", "softmax_cross_entropy", "softmax_mse_sum", "UNET_LOSSES"]
 
-#: ``loss=`` choices of :class:`UNetSoftmax`.
-UNET_LOSSES = ("mse_sum", "cross_entropy")
 
 
 def softmax_mse_sum(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -64,6 +62,11 @@ def softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.T
     b, k, h, w = logits.shape
     logp = torch.log_softmax(logits.reshape(b, k, h * w), dim=-1)
     return -(target.reshape(b, k, h * w) * logp).sum(-1).mean()
+
+
+#: ``loss=`` choices of :class:`UNetSoftmax`: name -> (loss function, the output it reads).
+UNET_LOSSES = {"mse_sum": (softmax_mse_sum, "heatmaps"),
+               "cross_entropy": (softmax_cross_entropy, "logits")}
 
 
 def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
@@ -112,7 +115,7 @@ class UNetSoftmax(LandmarkModel):
         if pretrained:
             raise ValueError("unet_softmax has no pretrained weights; use pretrained=False")
         if loss not in UNET_LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; expected one of {UNET_LOSSES}")
+            raise ValueError(f"unknown loss {loss!r}; expected one of {tuple(UNET_LOSSES)}")
         self.loss_kind, self.grayscale = loss, grayscale
         if depth < 1 or input_size % (2 ** depth):
             raise ValueError(f"input_size must be a multiple of 2**depth = {2 ** depth} "
@@ -154,9 +157,8 @@ class UNetSoftmax(LandmarkModel):
         ``(B, K, 2)`` normalised coordinates."""
         with torch.no_grad():
             t = self.codec.encode(target.float())
-        if self.loss_kind == "mse_sum":
-            return softmax_mse_sum(out["heatmaps"].float(), t)
-        return softmax_cross_entropy(out["logits"].float(), t)
+        fn, key = UNET_LOSSES[self.loss_kind]
+        return fn(out[key].float(), t)
 
 
 @register_model("unet_softmax", smoke={"input_size": 64, "base_width": 4, "depth": 2})
