@@ -102,6 +102,13 @@ class ModelCard:
         """The registered architecture name (``config["name"]``)."""
         return self.config.get("name")
 
+    @property
+    def flip_x_offset(self) -> float:
+        """The labels' left-right bias the model was trained with (normalised crop units, see
+        :attr:`faceland.transforms.AugmentConfig.flip_x_offset`; 0 when the card records none)."""
+        aug = (self.training or {}).get("augment") or {}
+        return float(aug.get("flip_x_offset", 0.0) or 0.0) if isinstance(aug, dict) else 0.0
+
     def to_dict(self) -> dict:
         """The JSON object (fields that are ``None`` left out, then ``extra``)."""
         d = {k: getattr(self, k) for k in _CARD_ORDER if getattr(self, k) is not None}
@@ -223,18 +230,27 @@ def default_model_path() -> Path:
 def save_model(model: LandmarkModel, path: str | Path, card: dict | ModelCard | None = None
                ) -> Path:
     """Write ``path`` (``.safetensors``) and its ``.json`` card (``model.config`` as the card's
-    ``config``, the weights' hash added); returns the weights path."""
-    path = Path(path).with_suffix(".safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    ``config``, the weights' hash and layout version added), each atomically and never through
+    a link (:mod:`faceland.outputs`); returns the weights path.
+
+    Raises:
+        faceland.errors.FormatError: a card field of the wrong type or range
+            (:func:`check_card_fields`), before anything is written.
+        OSError: the files cannot be written.
+    """
     from safetensors.torch import save_file
 
-    save_file(state, str(path))
-    extra = card.to_dict() if isinstance(card, ModelCard) else dict(card or {})
-    meta = {"config": model.config, **{k: v for k, v in extra.items() if k != "config"}}
-    meta["weights_sha256"] = weights_hash(path)
-    meta["layout_version"] = LAYOUT_VERSION
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    from faceland.outputs import atomic_path, atomic_write_text
+
+    path = Path(path).with_suffix(".safetensors")
+    given = card.to_dict() if isinstance(card, ModelCard) else dict(card or {})
+    typed = ModelCard.from_dict({**given, "config": model.config}, path.with_suffix(".json"))
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
+    meta = {**typed.to_dict(), "weights_sha256": weights_hash(path),
+            "layout_version": LAYOUT_VERSION}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return path
 
 

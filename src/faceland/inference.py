@@ -384,8 +384,7 @@ class FaceLandmarker:
         # Labels' left-right bias the model was trained with (normalised crop units, see
         # faceland.transforms.AugmentConfig.flip_x_offset): a mirrored prediction is mapped back
         # with +2b so that flip test keeps the annotation convention instead of averaging it out.
-        aug = (self.card.training or {}).get("augment") or {}
-        self.flip_x_offset = float(aug.get("flip_x_offset", 0.0) or 0.0)
+        self.flip_x_offset = self.card.flip_x_offset
         self.detector = (create_detector(detector, runtime=graph) if isinstance(detector, str)
                          else detector)
 

@@ -38,6 +38,7 @@ from faceland.checkpoint import (
     MAX_ENLARGE,
     MAX_INPUT_SIZE,
     MIN_INPUT_SIZE,
+    ModelCard,
     resolve_weights,
     save_model,
 )
@@ -972,12 +973,10 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
         raise FormatError(f"{best}: unreadable checkpoint (truncated or corrupt); move it away "
                           "and run the same command again to export another") from None
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
-    card = {
-        "scheme": cfg.scheme,
-        "input_size": cfg.input_size,
-        "enlarge": cfg.enlarge,
-        "box_source": "gt (tight landmark box, square, enlarged)",
-        "training": {
+    card = ModelCard(
+        config=model.config, scheme=cfg.scheme, input_size=cfg.input_size, enlarge=cfg.enlarge,
+        box_source="gt (tight landmark box, square, enlarged)",
+        training={
             **dataclasses.asdict(cfg),
             "n_train": len(train_recs), "n_val": len(val_recs), "n_mtfl": n_mtfl,
             "init": init_info,
@@ -992,6 +991,5 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
             "command": command,
             "world_size": trainer.world_size,
             "ddp_weight_checksums": agree.checksums,
-        },
-    }
+        })
     return save_model(model.eval(), out / "model", card)
