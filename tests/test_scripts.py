@@ -144,3 +144,96 @@ def test_mean_shape_is_box_invariant_and_placed_back_in_each_box() -> None:
     assert np.allclose(mean, (base - (lo + hi) / 2) / (hi - lo).max())
     back = mod.apply_affine(mean, mod.invert_affine(mod.box_frame(recs[1].points)))
     assert np.allclose(back, recs[1].points)  # back in the face's own box, exactly
+
+
+def _eval_result(f: Path, command: str, **protocol) -> dict:
+    """A minimal result JSON at ``f`` whose recorded evaluate command is ``command``."""
+    card = {"dataset": "300w", "split": "common", "box_source": "gt", "flip_test": False,
+            "model": f.stem, "weights_sha256": None, "hardware": "2 cores",
+            "faceland_version": "0", "command": command, **protocol}
+    return {"nme_iod": 4.0, "nme_box": 2.0, "fr": 0.0, "auc": 0.6, "n_images": 2, "per_image": {},
+            "protocol": card}
+
+
+def test_historical_rows_get_their_own_table_and_are_not_rerun(tmp_path: Path, monkeypatch) -> None:
+    mod = _load("make_results")
+    ok = _eval_result(tmp_path / "ok.json", "faceland evaluate --root d --model m_ok", model="m_ok")
+    old = _eval_result(tmp_path / "old.json", "faceland evaluate --root d --model m_old",
+                       model="m_old", historical="its layout has no option left")
+    (tmp_path / "ok.json").write_text(json.dumps(ok))
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "ablations").mkdir()
+    for row, why in (("a", None), ("b", "trained with a loss that is gone")):
+        r = _result("s", row, 5.0, 30)
+        r["ablation"]["base_config"] = "configs/hourglass_cpu.yaml"
+        if why:
+            r["protocol"]["historical"] = why
+        (tmp_path / "ablations" / f"s-{row}.json").write_text(json.dumps(r))
+    out = tmp_path / "results.md"
+    monkeypatch.setattr(sys, "argv", ["make_results.py", "--results", str(tmp_path), "--out",
+                                      str(out)])
+    mod.main()
+    main_part, hist = out.read_text().split(f"## {mod.HISTORICAL_TITLE}")
+    assert "| m_ok |" in main_part and "m_old" not in main_part
+    assert "| m_old |" in hist and "| its layout has no option left |" in hist
+    assert "| `faceland evaluate --root d --model m_old` |" in hist  # the command, as run then
+    ablations = main_part.split("## Ablations")[1]
+    assert "| a |" in ablations and "| b |" not in ablations
+    assert "### Ablation rows of `s`" in hist and "| trained with a loss that is gone |" in hist
+    assert mod._HISTORICAL_ANCHOR in main_part  # the main table points at the historical one
+    # scripts/ablations.py prints a study whole
+    assert len([ln for ln in mod.ablation_tables(tmp_path / "ablations") if ln[:4] == "| a "
+                or ln[:4] == "| b "]) == 2
+
+    ran = []
+    monkeypatch.setattr(mod.subprocess, "run", lambda argv, cwd: ran.append(argv) or
+                        type("Done", (), {"returncode": 0})())
+    assert mod.rerun(tmp_path) == []
+    assert ran == [["faceland", "evaluate", "--root", "d", "--model", "m_ok"]]
+
+
+def test_check_mode_passes_on_every_reproducible_recorded_row() -> None:
+    """What CI runs instead of --rerun: every command of a reproducible row in docs/results
+    parses, names weights that resolve (or a runs/ file, noted), and its config builds."""
+    report = _load("make_results").check()
+    assert report.errors == []
+    assert report.counts["evaluate commands"] >= 30 and report.counts["training commands"] >= 10
+    assert report.counts["ablation rows"] >= 7 and report.counts["models built"] >= 10
+    assert all(" runs/" in n for n in report.notes)
+    assert not any("iact-300w-cpu" in n or "repformer_tau" in n for n in report.notes)
+
+
+def test_check_mode_reports_what_would_not_run(tmp_path: Path) -> None:
+    mod = _load("make_results")
+    from faceland.checkpoint import read_card
+
+    shipped = "faceland-300w-hourglass-2x64-128"
+    sha = read_card(shipped)[1].weights_sha256
+
+    def write(name: str, command: str, **protocol) -> None:
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps(_eval_result(f, f"{command} --json {f}", **protocol)))
+
+    ev = "faceland evaluate --dataset 300w --root d --split common --boxes gt"
+    write("good", f"{ev} --model {shipped}", weights_sha256=sha)
+    write("flag", f"{ev} --model {shipped} --no-such-flag", weights_sha256=sha)
+    write("name", f"{ev} --model no-such-shipped-model")
+    write("hash", f"{ev} --model {shipped}", weights_sha256="0" * 16)
+    write("boxes", f"{ev} --model {shipped}", weights_sha256=sha, box_source="detector")
+    write("run", f"{ev} --model runs/no_such_run/model.safetensors",
+          training={"command": "faceland train configs/hourglass_cpu.yaml --set epochs=3"})
+    write("config", f"{ev} --model {shipped}", weights_sha256=sha, training={
+        "command": "faceland train configs/hourglass_cpu.yaml --set 'model_args={stacks: 2, "
+                   "no_such_arg: 1}'"})
+    write("old", f"{ev} --no-such-flag", historical="skipped: not reproducible")
+    report = mod.check(tmp_path)
+    errors = "\n".join(report.errors)
+    for name in ("flag", "name", "hash", "boxes", "config"):
+        assert f"{name}.json" in errors, name
+    assert "good.json" not in errors and "run.json" not in errors and "old.json" not in errors
+    assert "--no-such-flag" in errors and "unrecognized arguments" in errors
+    assert "holds weights" in errors and "no_such_arg" in errors
+    assert report.notes == [f"{tmp_path / 'run.json'}: runs/no_such_run/model.safetensors needs "
+                            "its training run: `faceland train configs/hourglass_cpu.yaml --set "
+                            "epochs=3`"]
+    assert report.counts["training commands"] == 2
