@@ -165,3 +165,11 @@ def test_training_export_and_torch_runtime_name_the_extra(tmp_path, capsys) -> N
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "faceland[train]" in err and "Traceback" not in err, err
+
+
+def test_a_photo_given_as_model_says_what_a_model_is(tmp_path, capsys) -> None:
+    for argv in (["predict", str(ASTRO), "--out", str(tmp_path / "o"), "--model", str(ASTRO)],
+                 ["evaluate", "--root", str(tmp_path), "--model", str(ASTRO)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "astronaut.jpg: not model weights" in err and "\n" not in err, err
