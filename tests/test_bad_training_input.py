@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from conftest import write_tiny_config
 
 from faceland.checkpoint import ModelCard, load_model, read_card, save_model
 from faceland.cli import main
@@ -21,25 +21,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "faceland"
 
 
 def _cfg(tmp_path: Path, root: Path | None = None, name: str = "cfg.yaml", **over) -> Path:
-    """A tiny training config (the smoke run of test_training.py); ``root`` None: a data folder
-    that does not exist (the checks under test must fire before any data is read)."""
-    cfg = {
-        "model": "integral",
-        "model_args": {"backbone": "mobilenet_v2", "pretrained": False, "width": 16},
-        "root": str(root / "300w") if root else str(tmp_path / "no-data"),
-        "input_size": 64,
-        "epochs": 2,
-        "batch_size": 8,
-        "max_images": 40,
-        "val_fraction": 0.2,
-        "num_workers": 0,
-        "threads": 1,
-        "out_dir": str(tmp_path / "run"),
-        **over,
-    }
-    p = tmp_path / name
-    p.write_text(yaml.safe_dump(cfg))
-    return p
+    """The smoke run's tiny config; ``root`` None: a data folder that does not exist."""
+    return write_tiny_config(tmp_path, root, name, **over)
 
 
 def _error_line(capsys, argv: list[str]) -> str:

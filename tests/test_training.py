@@ -12,30 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from conftest import write_tiny_config
 
 from faceland.checkpoint import load_model
 from faceland.training import TrainConfig, load_config
 
 
 def _write_cfg(tmp_path: Path, data_root: Path, **over) -> Path:
-    cfg = {
-        "model": "integral",
-        "model_args": {"backbone": "mobilenet_v2", "pretrained": False, "width": 16},
-        "root": str(data_root / "300w"),
-        "input_size": 64,
-        "epochs": 2,
-        "batch_size": 8,
-        "max_images": 40,
-        "val_fraction": 0.2,
-        "num_workers": 0,
-        "threads": 1,
-        "out_dir": str(tmp_path / "run"),
-        **over,
-    }
-    p = tmp_path / "cfg.yaml"
-    p.write_text(yaml.safe_dump(cfg))
-    return p
+    return write_tiny_config(tmp_path, data_root, **over)
 
 
 def test_unknown_config_key_fails_loudly(tmp_path) -> None:

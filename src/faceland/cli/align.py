@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from faceland.cli.common import DETECTOR_HELP, RUNTIME_HELP, UserError, progress
-from faceland.cli.predict import _check_out_dir, _images, _prefetched, _unique_stems
+from faceland.cli.predict import _check_out_dir, _images, _predicted, _unique_stems, _write_error
 
 
 def _chip_name(target: Path, k: int) -> Path:
@@ -121,7 +121,6 @@ def _write(path: Path, target: Path, img: np.ndarray, faces, args) -> int:
 
 
 def cmd_align(args: argparse.Namespace) -> int:
-    from faceland.data.formats import FormatError
     from faceland.face_analysis import template_points
     from faceland.inference import FaceLandmarker
 
@@ -139,33 +138,20 @@ def cmd_align(args: argparse.Namespace) -> int:
                         f"{args.model} predicts {lm.num_points}")
     images = [p for p in inputs if p in targets]
     with progress(len(images), "images", unit="img") as bar:
-        batch: list = []
-        stream = _prefetched(images, args.workers)
-        while True:
-            item = next(stream, None)
-            if item is not None:
-                path, img = item
-                bar.update()
-                if isinstance(img, FormatError):
-                    print(f"faceland: error: {img}", file=sys.stderr)
-                    failed += 1
-                else:
-                    batch.append((path, img))
-            if batch and (item is None or len(batch) >= args.batch):
-                results = lm.predict_batch([im for _, im in batch])
-                for (path, img), faces in zip(batch, results, strict=True):
-                    try:
-                        n = _write(path, targets[path], img, faces, args)
-                    except OSError as e:  # full disk, a link or directory in the way
-                        print(f"faceland: error: {e.filename or targets[path]}: cannot write "
-                              f"output ({e.strerror or e})", file=sys.stderr)
-                        failed += 1
-                        continue
-                    if not args.quiet:
-                        print(f"{path}: {n} face(s) -> {_json_name(targets[path])}")
-                batch = []
-            if item is None:
-                break
+        for path, img, faces in _predicted(lm, images, args.workers, args.batch):
+            bar.update()
+            if faces is None:  # unreadable: reported, skipped
+                print(f"faceland: error: {img}", file=sys.stderr)
+                failed += 1
+                continue
+            try:
+                n = _write(path, targets[path], img, faces, args)
+            except OSError as e:  # full disk, a link or directory in the way
+                print(_write_error(e, targets[path]), file=sys.stderr)
+                failed += 1
+                continue
+            if not args.quiet:
+                print(f"{path}: {n} face(s) -> {_json_name(targets[path])}")
     if failed:
         print(f"faceland: {failed} of {len(inputs)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0

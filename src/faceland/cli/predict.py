@@ -374,6 +374,31 @@ def _prefetched(paths: list[Path], workers: int):
             yield p, fut.result()
 
 
+def _predicted(lm, images: list[Path], workers: int, batch: int):
+    """``(path, image, faces)`` for every image (decoded ahead by :func:`_prefetched`), the faces
+    of ``batch`` images at a time run through the model together; an unreadable image gives
+    ``(path, FormatError, None)`` at once."""
+    from faceland.data.formats import FormatError
+
+    pending: list = []
+    for path, img in _prefetched(images, workers):
+        if isinstance(img, FormatError):
+            yield path, img, None
+            continue
+        pending.append((path, img))
+        if len(pending) >= batch:
+            yield from _flush(lm, pending)
+            pending = []
+    yield from _flush(lm, pending)
+
+
+def _flush(lm, pending: list):
+    if pending:
+        results = lm.predict_batch([im for _, im in pending])
+        for (path, img), faces in zip(pending, results, strict=True):
+            yield path, img, faces
+
+
 def _write_error(e: OSError, where: Path | str) -> str:
     """One line for a failed write: the path and the reason."""
     return (f"faceland: error: {e.filename or where}: cannot write output "
@@ -490,27 +515,13 @@ def _run_inputs(lm, items, videos, images, targets, args, sink, table) -> int:
             print(_write_error(e, _out(target, ".jsonl")), file=sys.stderr)
             failed += 1
     with progress(len(images), "images", unit="img") as bar:
-        batch: list = []
-        stream = _prefetched(images, args.workers)
-        while True:
-            item = next(stream, None)
-            if item is not None:
-                path, img = item
-                bar.update()
-                if isinstance(img, FormatError):
-                    print(f"faceland: error: {img}", file=sys.stderr)
-                    failed += 1
-                else:
-                    batch.append((path, img))
-            if batch and (item is None or len(batch) >= args.batch):
-                # the faces of several images go through the model as one batch
-                results = lm.predict_batch([im for _, im in batch])
-                for (path, img), faces in zip(batch, results, strict=True):
-                    failed += _save_image_result(path, targets[path], img, faces, args, sink,
-                                                 table)
-                batch = []
-            if item is None:
-                break
+        for path, img, faces in _predicted(lm, images, args.workers, args.batch):
+            bar.update()
+            if faces is None:  # unreadable: reported, skipped
+                print(f"faceland: error: {img}", file=sys.stderr)
+                failed += 1
+            else:
+                failed += _save_image_result(path, targets[path], img, faces, args, sink, table)
     if failed:
         print(f"faceland: {failed} of {len(items)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
