@@ -3,7 +3,7 @@
     python benchmarks/bench_threads.py [--repeats 200] [--json OUT]
 
 Times, for ``session.intra_op.allow_spinning`` off (faceland's setting,
-:data:`faceland.export.ALLOW_SPINNING`) and on, on a 640 x 480 photo with one face (the
+:data:`faceland.runtimes.ALLOW_SPINNING`) and on, on a 640 x 480 photo with one face (the
 astronaut, decode excluded): the detector alone, the landmark path alone, and
 :meth:`faceland.FaceLandmarker.predict` (detector, then landmarks). Each setting runs in a fresh
 process so that the other setting's threads do not linger.
@@ -47,9 +47,9 @@ def main() -> None:
     ap.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        import faceland.export
+        import faceland.runtimes
 
-        faceland.export.ALLOW_SPINNING = args.child == "on"
+        faceland.runtimes.ALLOW_SPINNING = args.child == "on"
         print(json.dumps(measure(args.repeats)))
         return
     res = {}

@@ -106,7 +106,7 @@ class RetinaFaceDetector(FaceDetector):
         large_side: long side (pixels) above which the small-face pass runs (default 960: a
             1280 x 720 webcam frame gets it, finding 5 of 6 faces of 40 px at about 5x the
             detector time, ``benchmarks/bench_small_faces.py``).
-        threads: intra-op threads (faceland's settings: :func:`faceland.export.ort_session`).
+        threads: intra-op threads (faceland's settings: :func:`faceland.runtimes.ort_session`).
         runtime: graph runtime, ``"onnx"`` (default), ``"openvino"`` or ``"auto"``
             (:mod:`faceland.runtimes`).
     """

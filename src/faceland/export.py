@@ -1,4 +1,4 @@
-"""ONNX export of landmark models and the ONNX Runtime runner (faceland's default runtime).
+"""ONNX export of landmark models (the graphs :mod:`faceland.runtimes` runs).
 
 The exported graph takes ``image``: ``(B, N, N, 3)`` **uint8 RGB crops** (dynamic batch), exactly
 what one affine warp of the photo produces (:func:`faceland.geometry.warp_crop`), and does the
@@ -10,7 +10,8 @@ confidence (heatmap heads), ``point_scores``: ``(B, K)`` in ``[0, 1]``. Graphs e
 faceland before 2026-12 (``input``: ``(B, 3, N, N)`` float32 in ``[0, 1]``; no scores) still
 run.
 
-Shipped and saved weights are run through ONNX Runtime by :class:`faceland.FaceLandmarker`:
+Shipped and saved weights are run (:class:`faceland.runtimes.OnnxLandmarkModel`) by
+:class:`faceland.FaceLandmarker`:
 :func:`onnx_for_weights` uses the ``.onnx`` shipped beside a ``.safetensors`` when its card
 records the same weights hash, else exports once into a cache folder keyed by that hash.
 """
@@ -23,49 +24,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from faceland.errors import FormatError
+# The runner and session settings live in faceland.runtimes; kept importable from here.
+from faceland.runtimes import ALLOW_SPINNING, OnnxLandmarkModel, ort_session  # noqa: F401
 
 if TYPE_CHECKING:  # the ONNX Runtime side of this module runs without importing torch
-    import torch
-
     from faceland.models import LandmarkModel
 
 __all__ = ["export_onnx", "OnnxLandmarkModel", "onnx_for_weights", "cache_dir", "ort_session"]
-
-#: ONNX Runtime's thread spinning, off in every faceland session: it makes one session alone
-#: faster but makes the detector's and the landmark model's pools fight on 2 cores
-#: (``benchmarks/bench_threads.py``).
-ALLOW_SPINNING = False
-
-
-def ort_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session with faceland's thread settings: ``threads`` intra-op
-    threads (default ``min(2, os.cpu_count())``), one inter-op thread, no spinning (see
-    :data:`ALLOW_SPINNING`), denormal floats flushed to zero.
-
-    Raises:
-        faceland.errors.FormatError: the file is not a loadable ONNX model.
-    """
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if ALLOW_SPINNING else "0")
-    # Denormal floats flushed to zero: a fine-tuned graph whose activations go denormal would
-    # otherwise run ~30x slower on some CPUs (the public PFLD ONNX: 80 ms against 2.3 ms per
-    # face on Intel); faceland's own graphs give the same landmarks (golden tests). Measured:
-    # a plain ONNX Runtime session created earlier in the same process keeps the flush off.
-    so.add_session_config_entry("session.set_denormal_as_zero", "1")
-    so.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise FormatError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") \
-            from None
-
 
 #: Version of the exported graph's interface, part of cached graphs' names (version 2 added the
 #: ``point_scores`` output).
@@ -170,77 +135,3 @@ def onnx_for_weights(weights: str | Path, card: dict) -> Path:
         model, _ = load_model(w)
         export_onnx(model, cached)
     return cached
-
-
-class OnnxLandmarkModel:
-    """Runs an exported model with a graph runtime (ONNX Runtime, or OpenVINO: see
-    :mod:`faceland.runtimes`).
-
-    :meth:`predict_crops` is the fast path (uint8 crops in, numpy coordinates out),
-    :meth:`predict_crops_with_scores` adds the per-landmark confidence; :meth:`predict` keeps
-    the :class:`LandmarkModel` call (float tensor in ``[0, 1]``).
-
-    Attributes:
-        has_scores: whether the graph outputs ``point_scores``.
-
-    Args:
-        path: the ``.onnx`` file.
-        threads: intra-op threads (see :func:`ort_session`).
-        runtime: ``"onnx"`` (default), ``"openvino"`` or ``"auto"``
-            (:func:`faceland.runtimes.resolve_runtime`).
-
-    Raises:
-        FileNotFoundError: missing file.
-        faceland.errors.FormatError: the file is not a loadable ONNX model.
-        ImportError: the runtime's package is not installed.
-    """
-
-    def __init__(self, path: str | Path, threads: int | None = None, runtime: str = "onnx") -> None:
-        from faceland.runtimes import open_graph
-
-        p = Path(path)
-        self.session = open_graph(p, runtime, threads)
-        self.runtime = self.session.runtime
-        inp = self.session.get_inputs()[0]
-        self._input = inp.name
-        self._uint8 = inp.type == "tensor(uint8)"
-        self.input_size = int(inp.shape[2] if self._uint8 else inp.shape[-1])
-        k = self.session.get_outputs()[0].shape[1]
-        if not isinstance(k, int):  # symbolic in the graph: ask the model
-            n = self.input_size
-            k = self.predict_crops(np.zeros((1, n, n, 3), np.uint8)).shape[1]
-        self.has_scores = len(self.session.get_outputs()) > 1
-        self.num_points = int(k)
-        self.path = p
-
-    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
-        """``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32 normalised crop
-        coordinates."""
-        return self.predict_crops_with_scores(crops)[0]
-
-    def predict_crops_with_scores(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32 normalised crop coordinates
-        and ``(B, K)`` float32 per-landmark confidence in ``[0, 1]`` (``None`` when the graph
-        has no ``point_scores`` output)."""
-        if self._uint8:
-            out = self.session.run(None, {self._input: np.ascontiguousarray(crops)})
-        else:
-            x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
-            out = self.session.run(None, {self._input: x})
-        return out[0], (out[1] if len(out) > 1 else None)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, N, N)`` float in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates."""
-        import torch
-
-        a = x.detach().cpu().numpy()
-        if self._uint8:
-            crops = np.clip(np.rint(a.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8)
-            return torch.from_numpy(self.predict_crops(crops))
-        return torch.from_numpy(self.session.run(None, {self._input: a.astype(np.float32)})[0])
-
-    def to(self, *_args, **_kwargs) -> OnnxLandmarkModel:
-        return self
-
-    def eval(self) -> OnnxLandmarkModel:
-        return self

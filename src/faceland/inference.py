@@ -41,10 +41,11 @@ from faceland.schemes import LandmarkScheme, get_scheme
 
 if TYPE_CHECKING:  # the ONNX Runtime path never imports torch (start-up: ~5 s less)
     from faceland.models import LandmarkModel
+    from faceland.runtimes import LandmarkRunner
 
 __all__ = ["Face", "FaceLandmarker", "FaceLandmarkerOptions", "Landmarker", "result_json",
            "check_boxes", "box_problem", "MIN_BOX_SIDE", "MAX_BOX_DIAGONALS", "COLORS", "as_rgb",
-           "check_color"]
+           "check_color", "open_landmark_model"]
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,10 @@ class FaceLandmarker:
 
     Attributes:
         options: the :class:`FaceLandmarkerOptions` it was built with.
+        model: the :class:`faceland.runtimes.LandmarkRunner` that runs the landmark model
+            (:func:`open_landmark_model`); ``runtime`` names what runs it (``"onnx"``,
+            ``"openvino"`` or ``"torch"``).
+        card: the model's :class:`faceland.checkpoint.ModelCard`.
 
     Raises:
         FileNotFoundError: model weights not found.
@@ -335,8 +340,7 @@ class FaceLandmarker:
                  flip_test: bool = _UNSET, enlarge: float | None = _UNSET, runtime: str = _UNSET,
                  threads: int | None = _UNSET, *, options: FaceLandmarkerOptions | None = None
                  ) -> None:
-        from faceland.export import OnnxLandmarkModel, onnx_for_weights
-        from faceland.runtimes import GRAPH_RUNTIMES, resolve_runtime
+        from faceland.runtimes import resolve_runtime
 
         opts = _options_from(FaceLandmarkerOptions, options,
                              {"model": model, "detector": detector, "device": device,
@@ -346,35 +350,9 @@ class FaceLandmarker:
         model, detector, device, flip_test = opts.model, opts.detector, opts.device, opts.flip_test
         enlarge, runtime, threads = opts.enlarge, opts.runtime, opts.threads
         graph = resolve_runtime("auto" if runtime == "torch" else runtime)
-        if _in_memory(model):  # checked by the options: runtime "auto" or "torch"
-            self.model = model.eval()
-            self.card = ModelCard(config=dict(getattr(model, "config", {})))
-            runtime = "torch"
-        elif model is not None and str(model).endswith(".onnx"):  # runtime not "torch"
-            self.model = OnnxLandmarkModel(model, threads, graph)
-            self.card = _onnx_card(Path(model))
-            runtime = graph
-        elif runtime == "torch":
-            from faceland.errors import require_extra
-
-            require_extra("runtime='torch'")
-            self.model, self.card = load_model(model)
-        else:
-            path, self.card = read_card(model)
-            try:
-                self.model = OnnxLandmarkModel(onnx_for_weights(path, self.card), threads, graph)
-                runtime = graph
-            except RuntimeError as e:  # incl. torch.onnx.errors.OnnxExporterError
-                if runtime in GRAPH_RUNTIMES:
-                    raise
-                log.warning("%s: no ONNX graph (%s); running eager PyTorch", path,
-                            str(e).splitlines()[0] if str(e) else type(e).__name__)
-                self.model, self.card = load_model(path)
-                runtime = "torch"
-        self.runtime = runtime
+        self.model, self.card = open_landmark_model(model, runtime, threads, device)
+        self.runtime = self.model.runtime
         self.device = device
-        if runtime == "torch":
-            self.model.to(device)
         self.input_size = int(self.model.input_size)
         self.enlarge = float(enlarge or self.card.enlarge or 1.25)
         self.flip_test = flip_test
@@ -559,13 +537,7 @@ class FaceLandmarker:
     def _coords(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``(F, N, N, 3)`` uint8 RGB crops -> ``(F, K, 2)`` normalised crop coordinates and
         ``(F, K)`` scores (or ``None``), one batch through the runtime."""
-        if self.runtime != "torch":
-            c, s = self.model.predict_crops_with_scores(crops)
-        else:
-            from faceland.data.crops import image_to_tensor
-
-            c, s = self.model.predict_with_scores(image_to_tensor(crops).to(self.device))
-            c, s = c.float().cpu().numpy(), (None if s is None else s.float().cpu().numpy())
+        c, s = self.model.predict_crops_with_scores(crops)
         return c.astype(np.float64), (None if s is None else s.astype(np.float64))
 
     def predict(self, image: np.ndarray, boxes: Sequence[Sequence[float]] | None = None,
@@ -743,6 +715,50 @@ def check_boxes(boxes: Sequence[Sequence[float]] | np.ndarray | Iterable,
         if problem is not None:
             raise ValueError(problem)
     return b
+
+
+def open_landmark_model(model: LandmarkModel | str | Path | None, runtime: str = "auto",
+                        threads: int | None = None, device: str = "cpu"
+                        ) -> tuple[LandmarkRunner, ModelCard]:
+    """The one place a landmark model is opened with a runtime (see
+    :class:`FaceLandmarkerOptions` for the arguments): ``(runner, card)``, where ``runner`` is
+    a :class:`faceland.runtimes.LandmarkRunner` whose ``runtime`` says what runs it.
+
+    - an in-memory :class:`LandmarkModel`: eager PyTorch on ``device`` (``runtime`` "auto" or
+      "torch"), card from its ``config``;
+    - an ``.onnx`` file: the graph runtime (card from the JSON beside it, if any);
+    - saved weights with ``runtime="torch"``: eager PyTorch (the ``train`` extra);
+    - saved weights otherwise: their shipped or cached ONNX graph on the graph runtime; with
+      ``"auto"``, a model that does not export runs in eager PyTorch with a warning.
+
+    Raises:
+        FileNotFoundError, faceland.errors.FormatError: see :class:`FaceLandmarker`;
+        ImportError: the runtime's package (or torch for ``"torch"``) is missing.
+    """
+    from faceland.export import onnx_for_weights
+    from faceland.runtimes import GRAPH_RUNTIMES, OnnxLandmarkModel, resolve_runtime
+
+    graph = resolve_runtime("auto" if runtime == "torch" else runtime)
+    if _in_memory(model):
+        return model.eval().to(device), ModelCard(config=dict(getattr(model, "config", {})))
+    if model is not None and str(model).endswith(".onnx"):
+        return OnnxLandmarkModel(model, threads, graph), _onnx_card(Path(model))
+    if runtime == "torch":
+        from faceland.errors import require_extra
+
+        require_extra("runtime='torch'")
+        net, card = load_model(model)
+        return net.to(device), card
+    path, card = read_card(model)
+    try:
+        return OnnxLandmarkModel(onnx_for_weights(path, card), threads, graph), card
+    except RuntimeError as e:  # incl. torch.onnx.errors.OnnxExporterError
+        if runtime in GRAPH_RUNTIMES:
+            raise
+        log.warning("%s: no ONNX graph (%s); running eager PyTorch", path,
+                    str(e).splitlines()[0] if str(e) else type(e).__name__)
+        net, card = load_model(path)
+        return net.to(device), card
 
 
 def _onnx_card(model: Path) -> ModelCard:

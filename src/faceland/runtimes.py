@@ -6,7 +6,7 @@ Every ONNX graph faceland runs (the landmark models, the RetinaFace detector) is
 class in :data:`GRAPH_RUNTIMES`:
 
 - ``"onnx"``: ONNX Runtime (core install) with faceland's settings: ``threads`` intra-op
-  threads, no spinning, denormals flushed (:func:`faceland.export.ort_session`).
+  threads, no spinning, denormals flushed (:func:`ort_session`).
 - ``"openvino"``: OpenVINO (``pip install 'faceland[openvino]'``), latency mode; on CPUs with
   bf16 units (AVX-512 BF16 or AMX) it computes in **bf16** (OpenVINO's default there), which
   moves landmarks by a fraction of a pixel (``docs/benchmarks.md`` gives the NME on 300W common
@@ -22,14 +22,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from faceland.errors import FormatError, UnknownNameError, require_extra
 
-__all__ = ["GRAPH_RUNTIMES", "GraphSession", "IOInfo", "OnnxRuntimeSession", "OpenVinoSession",
-           "open_graph", "resolve_runtime"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["GRAPH_RUNTIMES", "GraphSession", "IOInfo", "LandmarkRunner", "OnnxRuntimeSession",
+           "OpenVinoSession", "OnnxLandmarkModel", "open_graph", "ort_session", "resolve_runtime"]
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,59 @@ class GraphSession(Protocol):
         """Outputs named (all when ``None``), in that order, for the input arrays ``feeds``."""
 
 
+class LandmarkRunner(Protocol):
+    """What :class:`faceland.FaceLandmarker` and :class:`faceland.VideoLandmarker` call to run
+    a landmark model, whatever runs it: :class:`OnnxLandmarkModel` (a graph
+    runtime of :data:`GRAPH_RUNTIMES`) or :class:`faceland.models.LandmarkModel` itself (eager
+    PyTorch, ``runtime == "torch"``). :func:`faceland.inference.open_landmark_model` builds one.
+    """
+
+    runtime: str
+    input_size: int  # N, the crop side in pixels
+    num_points: int  # K
+
+    def predict_crops_with_scores(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32 normalised crop coordinates
+        ``(u + 0.5) / N`` and ``(B, K)`` float32 per-landmark confidence in ``[0, 1]`` (``None``
+        for a model without one)."""
+
+
+#: ONNX Runtime's thread spinning, off in every faceland session: it makes one session alone
+#: faster but makes the detector's and the landmark model's pools fight on 2 cores
+#: (``benchmarks/bench_threads.py``).
+ALLOW_SPINNING = False
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session with faceland's thread settings: ``threads`` intra-op
+    threads (default ``min(2, os.cpu_count())``), one inter-op thread, no spinning (see
+    :data:`ALLOW_SPINNING`), denormal floats flushed to zero.
+
+    Raises:
+        faceland.errors.FormatError: the file is not a loadable ONNX model.
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if ALLOW_SPINNING else "0")
+    # Denormal floats flushed to zero: a fine-tuned graph whose activations go denormal would
+    # otherwise run ~30x slower on some CPUs (the public PFLD ONNX: 80 ms against 2.3 ms per
+    # face on Intel); faceland's own graphs give the same landmarks (golden tests). Measured:
+    # a plain ONNX Runtime session created earlier in the same process keeps the flush off.
+    so.add_session_config_entry("session.set_denormal_as_zero", "1")
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise FormatError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") \
+            from None
+
+
+
 class OnnxRuntimeSession:
-    """ONNX Runtime with faceland's settings (see :func:`faceland.export.ort_session`).
+    """ONNX Runtime with faceland's settings (see :func:`faceland.runtimes.ort_session`).
 
     Raises:
         faceland.errors.FormatError: the file is not a loadable ONNX model.
@@ -67,8 +121,6 @@ class OnnxRuntimeSession:
     runtime = "onnx"
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        from faceland.export import ort_session
-
         self.session = ort_session(path, threads)
 
     def get_inputs(self) -> list[IOInfo]:
@@ -151,6 +203,72 @@ class OpenVinoSession:
         names = output_names or [o.name for o in self._outputs]
         by_name = {p.get_any_name(): v for p, v in res.items()}
         return [np.array(by_name[n], copy=True) for n in names]
+
+
+class OnnxLandmarkModel:
+    """Runs an exported model with a graph runtime (ONNX Runtime, or OpenVINO: see
+    :mod:`faceland.runtimes`).
+
+    :meth:`predict_crops` is the fast path (uint8 crops in, numpy coordinates out),
+    :meth:`predict_crops_with_scores` adds the per-landmark confidence; :meth:`predict` keeps
+    the :class:`LandmarkModel` call (float tensor in ``[0, 1]``).
+
+    Attributes:
+        has_scores: whether the graph outputs ``point_scores``.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads (see :func:`ort_session`).
+        runtime: ``"onnx"`` (default), ``"openvino"`` or ``"auto"``
+            (:func:`faceland.runtimes.resolve_runtime`).
+
+    Raises:
+        FileNotFoundError: missing file.
+        faceland.errors.FormatError: the file is not a loadable ONNX model.
+        ImportError: the runtime's package is not installed.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None, runtime: str = "onnx") -> None:
+        p = Path(path)
+        self.session = open_graph(p, runtime, threads)
+        self.runtime = self.session.runtime
+        inp = self.session.get_inputs()[0]
+        self._input = inp.name
+        self._uint8 = inp.type == "tensor(uint8)"
+        self.input_size = int(inp.shape[2] if self._uint8 else inp.shape[-1])
+        k = self.session.get_outputs()[0].shape[1]
+        if not isinstance(k, int):  # symbolic in the graph: ask the model
+            n = self.input_size
+            k = self.predict_crops(np.zeros((1, n, n, 3), np.uint8)).shape[1]
+        self.has_scores = len(self.session.get_outputs()) > 1
+        self.num_points = int(k)
+        self.path = p
+
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32 normalised crop
+        coordinates."""
+        return self.predict_crops_with_scores(crops)[0]
+
+    def predict_crops_with_scores(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32 normalised crop coordinates
+        and ``(B, K)`` float32 per-landmark confidence in ``[0, 1]`` (``None`` when the graph
+        has no ``point_scores`` output)."""
+        if self._uint8:
+            out = self.session.run(None, {self._input: np.ascontiguousarray(crops)})
+        else:
+            x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+            out = self.session.run(None, {self._input: x})
+        return out[0], (out[1] if len(out) > 1 else None)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, N, N)`` float in ``[0, 1]`` -> ``(B, K, 2)`` normalised crop coordinates."""
+        import torch
+
+        a = x.detach().cpu().numpy()
+        if self._uint8:
+            crops = np.clip(np.rint(a.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8)
+            return torch.from_numpy(self.predict_crops(crops))
+        return torch.from_numpy(self.session.run(None, {self._input: a.astype(np.float32)})[0])
 
 
 #: Graph runtimes by name.

@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, is_dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -77,6 +78,16 @@ class LandmarkModel(nn.Module):
         direct coordinate regression)."""
         out = self(x)
         return out["coords"], out.get("scores")
+
+    runtime = "torch"
+
+    def predict_crops_with_scores(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The landmark-runtime call (:class:`faceland.runtimes.LandmarkRunner`), eager
+        PyTorch on the model's device: ``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32
+        normalised crop coordinates and ``(B, K)`` float32 scores (or ``None``)."""
+        t = torch.from_numpy(np.ascontiguousarray(crops)).float().div_(255.0).permute(0, 3, 1, 2)
+        c, s = self.predict_with_scores(t.to(self.pixel_mean.device))
+        return (c.float().cpu().numpy(), None if s is None else s.float().cpu().numpy())
 
 
 def register_model(name: str, smoke: dict | None = None) -> Callable:
