@@ -2,8 +2,9 @@
 
     python scripts/calibrate_detector.py --root ../shared/data/300w [--limit 600]
 
-Prints the median centre offset (dx, dy, as fractions of the detector box) and the median ratio
-sqrt(landmark w * h) -> here the landmark box side max(w, h) over sqrt(detector w * h), plus the
+Prints the median centre offset (dx, dy, as fractions of the detector box), the median ratio
+sqrt(landmark w * h) -> here the landmark box side max(w, h) over sqrt(detector w * h), the
+median detector box aspect h / w (used by the inverse map, landmark box -> face box), plus the
 share of faces the detector found. The constants go into the adapter in faceland/detectors.py.
 """
 
@@ -29,7 +30,7 @@ def main() -> None:
     recs = load_300w(args.root, "train")
     if args.limit:
         recs = recs[:: max(1, len(recs) // args.limit)]
-    dx, dy, sc, found = [], [], [], 0
+    dx, dy, sc, aspect, found = [], [], [], [], 0
     for r in recs:
         gt = landmark_box(r.points)
         gc = (gt[:2] + gt[2:]) / 2
@@ -46,6 +47,7 @@ def main() -> None:
         dx.append((gc[0] - c[0]) / w)
         dy.append((gc[1] - c[1]) / h)
         sc.append(max(gt[2] - gt[0], gt[3] - gt[1]) / np.sqrt(w * h))
+        aspect.append(h / w)
     print(f"faces found: {found}/{len(recs)}")
     # Residuals of the calibrated box (what training's box jitter should cover): centre offset
     # and side ratio against the landmark box, in units of the landmark box side.
@@ -59,7 +61,9 @@ def main() -> None:
           f"p90 {np.percentile(res_c, 90):.3f}; side ratio p5-p95 "
           f"{np.percentile(res_s, 5):.3f}-{np.percentile(res_s, 95):.3f}")
     print(f"dx={np.median(dx):.4f} dy={np.median(dy):.4f} scale={np.median(sc):.4f} "
-          f"(scale IQR {np.percentile(sc, 25):.3f}-{np.percentile(sc, 75):.3f})")
+          f"(scale IQR {np.percentile(sc, 25):.3f}-{np.percentile(sc, 75):.3f}) "
+          f"aspect={np.median(aspect):.4f} (IQR {np.percentile(aspect, 25):.3f}-"
+          f"{np.percentile(aspect, 75):.3f})")
 
 
 if __name__ == "__main__":

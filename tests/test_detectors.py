@@ -158,3 +158,19 @@ def test_small_faces_in_a_webcam_frame_are_found(data_root) -> None:
     hits = sum(any(np.hypot(*((d.box[:2] + d.box[2:]) / 2 - c)) < 24 for d in found)
                for c in centres)
     assert hits >= 5 and len(found) <= 6 + 1, (hits, len(found))
+
+
+def test_from_landmark_box_inverts_to_landmark_box() -> None:
+    """The tracker reports face boxes through the inverse map: a landmark box (square, as the
+    calibration returns) maps to a face box of the detector's aspect that maps back onto it."""
+    import numpy as np
+
+    from faceland.detectors import RetinaFaceDetector
+
+    det = RetinaFaceDetector()
+    lm_box = np.array([100.0, 80.0, 260.0, 240.0])
+    face = det.from_landmark_box(lm_box)
+    np.testing.assert_allclose(det.to_landmark_box(face), lm_box, atol=1e-9)
+    w, h = face[2] - face[0], face[3] - face[1]
+    assert h / w == pytest.approx(det.calibration.aspect) and h / w > 1.2  # RetinaFace: taller
+    assert face[1] < lm_box[1] - 0.1 * h  # reaches up to the forehead

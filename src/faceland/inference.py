@@ -34,6 +34,7 @@ from faceland.geometry import (
     apply_affine,
     crop_affine,
     invert_affine_batch,
+    landmark_box,
     normalized_to_crop,
     warp_crop,
 )
@@ -55,7 +56,11 @@ class Face:
     """One face in an image.
 
     Attributes:
-        box: ``[x0, y0, x1, y1]`` face box as given or detected (pixels, 0-based pixel centres).
+        box: ``[x0, y0, x1, y1]`` the **face box** (image pixels, 0-based pixel centres): the
+            detector's box in its own convention (RetinaFace: mid-forehead to below the chin),
+            or the box given to :meth:`FaceLandmarker.predict`. A tracked face
+            (:class:`faceland.tracking.TrackedFace`) carries the same kind of box, mapped from
+            its landmarks. The tight box of the landmarks is :attr:`landmark_box`.
         score: detector confidence (1.0 for user-supplied boxes).
         landmarks: ``(K, 2)`` float64 ``(x, y)`` in image pixels, 0-based pixel centres.
         point_scores: ``(K,)`` per-landmark confidence in ``[0, 1]`` from the model's heatmaps
@@ -77,6 +82,13 @@ class Face:
 
     def _is68(self) -> bool:
         return np.shape(self.landmarks) == (68, 2)
+
+    @property
+    def landmark_box(self) -> np.ndarray:
+        """``[x0, y0, x1, y1]`` the tight box of the finite :attr:`landmarks` (image pixels,
+        0-based pixel centres; :func:`faceland.geometry.landmark_box`): the box kind the
+        landmark models' crops are built from (``box_type="landmark"``)."""
+        return landmark_box(self.landmarks)
 
     @property
     def landmarks5(self) -> np.ndarray | None:

@@ -123,8 +123,13 @@ class TrackedFace(Face):
         raw_landmarks: ``(K, 2)`` this frame's unsmoothed landmarks (image pixels, 0-based
             pixel centres), or ``None``. Not written to JSON.
 
-    ``box`` is the face's landmark box used for this frame's crop; ``score`` the confidence of
-    the last detection matched to the track. ``pose`` and ``landmarks5`` (see
+    ``box`` is the face box in the detector's convention, as in a photo's
+    :class:`~faceland.inference.Face` (the detector's calibration inverted on the tight box of
+    this frame's unsmoothed landmarks, :meth:`~faceland.detectors.FaceDetector.from_landmark_box`:
+    a tracked frame runs no detector);
+    :attr:`~faceland.inference.Face.landmark_box` is the tight box of the (smoothed)
+    landmarks. ``score`` is the confidence of the last detection matched to the track.
+    ``pose`` and ``landmarks5`` (see
     :class:`~faceland.inference.Face`) are computed from the smoothed :attr:`landmarks`;
     ``openness`` and blinks from the **unsmoothed** ones (blinks: their mean eye aspect ratio,
     :class:`faceland.face_analysis.BlinkDetector`, per track), because the online smoothers
@@ -273,7 +278,7 @@ class FaceFlow:
 @dataclass
 class _Track:
     id: int
-    box: np.ndarray  # landmark box for the next crop (from unsmoothed landmarks)
+    box: np.ndarray  # landmark box of the next crop (from the crop_from landmarks)
     det_score: float
     raw: np.ndarray | None = None
     scores: np.ndarray | None = None
@@ -478,21 +483,7 @@ class VideoLandmarker:
                 number, or one that does not increase; the message names the frame by its
                 index in the stream.
         """
-        check_color(color)
-        try:
-            _check_image(frame)
-        except ValueError as e:
-            raise ValueError(f"frame {self.frames}: {e}") from None
-        if color == "bgr":
-            frame = np.ascontiguousarray(frame[..., ::-1])
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, numbers.Real) \
-                or not math.isfinite(timestamp_ms):
-            raise ValueError(f"frame {self.frames}: timestamp_ms must be a finite number of "
-                             f"milliseconds, got {timestamp_ms!r}")
-        t = float(timestamp_ms) / 1000.0
-        if self._last_t is not None and not t > self._last_t:
-            raise ValueError(f"frame {self.frames}: time stamps must increase: "
-                             f"{self._last_t * 1000:g} ms, then {timestamp_ms:g} ms")
+        frame, t = self._check_frame(frame, timestamp_ms, color)
         size = (int(frame.shape[0]), int(frame.shape[1]))
         if self._size is not None and size != self._size:
             warnings.warn(f"frame {self.frames}: frame size changed from {self._size[1]} x "
@@ -514,40 +505,9 @@ class VideoLandmarker:
         confirmed = self._associate(frame, fresh=not self.tracking) if detect else set()
         pts, scores = self._landmarks(frame, self._tracks)
         if self.tracking and scores is not None and self._tracks:
-            low = {tr.id for tr, s in zip(self._tracks, scores, strict=True)
-                   if s.mean() < self.min_confidence}
-            # A hard face (confidence between 0.8 min_confidence and min_confidence) that the
-            # detector confirmed within the last detect_every frames is kept without asking the
-            # detector again on every frame; below that, the detector is always asked.
-            recent = {tr.id for tr, s in zip(self._tracks, scores, strict=True)
-                      if self.frames - tr.confirmed_at < self.detect_every
-                      and s.mean() >= 0.8 * self.min_confidence}
-            if low - recent and not detect:  # confirm or re-seed the doubtful tracks with the detector
-                confirmed = self._associate(frame, fresh=False, reseed=low)
-                pts, scores = self._landmarks(frame, self._tracks)
-                low = {tr.id for tr, s in zip(self._tracks, scores, strict=True)
-                       if s.mean() < self.min_confidence}
-            # Dropped: doubtful tracks the detector did not confirm in this frame, and new
-            # detections the landmark model does not believe (e.g. a "face" on hair).
-            keep = [i for i, tr in enumerate(self._tracks)
-                    if tr.id not in low or (tr.age > 0 and (tr.id in confirmed or tr.id in recent))]
-            self._tracks = [self._tracks[i] for i in keep]
-            pts, scores = pts[keep], scores[keep]
-        out = []
-        for i, tr in enumerate(self._tracks):
-            s = None if scores is None else scores[i]
-            tr.raw, tr.scores, tr.age = pts[i], s, tr.age + 1
-            box = landmark_box(pts[i])
-            smoothed = self._smooth(tr, t)
-            # the next crop: from the smoothed landmarks (a still face keeps a still crop, so
-            # the tracking loop does not feed the model's noise back into its input)
-            tr.crop_points = smoothed if self.crop_from == "smoothed" else pts[i]
-            tr.box = landmark_box(tr.crop_points)
-            blink, blinks = self._blink(tr)
-            out.append(TrackedFace(box, tr.det_score, smoothed, s, image_size=(size[1], size[0]),
-                                   track=tr.id, motion=tr.motion,
-                                   confidence=float("nan") if s is None else float(s.mean()),
-                                   blink=blink, blinks=blinks, raw_landmarks=pts[i]))
+            pts, scores = self._keep_believed(frame, pts, scores, confirmed, detect)
+        out = [self._face(tr, pts[i], None if scores is None else scores[i], t, size)
+               for i, tr in enumerate(self._tracks)]
         self._dedupe()
         if self._use_flow:
             for tr in self._tracks:
@@ -558,6 +518,73 @@ class VideoLandmarker:
         self._last_t = t
         self.frames += 1
         return sorted((f for f in out if f.track in keep_ids), key=lambda f: f.track)
+
+    def _check_frame(self, frame: np.ndarray, timestamp_ms: float, color: str
+                     ) -> tuple[np.ndarray, float]:
+        """``(RGB frame, time in seconds)``, or the ``ValueError`` of :meth:`process`."""
+        check_color(color)
+        try:
+            _check_image(frame)
+        except ValueError as e:
+            raise ValueError(f"frame {self.frames}: {e}") from None
+        if color == "bgr":
+            frame = np.ascontiguousarray(frame[..., ::-1])
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, numbers.Real) \
+                or not math.isfinite(timestamp_ms):
+            raise ValueError(f"frame {self.frames}: timestamp_ms must be a finite number of "
+                             f"milliseconds, got {timestamp_ms!r}")
+        t = float(timestamp_ms) / 1000.0
+        if self._last_t is not None and not t > self._last_t:
+            raise ValueError(f"frame {self.frames}: time stamps must increase: "
+                             f"{self._last_t * 1000:g} ms, then {timestamp_ms:g} ms")
+        return frame, t
+
+    def _keep_believed(self, frame: np.ndarray, pts: np.ndarray, scores: np.ndarray,
+                       confirmed: set[int], detected: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the tracks the landmark model does not believe (mean score below
+        ``min_confidence``) unless the detector vouches for them; returns the kept tracks'
+        ``(pts, scores)``."""
+        low = {tr.id for tr, s in zip(self._tracks, scores, strict=True)
+               if s.mean() < self.min_confidence}
+        # A hard face (confidence between 0.8 min_confidence and min_confidence) that the
+        # detector confirmed within the last detect_every frames is kept without asking the
+        # detector again on every frame; below that, the detector is always asked.
+        recent = {tr.id for tr, s in zip(self._tracks, scores, strict=True)
+                  if self.frames - tr.confirmed_at < self.detect_every
+                  and s.mean() >= 0.8 * self.min_confidence}
+        if low - recent and not detected:  # confirm or re-seed the doubtful tracks
+            confirmed = self._associate(frame, fresh=False, reseed=low)
+            pts, scores = self._landmarks(frame, self._tracks)
+            low = {tr.id for tr, s in zip(self._tracks, scores, strict=True)
+                   if s.mean() < self.min_confidence}
+        # Dropped: doubtful tracks the detector did not confirm in this frame, and new
+        # detections the landmark model does not believe (e.g. a "face" on hair).
+        keep = [i for i, tr in enumerate(self._tracks)
+                if tr.id not in low or (tr.age > 0 and (tr.id in confirmed or tr.id in recent))]
+        self._tracks = [self._tracks[i] for i in keep]
+        return pts[keep], scores[keep]
+
+    def _face(self, tr: _Track, pts: np.ndarray, s: np.ndarray | None, t: float,
+              size: tuple[int, int]) -> TrackedFace:
+        """Update a track with this frame's landmarks (smoothing, next crop, blinks) and
+        return its :class:`TrackedFace`."""
+        tr.raw, tr.scores, tr.age = pts, s, tr.age + 1
+        # the face box, in the detector's convention like a photo's Face.box (a detector
+        # without the inverse map, e.g. a duck-typed one: the landmark box)
+        box = landmark_box(pts)
+        to_face_box = getattr(self.landmarker.detector, "from_landmark_box", None)
+        if to_face_box is not None:
+            box = to_face_box(box)
+        smoothed = self._smooth(tr, t)
+        # the next crop: from the smoothed landmarks (a still face keeps a still crop, so
+        # the tracking loop does not feed the model's noise back into its input)
+        tr.crop_points = smoothed if self.crop_from == "smoothed" else pts
+        tr.box = landmark_box(tr.crop_points)
+        blink, blinks = self._blink(tr)
+        return TrackedFace(box, tr.det_score, smoothed, s, image_size=(size[1], size[0]),
+                           track=tr.id, motion=tr.motion,
+                           confidence=float("nan") if s is None else float(s.mean()),
+                           blink=blink, blinks=blinks, raw_landmarks=pts)
 
     # ------------------------------------------------------------------------------------------
     def _drop_lost(self, frame: np.ndarray) -> None:
