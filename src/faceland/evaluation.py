@@ -97,16 +97,45 @@ def evaluate_records(landmarker: Landmarker, records: Sequence[FaceRecord],
     """
     if boxes not in ("gt", "detector"):
         raise ValueError(f"boxes must be 'gt' or 'detector', not {boxes!r}")
-    parent = scheme
-    if landmarker.num_points != scheme.num_points:
-        # A model of a subset scheme (e.g. "1", the IMM nose tip) on its parent's annotations.
-        subsets = [s for s in SCHEMES.values()
-                   if s.parent == scheme.name and s.num_points == landmarker.num_points]
-        if not subsets:
-            raise ValueError(f"model predicts {landmarker.num_points} points but the data set "
-                             f"uses the {scheme.num_points}-point scheme {scheme.name}")
-        scheme = subsets[0]
+    parent, scheme = scheme, _predicted_scheme(landmarker, scheme)
     check_ground_truth(records, parent)
+    preds, used, point_scores, skipped = _predict_records(landmarker, records, scheme, boxes,
+                                                          progress)
+    if not used:
+        raise ValueError(f"no readable image to evaluate ({len(skipped)} left out, first: "
+                         f"{skipped[0] if skipped else '-'})")
+    info = landmarker.protocol()
+    info["box_definition"] = (
+        "tight ground-truth landmark box, square side max(w, h) * enlarge" if boxes == "gt" else
+        f"{landmarker.detector.name} detection nearest the face, calibrated to a landmark box; "
+        "missed face = NME inf")
+    return score_predictions(preds, used, scheme, parent, boxes, info, threshold, skipped,
+                             point_scores)
+
+
+def _predicted_scheme(landmarker: Landmarker, scheme: LandmarkScheme) -> LandmarkScheme:
+    """``scheme``, or the subset scheme of it the model predicts (e.g. ``"1"``, the IMM nose
+    tip, on 58-point annotations).
+
+    Raises:
+        ValueError: no known subset of ``scheme`` has the model's point count.
+    """
+    if landmarker.num_points == scheme.num_points:
+        return scheme
+    subsets = [s for s in SCHEMES.values()
+               if s.parent == scheme.name and s.num_points == landmarker.num_points]
+    if not subsets:
+        raise ValueError(f"model predicts {landmarker.num_points} points but the data set "
+                         f"uses the {scheme.num_points}-point scheme {scheme.name}")
+    return subsets[0]
+
+
+def _predict_records(landmarker: Landmarker, records: Sequence[FaceRecord],
+                     scheme: LandmarkScheme, boxes: str, progress: bool
+                     ) -> tuple[np.ndarray, list[FaceRecord], np.ndarray | None, list[str]]:
+    """Run the landmarker on every record's face: ``(predictions (N, K, 2) image pixels, NaN
+    for a face the detector missed; the N records read; (N, K) point scores or None; the files
+    left out)``. An unreadable image is reported on stderr and left out."""
     preds, used, point_scores = [], [], []
     skipped = [f for f, _ in getattr(records, "skipped", ())]  # left out by the loader
     scored = isinstance(landmarker, FaceLandmarker)
@@ -139,16 +168,8 @@ def evaluate_records(landmarker: Landmarker, records: Sequence[FaceRecord],
             raise FormatError(f"{r.image}: cannot crop the annotated face ({e})") from None
         if progress and (i + 1) % 100 == 0:
             print(f"  {i + 1}/{len(records)} images", flush=True)
-    if not used:
-        raise ValueError(f"no readable image to evaluate ({len(skipped)} left out, first: "
-                         f"{skipped[0] if skipped else '-'})")
-    info = landmarker.protocol()
-    info["box_definition"] = (
-        "tight ground-truth landmark box, square side max(w, h) * enlarge" if boxes == "gt" else
-        f"{landmarker.detector.name} detection nearest the face, calibrated to a landmark box; "
-        "missed face = NME inf")
-    return score_predictions(np.stack(preds), used, scheme, parent, boxes, info, threshold,
-                             skipped, np.stack(point_scores) if scored else None)
+    stacked = np.stack(preds) if preds else np.zeros((0, scheme.num_points, 2))
+    return stacked, used, np.stack(point_scores) if scored and point_scores else None, skipped
 
 
 def read_predictions(path: str | Path) -> dict:
@@ -265,19 +286,7 @@ def evaluate_predictions(path: str | Path, records: Sequence[FaceRecord],
             convert_points(np.zeros((k, 2)), source, scheme.name)
     except UnknownNameError as e:
         raise UnknownNameError(f"{path}: {e}") from None
-    keys = {r.key for r in records}
-    absent = [r.key for r in records if r.key not in table]
-    unknown = [key for key in table if key not in keys]
-    if absent:
-        hint = (f"; the file's keys that match no face look like {unknown[0]!r}"
-                if unknown else "")
-        raise FormatError(f"{path}: no prediction for {len(absent)} of {len(records)} faces "
-                          f"(first: {absent[0]}); use null for a missed face{hint}")
-    if unknown:
-        names = ", ".join(repr(key) for key in unknown[:3])
-        more = f", ... ({len(unknown)} in all)" if len(unknown) > 3 else ""
-        log.warning("%s: ignored %d entr%s for images not in this data set: %s%s", path,
-                    len(unknown), "y" if len(unknown) == 1 else "ies", names, more)
+    _check_prediction_keys(path, table, records)
     preds = []
     for r in records:
         v = table[r.key]
@@ -295,6 +304,26 @@ def evaluate_predictions(path: str | Path, records: Sequence[FaceRecord],
     skipped = [f for f, _ in getattr(records, "skipped", ())]
     return score_predictions(np.stack(preds), list(records), scheme, scheme,
                              str(doc["box_source"]), info, threshold, skipped)
+
+
+def _check_prediction_keys(path: str | Path, table: dict, records: Sequence[FaceRecord]
+                           ) -> None:
+    """Every record has an entry in a stored-predictions table (else FormatError naming the
+    first missing and a sample of the table's unmatched keys); entries for other images are
+    logged once and ignored."""
+    keys = {r.key for r in records}
+    absent = [r.key for r in records if r.key not in table]
+    unknown = [key for key in table if key not in keys]
+    if absent:
+        hint = (f"; the file's keys that match no face look like {unknown[0]!r}"
+                if unknown else "")
+        raise FormatError(f"{path}: no prediction for {len(absent)} of {len(records)} faces "
+                          f"(first: {absent[0]}); use null for a missed face{hint}")
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown[:3])
+        more = f", ... ({len(unknown)} in all)" if len(unknown) > 3 else ""
+        log.warning("%s: ignored %d entr%s for images not in this data set: %s%s", path,
+                    len(unknown), "y" if len(unknown) == 1 else "ies", names, more)
 
 
 def check_ground_truth(records: Sequence[FaceRecord], scheme: LandmarkScheme) -> None:
@@ -341,14 +370,7 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
     check_ground_truth(records, parent)
     gt = np.stack([scheme.select(r.points) for r in records])
     norm = scheme.default_norm
-    # Box normalisation uses the annotated face box where every record has one (AFLW), else the
-    # ground-truth landmark box of the full markup (also for subset schemes such as "1").
-    # ``nme_box`` is reported for every scheme (next to IOD / IPD where the scheme has eyes).
-    ann_boxes = [r.detector_box for r in records]
-    if norm == "box" and all(b is not None for b in ann_boxes) and scheme is parent:
-        box = np.stack(ann_boxes)
-    else:
-        box = np.stack([landmark_box(r.points) for r in records])
+    box = _normalising_boxes(records, scheme, parent, norm)
     e_iod = nme(pred, gt, scheme, norm, box)
     err_px = np.linalg.norm(pred - gt, axis=-1).mean(axis=1)
     found = np.isfinite(e_iod)
@@ -361,7 +383,6 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
         values["nme_ipd"] = mean_percent(nme(pred, gt, scheme, "ipd"))
     if norm != "box":
         values["nme_box"] = mean_percent(nme(pred, gt, scheme, "box", box))
-    info = dict(info)
     quality = None
     if point_scores is not None:
         d = normalizing_distance(gt, scheme, norm, box)
@@ -369,13 +390,6 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
         quality = {**confidence_quality(point_scores, per_point, threshold),
                    "bad_point": f"error > {threshold} {norm}",
                    "mean_score": float(np.nanmean(point_scores))}
-    protocol = Protocol(
-        box_source=boxes, box_definition=info.pop("box_definition"),
-        enlarge=info.pop("enlarge"), input_size=info.pop("input_size"),
-        fr_auc_normalisation=norm, threshold=threshold, flip_test=info.pop("flip_test"),
-        model=info.pop("model"), weights_sha256=info.pop("weights_sha256"),
-        faceland_version=faceland.__version__,
-        hardware=f"{platform.machine()}, {os.cpu_count()} CPU cores", extra=info)
     return EvalResult(
         nme_box=values["nme_box"], nme_iod=values.get("nme_iod"), nme_ipd=values.get("nme_ipd"),
         point_scores=quality,
@@ -385,7 +399,44 @@ def score_predictions(pred: np.ndarray, records: Sequence[FaceRecord], scheme: L
         skipped=list(skipped),
         per_image={r.key or str(r.image): (round(float(e) * 100, 4) if np.isfinite(e) else None)
                    for r, e in zip(records, e_iod, strict=True)},
-        protocol=protocol)
+        protocol=system_protocol(info, boxes, norm, threshold))
+
+
+def _normalising_boxes(records: Sequence[FaceRecord], scheme: LandmarkScheme,
+                       parent: LandmarkScheme, norm: str) -> np.ndarray:
+    """``(N, 4)`` boxes of box normalisation: the annotated face box where every record has
+    one (AFLW), else the ground-truth landmark box of the full markup (also for subset schemes
+    such as ``"1"``). ``nme_box`` is reported for every scheme (next to IOD / IPD where the
+    scheme has eyes)."""
+    ann_boxes = [r.detector_box for r in records]
+    if norm == "box" and all(b is not None for b in ann_boxes) and scheme is parent:
+        return np.stack(ann_boxes)
+    return np.stack([landmark_box(r.points) for r in records])
+
+
+#: The fields a system reports about itself (``Landmarker.protocol()`` or a stored-predictions
+#: file) that become typed fields of the :class:`~faceland.results.Protocol` card; every other
+#: key goes to its ``extra``.
+SYSTEM_FIELDS = ("model", "weights_sha256", "enlarge", "input_size", "flip_test",
+                 "box_definition")
+
+
+def system_protocol(info: dict, boxes: str, norm: str, threshold: float) -> Protocol:
+    """The :class:`~faceland.results.Protocol` card of an evaluation: what the system reports
+    (``info``: every key of :data:`SYSTEM_FIELDS`, plus any extra keys), the box source, the
+    FR / AUC normalisation and threshold, and this faceland and machine.
+
+    Raises:
+        KeyError: ``info`` lacks a key of :data:`SYSTEM_FIELDS`.
+    """
+    missing = [k for k in SYSTEM_FIELDS if k not in info]
+    if missing:
+        raise KeyError(f"the system's protocol lacks {', '.join(missing)}")
+    typed = {k: info[k] for k in SYSTEM_FIELDS}
+    return Protocol(box_source=boxes, fr_auc_normalisation=norm, threshold=threshold,
+                    faceland_version=faceland.__version__,
+                    hardware=f"{platform.machine()}, {os.cpu_count()} CPU cores",
+                    extra={k: v for k, v in info.items() if k not in SYSTEM_FIELDS}, **typed)
 
 
 def _typed(result: EvalResult | dict) -> EvalResult:
@@ -521,21 +572,8 @@ def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
     root = Path(root)
     has_splits = bool(DATASETS[dataset].splits) if dataset in DATASETS else False
     split_name = split if has_splits else Path(annotations).name if annotations else root.name
-    if json_path:
-        json_out = Path(json_path)
-    else:  # the result's own name (EvalResult.name), known before the run
-        if predictions is not None:
-            doc = read_predictions(predictions)
-            model, box_source = doc["system"], doc["box_source"]
-        else:
-            model, box_source = landmarker.protocol().get("model"), boxes
-        json_out = Path("results") / f"{result_stem(model, dataset, split_name, box_source)}.json"
-    if ced_path is None and not have_plotting():
-        ced = None
-        print(f"faceland: note: no CED plot beside {json_out}: matplotlib is not installed "
-              "(pip install 'faceland[plot]')", file=sys.stderr)
-    else:
-        ced = Path(ced_path) if ced_path else json_out.with_suffix(".png")
+    json_out, ced = _output_paths(dataset, split_name, landmarker, predictions, boxes, json_path,
+                                  ced_path)
     check_outputs(json_out, ced)
 
     recs, scheme_name = load_dataset(dataset, root, split, annotations)
@@ -556,6 +594,28 @@ def run_evaluation(dataset: str, root: str | Path, landmarker=None, *,
         raise ValueError(f"{json_out}: the result could not be written: {why}; it was: "
                          f"{res.summary().splitlines()[0]}") from None
     return res, json_out, ced
+
+
+def _output_paths(dataset: str, split_name: str, landmarker, predictions: str | Path | None,
+                  boxes: str, json_path: str | Path | None, ced_path: str | Path | None
+                  ) -> tuple[Path, Path | None]:
+    """``(result JSON, CED plot or None)`` of :func:`run_evaluation`: the JSON defaults to the
+    result's own name (``EvalResult.name``, known before the run) under ``results/``, the plot
+    to the JSON's ``.png`` (none, with a note, without matplotlib)."""
+    if json_path:
+        json_out = Path(json_path)
+    else:
+        if predictions is not None:
+            doc = read_predictions(predictions)
+            model, box_source = doc["system"], doc["box_source"]
+        else:
+            model, box_source = landmarker.protocol().get("model"), boxes
+        json_out = Path("results") / f"{result_stem(model, dataset, split_name, box_source)}.json"
+    if ced_path is None and not have_plotting():
+        print(f"faceland: note: no CED plot beside {json_out}: matplotlib is not installed "
+              "(pip install 'faceland[plot]')", file=sys.stderr)
+        return json_out, None
+    return json_out, Path(ced_path) if ced_path else json_out.with_suffix(".png")
 
 
 def _write_ced(res: EvalResult, path: Path, title: str) -> None:

@@ -49,7 +49,7 @@ from faceland.losses import weighted_l1_loss
 from faceland.metrics import nme
 from faceland.models import LandmarkModel, create_model, list_models
 from faceland.models.base import RUN_ARGS, model_parameters, unknown_key_message
-from faceland.schemes import five_point_matrix, get_scheme
+from faceland.schemes import LandmarkScheme, five_point_matrix, get_scheme
 from faceland.transforms import AugmentConfig, TrainAugment
 
 __all__ = ["TrainConfig", "LandmarkModule", "ConfigError", "load_config", "check_config",
@@ -691,6 +691,15 @@ def check_config(cfg: TrainConfig, source: str) -> None:
                          ("milestone_unit", MILESTONE_UNITS)):
         _need(getattr(cfg, key) in choices, source, key, key, f"one of {', '.join(choices)}",
               getattr(cfg, key))
+    _check_schedule(cfg, source)
+    _check_names(cfg, source)
+    _check_model_args(cfg, source)
+    _check_augment(cfg.augment, source)
+    _check_mtfl(cfg.mtfl, source)
+
+
+def _check_schedule(cfg: TrainConfig, source: str) -> None:
+    """Milestones and gamma of the learning-rate schedule (see :func:`check_config`)."""
     top = 1 if cfg.milestone_unit == "fraction" else math.inf
     for m in _check_numbers(cfg.milestones, None, source, "milestones", "milestones"):
         _need(0 <= m <= top, source, "milestones", "milestones",
@@ -702,6 +711,11 @@ def check_config(cfg: TrainConfig, source: str) -> None:
     if isinstance(cfg.gamma, list) and cfg.schedule == "step":
         _need(len(cfg.gamma) == len(cfg.milestones), source, "gamma", "gamma",
               f"one factor per milestone ({len(cfg.milestones)})", cfg.gamma)
+
+
+def _check_names(cfg: TrainConfig, source: str) -> None:
+    """Devices, Lightning names, model, dataset, scheme and ``init_from`` (see
+    :func:`check_config`)."""
     d = cfg.devices
     _need(isinstance(d, str) or d >= 1 or d == -1, source, "devices", "devices",
           "'auto', a count >= 1 or -1 (all)", d)
@@ -725,11 +739,13 @@ def check_config(cfg: TrainConfig, source: str) -> None:
             resolve_weights(cfg.init_from)
         except FileNotFoundError as e:
             raise ConfigError(source, "init_from", f"init_from: {e}") from None
-    _check_model_args(cfg, source)
+
+
+def _check_augment(aug: dict, source: str) -> None:
+    """The ``augment`` mapping: keys, types and ranges (see :func:`check_config`)."""
     aug_fields = {f.name: f.type for f in dataclasses.fields(AugmentConfig)}
-    _check_keys(cfg.augment, aug_fields, "augment", source, "augment")
-    _check_values(cfg.augment, aug_fields, "augment", source, "augment")
-    aug = cfg.augment
+    _check_keys(aug, aug_fields, "augment", source, "augment")
+    _check_values(aug, aug_fields, "augment", source, "augment")
     for name in AUGMENT_PROBABILITIES:
         if name in aug:
             _need(0 <= aug[name] <= 1, source, "augment", f"augment.{name}",
@@ -751,15 +767,19 @@ def check_config(cfg: TrainConfig, source: str) -> None:
     if "flip_x_offset" in aug:
         _need(abs(aug["flip_x_offset"]) < 0.5, source, "augment", "augment.flip_x_offset",
               "in (-0.5, 0.5) (a fraction of the crop side)", aug["flip_x_offset"])
+
+
+def _check_mtfl(mtfl: dict, source: str) -> None:
+    """The ``mtfl`` mapping: keys, types and ranges (see :func:`check_config`)."""
     mtfl_fields = {f.name: f.type for f in dataclasses.fields(MtflConfig)}
-    _check_keys(cfg.mtfl, mtfl_fields, "mtfl", source, "mtfl")
-    _check_values(cfg.mtfl, mtfl_fields, "mtfl", source, "mtfl")
+    _check_keys(mtfl, mtfl_fields, "mtfl", source, "mtfl")
+    _check_values(mtfl, mtfl_fields, "mtfl", source, "mtfl")
     for name, test, rule in (("pseudo_weight", lambda v: v >= 0, ">= 0"),
                              ("five_weight", lambda v: v >= 0, ">= 0"),
                              ("max_err5", lambda v: v > 0, "> 0"),
                              ("max_images", lambda v: v >= 0, ">= 0 (0 = all)")):
-        if name in cfg.mtfl:
-            _need(test(cfg.mtfl[name]), source, "mtfl", f"mtfl.{name}", rule, cfg.mtfl[name])
+        if name in mtfl:
+            _need(test(mtfl[name]), source, "mtfl", f"mtfl.{name}", rule, mtfl[name])
 
 
 def read_last_checkpoint(path: str | Path) -> dict:
@@ -871,6 +891,106 @@ def _best_checkpoint(best_path: str, ckpt_dir: Path, last: Path) -> Path:
     return min(scored)[2] if scored else last
 
 
+def _crop_datasets(cfg: TrainConfig, scheme: LandmarkScheme
+                   ) -> tuple[torch.utils.data.Dataset, CropDataset, dict[str, int]]:
+    """``(training crops, validation crops, face counts)``: the training split augmented
+    (plus the MTFL pseudo-labelled faces when ``cfg.mtfl``), the validation split plain."""
+    train_recs, val_recs = train_val_records(cfg)
+    log.info("train %d / val %d faces", len(train_recs), len(val_recs))
+    aug = TrainAugment(AugmentConfig(**cfg.augment), seed=cfg.seed)
+    ds_train = CropDataset(train_recs, scheme, cfg.input_size, cfg.enlarge, aug)
+    counts = {"n_train": len(train_recs), "n_val": len(val_recs), "n_mtfl": 0}
+    if cfg.mtfl:
+        if cfg.model not in ("integral", "regression"):
+            raise ValueError(f"mtfl needs a coordinate model (integral, regression), not {cfg.model}")
+        mtfl = mtfl_records(MtflConfig(**cfg.mtfl))
+        counts["n_mtfl"] = len(mtfl)
+        log.info("MTFL: %d pseudo-labelled faces", len(mtfl))
+        ds_train = torch.utils.data.ConcatDataset(
+            [ds_train, CropDataset(mtfl, scheme, cfg.input_size, cfg.enlarge, aug)])
+    return ds_train, CropDataset(val_recs, scheme, cfg.input_size, cfg.enlarge, None), counts
+
+
+def _build_model(cfg: TrainConfig, scheme: LandmarkScheme) -> tuple[LandmarkModel, dict | None]:
+    """The configured model (channels-last, initialised from ``cfg.init_from`` if set) and
+    what :func:`init_weights` reports; a value the architecture rejects is one ``ValueError``."""
+    try:
+        model = create_model(cfg.model, num_points=scheme.num_points, input_size=cfg.input_size,
+                             **cfg.model_args)
+    except Exception as e:  # noqa: BLE001  (a value the architecture rejects, in one line)
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"model {cfg.model!r} cannot be built with input_size {cfg.input_size} "
+                         f"and model_args {cfg.model_args}: {text}") from None
+    init_info = init_weights(model, cfg.init_from) if cfg.init_from else None
+    return model.to(memory_format=torch.channels_last), init_info  # faster CPU convolutions
+
+
+def _make_trainer(cfg: TrainConfig, out: Path, callbacks: list) -> pl.Trainer:
+    """The Lightning trainer of a run; a bad accelerator / devices / strategy / precision
+    combination is one ``ValueError`` naming them."""
+    try:
+        return pl.Trainer(
+            max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
+            num_nodes=cfg.num_nodes, strategy=cfg.strategy, default_root_dir=str(out),
+            callbacks=callbacks, logger=pl.loggers.CSVLogger(str(out), name="logs"),
+            limit_train_batches=cfg.limit_train_batches, log_every_n_steps=10,
+            precision=cfg.precision, use_distributed_sampler=False,  # EpochSampler shards itself
+            enable_progress_bar=True,
+        )
+    except (ValueError, TypeError, MisconfigurationException) as e:
+        raise ValueError(f"accelerator {cfg.accelerator!r}, devices {cfg.devices!r}, strategy "
+                         f"{cfg.strategy!r}, num_nodes {cfg.num_nodes}, precision "
+                         f"{cfg.precision!r}: {str(e).splitlines()[0]}") from None
+
+
+def _loaders(cfg: TrainConfig, trainer: pl.Trainer, ds_train: torch.utils.data.Dataset,
+             ds_val: CropDataset, first_epoch: int) -> tuple[DataLoader, DataLoader]:
+    """Training and validation loaders. Every rank sees the whole validation split (identical
+    NME on every rank, so model selection agrees) and its own share of each epoch's training
+    order, which starts at ``first_epoch`` on a resume."""
+    per_rank = len(ds_train) // trainer.world_size
+    if per_rank < cfg.batch_size:
+        raise ValueError(f"batch_size {cfg.batch_size} is more than the {per_rank} training faces "
+                         f"{'per rank ' if trainer.world_size > 1 else ''}(an epoch would have no "
+                         "step); lower batch_size or use more images")
+    persistent = cfg.num_workers > 0
+    sampler = EpochSampler(len(ds_train), cfg.seed, first_epoch, trainer.global_rank,
+                           trainer.world_size)
+    dl_train = DataLoader(EpochIndexed(ds_train, _train_augment(ds_train)), cfg.batch_size,
+                          sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
+                          persistent_workers=persistent)
+    dl_val = DataLoader(ds_val, 64, num_workers=cfg.num_workers, persistent_workers=persistent)
+    return dl_train, dl_val
+
+
+def _fit(trainer: pl.Trainer, module: LandmarkModule, loaders: tuple[DataLoader, DataLoader],
+         last: Path) -> float:
+    """``trainer.fit`` (resuming from ``last`` when it exists); returns the wall seconds.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C or SIGTERM (Lightning's ``sys.exit``), with the epochs done.
+    """
+    t0 = time.time()
+    try:
+        trainer.fit(module, *loaders, ckpt_path=str(last) if last.exists() else None)
+    except SystemExit:  # Lightning's answer to Ctrl-C (sys.exit(1)) and to SIGTERM
+        if trainer.state.status != pl.trainer.states.TrainerStatus.INTERRUPTED:
+            raise
+        raise TrainingInterrupted(trainer.fit_loop.epoch_progress.current.completed,
+                                  last if last.exists() else None) from None
+    return time.time() - t0
+
+
+def _load_best(model: LandmarkModel, best: Path) -> None:
+    """Load the best checkpoint's weights into ``model`` (a corrupt file: one FormatError)."""
+    try:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception:  # noqa: BLE001  (torch raises many types; none of its text is shown)
+        raise FormatError(f"{best}: unreadable checkpoint (truncated or corrupt); move it away "
+                          "and run the same command again to export another") from None
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+
+
 def train(cfg: TrainConfig, command: str | None = None) -> Path:
     """Run (or resume) a training run; returns the exported ``model.safetensors`` path.
 
@@ -886,36 +1006,14 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(cfg.threads)
     scheme = get_scheme(cfg.scheme)
-    train_recs, val_recs = train_val_records(cfg)
-    log.info("train %d / val %d faces", len(train_recs), len(val_recs))
-    aug = TrainAugment(AugmentConfig(**cfg.augment), seed=cfg.seed)
-    ds_train = CropDataset(train_recs, scheme, cfg.input_size, cfg.enlarge, aug)
-    n_mtfl = 0
-    if cfg.mtfl:
-        if cfg.model not in ("integral", "regression"):
-            raise ValueError(f"mtfl needs a coordinate model (integral, regression), not {cfg.model}")
-        mtfl = mtfl_records(MtflConfig(**cfg.mtfl))
-        n_mtfl = len(mtfl)
-        log.info("MTFL: %d pseudo-labelled faces", n_mtfl)
-        ds_train = torch.utils.data.ConcatDataset(
-            [ds_train, CropDataset(mtfl, scheme, cfg.input_size, cfg.enlarge, aug)])
-    ds_val = CropDataset(val_recs, scheme, cfg.input_size, cfg.enlarge, None)
-    persistent = cfg.num_workers > 0
+    ds_train, ds_val, counts = _crop_datasets(cfg, scheme)
     out = Path(cfg.out_dir)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     # last.ckpt is written at the end of every epoch: a resume starts at the epoch after it.
     resume = read_last_checkpoint(last) if last.exists() else None
     first = resume["epoch"] + 1 if resume is not None else 0
-    try:
-        model = create_model(cfg.model, num_points=scheme.num_points, input_size=cfg.input_size,
-                             **cfg.model_args)
-    except Exception as e:  # noqa: BLE001  (a value the architecture rejects, in one line)
-        text = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"model {cfg.model!r} cannot be built with input_size {cfg.input_size} "
-                         f"and model_args {cfg.model_args}: {text}") from None
-    init_info = init_weights(model, cfg.init_from) if cfg.init_from else None
-    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
+    model, init_info = _build_model(cfg, scheme)
     module = LandmarkModule(model, cfg)
     if resume is not None:
         _check_resumable(resume, module, last)
@@ -926,61 +1024,19 @@ def train(cfg: TrainConfig, command: str | None = None) -> Path:
     # recorded, across resumes, also for runs without a time budget.
     timer = pl.callbacks.Timer({"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None)
     agree = WeightsAgree()
-    try:
-        trainer = pl.Trainer(
-            max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
-            num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-            # EpochCheckpoint after best_cb: last.ckpt holds this epoch's best-model record
-            default_root_dir=str(out), callbacks=[best_cb, EpochCheckpoint(last), timer,
-                                                pl.callbacks.LearningRateMonitor(), agree],
-            logger=pl.loggers.CSVLogger(str(out), name="logs"),
-            limit_train_batches=cfg.limit_train_batches, log_every_n_steps=10,
-            precision=cfg.precision, use_distributed_sampler=False,  # EpochSampler shards itself
-            enable_progress_bar=True,
-        )
-    except (ValueError, TypeError, MisconfigurationException) as e:
-        raise ValueError(f"accelerator {cfg.accelerator!r}, devices {cfg.devices!r}, strategy "
-                         f"{cfg.strategy!r}, num_nodes {cfg.num_nodes}, precision "
-                         f"{cfg.precision!r}: {str(e).splitlines()[0]}") from None
-    per_rank = len(ds_train) // trainer.world_size
-    if per_rank < cfg.batch_size:
-        raise ValueError(f"batch_size {cfg.batch_size} is more than the {per_rank} training faces "
-                         f"{'per rank ' if trainer.world_size > 1 else ''}(an epoch would have no "
-                         "step); lower batch_size or use more images")
-    # Every rank sees the whole validation split (identical NME on every rank, so model
-    # selection agrees) and its own share of each epoch's training order.
-    sampler = EpochSampler(len(ds_train), cfg.seed, first, trainer.global_rank,
-                           trainer.world_size)
-    dl_train = DataLoader(EpochIndexed(ds_train, _train_augment(ds_train)), cfg.batch_size,
-                          sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
-                          persistent_workers=persistent)
-    dl_val = DataLoader(ds_val, 64, num_workers=cfg.num_workers, persistent_workers=persistent)
-    t0 = time.time()
-    try:
-        trainer.fit(module, dl_train, dl_val, ckpt_path=str(last) if last.exists() else None)
-    except SystemExit:  # Lightning's answer to Ctrl-C (sys.exit(1)) and to SIGTERM
-        if trainer.state.status != pl.trainer.states.TrainerStatus.INTERRUPTED:
-            raise
-        raise TrainingInterrupted(trainer.fit_loop.epoch_progress.current.completed,
-                                  last if last.exists() else None) from None
-    wall = time.time() - t0
+    # EpochCheckpoint after best_cb: last.ckpt holds this epoch's best-model record
+    trainer = _make_trainer(cfg, out, [best_cb, EpochCheckpoint(last), timer,
+                                       pl.callbacks.LearningRateMonitor(), agree])
+    wall = _fit(trainer, module, _loaders(cfg, trainer, ds_train, ds_val, first), last)
     if not trainer.is_global_zero:  # rank 0 exports
         return out / "model.safetensors"
     best = _best_checkpoint(best_cb.best_model_path, ckpt_dir, last)
-    try:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    except Exception:  # noqa: BLE001  (torch raises many types; none of its text is shown)
-        raise FormatError(f"{best}: unreadable checkpoint (truncated or corrupt); move it away "
-                          "and run the same command again to export another") from None
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    _load_best(model, best)
     card = ModelCard(
         config=model.config, scheme=cfg.scheme, input_size=cfg.input_size, enlarge=cfg.enlarge,
         box_source="gt (tight landmark box, square, enlarged)",
         training={
-            **dataclasses.asdict(cfg),
-            "n_train": len(train_recs), "n_val": len(val_recs), "n_mtfl": n_mtfl,
-            "init": init_info,
-            "best_checkpoint": best.name,
+            **dataclasses.asdict(cfg), **counts, "init": init_info, "best_checkpoint": best.name,
             "best_val_nme_iod_percent": float(best_cb.best_model_score)
             if best_cb.best_model_score is not None else None,
             "epochs_done": trainer.current_epoch,
