@@ -255,6 +255,106 @@ def flow_accuracy(clips, scheme) -> dict:
             "frame_pairs": len(errs) + misses, "no_measurement": misses}
 
 
+#: ``--tune``: One Euro / Kalman parameter grids, per smoothing mode (without and with
+#: optical-flow crops).
+TUNE_FLOW_GRID = {"aligned_kalman": [dict(mode="aligned", min_cutoff=mc, beta=0.0,
+                                     motion_kalman=q, motion_kalman_speed=qs)
+                                for mc in (0.1, 0.3) for q in (1.0, 10.0, 100.0, 1000.0)
+                                for qs in (0.0, 1e3, 1e4, 1e5)],
+             "aligned": [dict(min_cutoff=mc, beta=0.0, motion_min_cutoff=mm,
+                              motion_beta=mb, motion_d_cutoff=1.0)
+                         for mc in (0.1, 0.3) for mm in (0.1, 0.3, 1.0, 3.0)
+                         for mb in (0.0, 10.0, 100.0)],
+             "points": [dict(min_cutoff=mc, beta=b) for mc in (0.1, 0.3, 1.0, 3.0)
+                        for b in (0.0, 1.0, 10.0, 30.0)]}
+TUNE_GRID = {"aligned": [dict(min_cutoff=mc, beta=0.0, motion_min_cutoff=mm, motion_beta=mb,
+                         motion_d_cutoff=md, compensate_lag=cl)
+                    for mc in (0.1, 0.3, 1.0) for mm in (0.3, 1.0, 3.0, 10.0)
+                    for mb in (10.0, 30.0, 100.0) for md in (1.0, 3.0)
+                    for cl in (False, True)],
+        "aligned_kalman": [dict(mode="aligned", min_cutoff=mc, beta=0.0, motion_kalman=q,
+                                motion_kalman_speed=qs)
+                           for mc in (0.1, 0.3) for q in (10.0, 100.0, 1000.0, 3000.0)
+                           for qs in (1e4, 3e4, 1e5, 3e5, 1e6)],
+        "points": [dict(min_cutoff=mc, beta=b) for mc in (0.3, 1.0, 3.0)
+                   for b in (1.0, 10.0, 30.0, 100.0)]}
+
+
+def tune(lm: FaceLandmarker, sets: dict, scheme) -> dict:
+    """``--tune``: the smoothers' parameter grids on the validation clips, and the chosen
+    setting per mode by the rule recorded in the result (``results["rule"]``)."""
+    results: dict = {}
+    grid, flow_grid = TUNE_GRID, TUNE_FLOW_GRID
+    # unsmoothed tracking recorded twice: without optical flow (crops from the last
+    # landmarks) and with it (crops moved by the measured motion, which the smoothers
+    # replayed on it also receive); both with crops from the unsmoothed landmarks
+    results["flow_accuracy_moving"] = flow_accuracy(sets["moving"], scheme)
+    print("optical flow on the moving clips:", results["flow_accuracy_moving"], flush=True)
+    base, tracks, flow_tracks, raw = {}, {}, {}, {}
+    for kind, clips in sets.items():
+        raw[kind] = run_mode(lm, clips, scheme, MODES["raw"])
+        results[f"{kind}/raw"] = raw[kind]
+        tracks[kind], flow_tracks[kind] = [], []
+        base[kind] = run_mode(lm, clips, scheme, MODES["tracking+no_flow"],
+                              keep=tracks[kind])
+        results[f"{kind}/tracking+no_flow"] = base[kind]
+        fl = run_mode(lm, clips, scheme, MODES["tracking"], keep=flow_tracks[kind])
+        results[f"{kind}/tracking"] = fl
+        print(f"{kind:7s} raw NME {raw[kind]['nme_iod']:.3f} NMJ {raw[kind]['nmj']:.3f}; "
+              f"tracking NME {base[kind]['nme_iod']:.3f} NMJ {base[kind]['nmj']:.3f}; "
+              f"with flow crops NME {fl['nme_iod']:.3f} NMJ {fl['nmj']:.3f}", flush=True)
+    # Rule (the issue's target): NME within 0.05 pp of unsmoothed tracking (no flow) on
+    # both kinds, then the largest jitter reduction against raw per-frame prediction on the
+    # worse kind.
+    best = {}
+    runs = [(m, p, tracks) for m in grid for p in grid[m]]
+    runs += [(f"flow+{m}", p, flow_tracks) for m in flow_grid for p in flow_grid[m]]
+    for mode, params, rec in runs:
+        sm_mode = mode.removeprefix("flow+").removesuffix("_kalman")
+        rs = {k: replay(rec[k], [g for _, g in sets[k]], scheme, {"mode": sm_mode, **params})
+              for k in sets}
+        gain = min(raw[k]["nmj"] / rs[k]["nmj"] for k in sets)
+        ok = all(rs[k]["nme_iod"] <= base[k]["nme_iod"] + 0.05 for k in sets)
+        key = f"{mode}/" + ",".join(f"{k}={v}" for k, v in params.items())
+        results[key] = {**{k: rs[k] for k in sets}, "min_jitter_reduction_vs_raw": gain,
+                        "nme_ok": ok}
+        half = ""
+        if rec is flow_tracks:  # the same bound with a flow that misses half the motion
+            hs = {k: replay(rec[k], [g for _, g in sets[k]], scheme,
+                            {"mode": sm_mode, **params}, motion_gain=0.5) for k in sets}
+            results[key]["half_motion"] = hs
+            half_ok = all(hs[k]["nme_iod"] <= base[k]["nme_iod"] + 0.05 for k in sets)
+            results[key]["nme_ok"] = ok = ok and half_ok
+            half = f"  half-motion moving NME {hs['moving']['nme_iod']:.3f}"
+        print(f"{key:70s} " + "  ".join(f"{k} NME {rs[k]['nme_iod']:.3f} NMJ "
+                                         f"{rs[k]['nmj']:.3f}" for k in sets)
+              + half + f"  x{gain:.2f}{'' if ok else ' (NME)'}", flush=True)
+        if ok and gain > best.get(mode, (0,))[0]:
+            best[mode] = (gain, params)
+    results["chosen"] = {m: {"params": p, "min_jitter_reduction_vs_raw": g}
+                         for m, (g, p) in best.items()}
+    results["rule"] = ("NME within 0.05 pp of unsmoothed tracking (no flow) on static and "
+                       "moving clips (with optical flow: also when the flow's motion is "
+                       "halved), then the largest NMJ reduction against raw per-frame "
+                       "prediction on the worse of the two kinds")
+    print("chosen:", results["chosen"])
+    return results
+
+
+def measure_modes(lm: FaceLandmarker, sets: dict, scheme, modes: list[str]) -> dict:
+    """NME, jitter (NMJ), misses and speed of each video mode on each kind of clip."""
+    results: dict = {}
+    for name in modes:
+        for kind, clips in sets.items():
+            r = run_mode(lm, clips, scheme, MODES[name])
+            results[f"{kind}/{name}"] = r
+            print(f"{kind:7s} {name:28s} NME {r['nme_iod']:.3f} %  NMJ {r['nmj']:.3f} %  "
+                  f"missed {r['missed_percent']:.2f} %  {r['fps']:.0f} fps "
+                  f"({r['ms_per_frame']:.2f} ms)  detector on {100 * r['detector_share']:.0f} %"
+                  " of frames", flush=True)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", choices=["val", "common"], default="val")
@@ -279,91 +379,8 @@ def main() -> None:
     for kind, idx in (("static", pick[: args.clips]), ("moving", pick[args.clips:])):
         sets[kind] = [render_clip(recs[i], kind, args.frames, args.seed * 100003 + int(i))
                       for i in idx]
-    results: dict = {}
-    if args.tune:
-        flow_grid = {"aligned_kalman": [dict(mode="aligned", min_cutoff=mc, beta=0.0,
-                                             motion_kalman=q, motion_kalman_speed=qs)
-                                        for mc in (0.1, 0.3) for q in (1.0, 10.0, 100.0, 1000.0)
-                                        for qs in (0.0, 1e3, 1e4, 1e5)],
-                     "aligned": [dict(min_cutoff=mc, beta=0.0, motion_min_cutoff=mm,
-                                      motion_beta=mb, motion_d_cutoff=1.0)
-                                 for mc in (0.1, 0.3) for mm in (0.1, 0.3, 1.0, 3.0)
-                                 for mb in (0.0, 10.0, 100.0)],
-                     "points": [dict(min_cutoff=mc, beta=b) for mc in (0.1, 0.3, 1.0, 3.0)
-                                for b in (0.0, 1.0, 10.0, 30.0)]}
-        grid = {"aligned": [dict(min_cutoff=mc, beta=0.0, motion_min_cutoff=mm, motion_beta=mb,
-                                 motion_d_cutoff=md, compensate_lag=cl)
-                            for mc in (0.1, 0.3, 1.0) for mm in (0.3, 1.0, 3.0, 10.0)
-                            for mb in (10.0, 30.0, 100.0) for md in (1.0, 3.0)
-                            for cl in (False, True)],
-                "aligned_kalman": [dict(mode="aligned", min_cutoff=mc, beta=0.0, motion_kalman=q,
-                                        motion_kalman_speed=qs)
-                                   for mc in (0.1, 0.3) for q in (10.0, 100.0, 1000.0, 3000.0)
-                                   for qs in (1e4, 3e4, 1e5, 3e5, 1e6)],
-                "points": [dict(min_cutoff=mc, beta=b) for mc in (0.3, 1.0, 3.0)
-                           for b in (1.0, 10.0, 30.0, 100.0)]}
-        # unsmoothed tracking recorded twice: without optical flow (crops from the last
-        # landmarks) and with it (crops moved by the measured motion, which the smoothers
-        # replayed on it also receive); both with crops from the unsmoothed landmarks
-        results["flow_accuracy_moving"] = flow_accuracy(sets["moving"], scheme)
-        print("optical flow on the moving clips:", results["flow_accuracy_moving"], flush=True)
-        base, tracks, flow_tracks, raw = {}, {}, {}, {}
-        for kind, clips in sets.items():
-            raw[kind] = run_mode(lm, clips, scheme, MODES["raw"])
-            results[f"{kind}/raw"] = raw[kind]
-            tracks[kind], flow_tracks[kind] = [], []
-            base[kind] = run_mode(lm, clips, scheme, MODES["tracking+no_flow"],
-                                  keep=tracks[kind])
-            results[f"{kind}/tracking+no_flow"] = base[kind]
-            fl = run_mode(lm, clips, scheme, MODES["tracking"], keep=flow_tracks[kind])
-            results[f"{kind}/tracking"] = fl
-            print(f"{kind:7s} raw NME {raw[kind]['nme_iod']:.3f} NMJ {raw[kind]['nmj']:.3f}; "
-                  f"tracking NME {base[kind]['nme_iod']:.3f} NMJ {base[kind]['nmj']:.3f}; "
-                  f"with flow crops NME {fl['nme_iod']:.3f} NMJ {fl['nmj']:.3f}", flush=True)
-        # Rule (the issue's target): NME within 0.05 pp of unsmoothed tracking (no flow) on
-        # both kinds, then the largest jitter reduction against raw per-frame prediction on the
-        # worse kind.
-        best = {}
-        runs = [(m, p, tracks) for m in grid for p in grid[m]]
-        runs += [(f"flow+{m}", p, flow_tracks) for m in flow_grid for p in flow_grid[m]]
-        for mode, params, rec in runs:
-            sm_mode = mode.removeprefix("flow+").removesuffix("_kalman")
-            rs = {k: replay(rec[k], [g for _, g in sets[k]], scheme, {"mode": sm_mode, **params})
-                  for k in sets}
-            gain = min(raw[k]["nmj"] / rs[k]["nmj"] for k in sets)
-            ok = all(rs[k]["nme_iod"] <= base[k]["nme_iod"] + 0.05 for k in sets)
-            key = f"{mode}/" + ",".join(f"{k}={v}" for k, v in params.items())
-            results[key] = {**{k: rs[k] for k in sets}, "min_jitter_reduction_vs_raw": gain,
-                            "nme_ok": ok}
-            half = ""
-            if rec is flow_tracks:  # the same bound with a flow that misses half the motion
-                hs = {k: replay(rec[k], [g for _, g in sets[k]], scheme,
-                                {"mode": sm_mode, **params}, motion_gain=0.5) for k in sets}
-                results[key]["half_motion"] = hs
-                half_ok = all(hs[k]["nme_iod"] <= base[k]["nme_iod"] + 0.05 for k in sets)
-                results[key]["nme_ok"] = ok = ok and half_ok
-                half = f"  half-motion moving NME {hs['moving']['nme_iod']:.3f}"
-            print(f"{key:70s} " + "  ".join(f"{k} NME {rs[k]['nme_iod']:.3f} NMJ "
-                                             f"{rs[k]['nmj']:.3f}" for k in sets)
-                  + half + f"  x{gain:.2f}{'' if ok else ' (NME)'}", flush=True)
-            if ok and gain > best.get(mode, (0,))[0]:
-                best[mode] = (gain, params)
-        results["chosen"] = {m: {"params": p, "min_jitter_reduction_vs_raw": g}
-                             for m, (g, p) in best.items()}
-        results["rule"] = ("NME within 0.05 pp of unsmoothed tracking (no flow) on static and "
-                           "moving clips (with optical flow: also when the flow's motion is "
-                           "halved), then the largest NMJ reduction against raw per-frame "
-                           "prediction on the worse of the two kinds")
-        print("chosen:", results["chosen"])
-    else:
-        for name in args.modes.split(","):
-            for kind, clips in sets.items():
-                r = run_mode(lm, clips, scheme, MODES[name])
-                results[f"{kind}/{name}"] = r
-                print(f"{kind:7s} {name:28s} NME {r['nme_iod']:.3f} %  NMJ {r['nmj']:.3f} %  "
-                      f"missed {r['missed_percent']:.2f} %  {r['fps']:.0f} fps "
-                      f"({r['ms_per_frame']:.2f} ms)  detector on {100 * r['detector_share']:.0f} %"
-                      " of frames", flush=True)
+    results = (tune(lm, sets, scheme) if args.tune
+               else measure_modes(lm, sets, scheme, args.modes.split(",")))
     doc = {**benchmark_metadata(shlex.join(["python", *sys.argv])),
            "split": args.split, "clips_per_kind": args.clips, "frames": args.frames,
            "fps_video": FPS, "frame_size": list(SIZE), "seed": args.seed,

@@ -262,6 +262,62 @@ def plan_minutes(run: Run, left: list[Run], seconds_left: float) -> float:
     return min(run.minutes, avail * share)
 
 
+def _train_one(run, rec: dict, folder: Path, over: dict, cfg, minutes: float, timed: bool,
+               smoke: bool, deadline: float, env: dict) -> bool:
+    """Train one run in a child process (its log in ``folder/train.log``), stopped past its
+    time limit; fills ``rec`` (command, exit code, wall time, epochs, best validation NME,
+    faces per second) and returns whether a model was exported."""
+    cmd = [sys.executable, "-m", "faceland.cli", "train", run.config, *_set_args(over)]
+    rec["command"] = " ".join(cmd[1:])
+    print(f"[gpu_paper_runs] {run.name}: training"
+          + (f" for {minutes:.2f} min" if timed else "") + f" ({rec['pretrained']})", flush=True)
+    t1 = time.time()
+    with open(folder / "train.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        limit = max(60.0, min(minutes * 60 + 180, deadline + 30 - t1)) if timed else None
+        try:
+            proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            _stop(proc, 20)
+            rec["status"] = "stopped: ran past its time limit"
+    rec["train_returncode"] = proc.returncode
+    rec["train_wall_s"] = round(time.time() - t1, 1)
+    card = _read_json(folder / "model.json")
+    if proc.returncode != 0 or card is None or not (folder / "model.safetensors").exists():
+        rec.setdefault("status", f"training failed (exit {proc.returncode}): see train.log")
+        print(f"[gpu_paper_runs] {run.name}: {rec['status']}", flush=True)
+        return False
+    tr = card.get("training", {})
+    rec.update(epochs_done=tr.get("epochs_done"), n_train=tr.get("n_train"),
+               best_val_nme_iod=tr.get("best_val_nme_iod_percent"),
+               train_minutes_timer=tr.get("train_wall_minutes_total"))
+    if not smoke and rec["epochs_done"] and rec["n_train"] and rec["train_minutes_timer"]:
+        # faces per second over whole epochs, validation and checkpoints included
+        per_epoch = rec["n_train"] // cfg.batch_size * cfg.batch_size
+        rec["train_faces_per_s"] = round(rec["epochs_done"] * per_epoch
+                                         / (60 * rec["train_minutes_timer"]), 1)
+    return True
+
+
+def _collect_evals(evals: list, work: Path, deadline: float | None) -> None:
+    """Wait for the background evaluations (stopped past ``deadline``, if any) and record
+    their 300W common NME, FR and AUC in each run's record."""
+    for rec, proc, t1 in evals:
+        limit = max(30.0, deadline + 20 - time.time()) if deadline is not None else None
+        try:
+            proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            _stop(proc, 10)
+        rec["eval_wall_s"] = round(time.time() - t1, 1)
+        res = _read_json(work / rec["name"] / EVAL_JSON)
+        if proc.returncode == 0 and res is not None:
+            rec.update(nme_iod_common=res["nme_iod"], fr_common=res["fr"], auc_common=res["auc"],
+                       n_common=res["n_images"])
+            rec.setdefault("status", "ok")
+        else:
+            rec.setdefault("status", f"evaluation failed (exit {proc.returncode}): see eval.log")
+
+
 def run_all(names: list[str], data: Path, out: Path, work: Path, budget_minutes: float,
             smoke: bool, bundle: bool, download: bool, workers: int | None,
             smoke_size: int = 0) -> dict:
@@ -292,40 +348,11 @@ def run_all(names: list[str], data: Path, out: Path, work: Path, budget_minutes:
         rec["overrides"] = over
         folder = work / run.name
         folder.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "faceland.cli", "train", run.config, *_set_args(over)]
-        rec["command"] = " ".join(cmd[1:])
-        print(f"[gpu_paper_runs] {run.name}: training"
-              + (f" for {minutes:.2f} min" if timed else "") + f" ({rec['pretrained']})",
-              flush=True)
-        t1 = time.time()
-        with open(folder / "train.log", "w") as log:
-            proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-            limit = max(60.0, min(minutes * 60 + 180, deadline + 30 - t1)) if timed else None
-            try:
-                proc.wait(limit)
-            except subprocess.TimeoutExpired:
-                _stop(proc, 20)
-                rec["status"] = "stopped: ran past its time limit"
-        rec["train_returncode"] = proc.returncode
-        rec["train_wall_s"] = round(time.time() - t1, 1)
-        card = _read_json(folder / "model.json")
-        model = folder / "model.safetensors"
-        if proc.returncode != 0 or card is None or not model.exists():
-            rec.setdefault("status", f"training failed (exit {proc.returncode}): see train.log")
-            print(f"[gpu_paper_runs] {run.name}: {rec['status']}", flush=True)
+        if not _train_one(run, rec, folder, over, cfg, minutes, timed, smoke, deadline, env):
             continue
-        tr = card.get("training", {})
-        rec.update(epochs_done=tr.get("epochs_done"), n_train=tr.get("n_train"),
-                   best_val_nme_iod=tr.get("best_val_nme_iod_percent"),
-                   train_minutes_timer=tr.get("train_wall_minutes_total"))
-        if not smoke and rec["epochs_done"] and rec["n_train"] and rec["train_minutes_timer"]:
-            # faces per second over whole epochs, validation and checkpoints included
-            per_epoch = rec["n_train"] // cfg.batch_size * cfg.batch_size
-            rec["train_faces_per_s"] = round(rec["epochs_done"] * per_epoch
-                                             / (60 * rec["train_minutes_timer"]), 1)
         ecmd = [sys.executable, "-m", "faceland.cli", "evaluate", "--dataset", "300w", "--root",
-                str(data), "--split", "common", "--boxes", "gt", "--model", str(model),
-                "--json", str(folder / EVAL_JSON)]
+                str(data), "--split", "common", "--boxes", "gt", "--model",
+                str(folder / "model.safetensors"), "--json", str(folder / EVAL_JSON)]
         rec["eval_command"] = " ".join(ecmd[1:])
         elog = open(folder / "eval.log", "w")  # closed when the process is collected
         evals.append((rec, subprocess.Popen(ecmd, cwd=REPO, env=env, stdout=elog,
@@ -333,20 +360,7 @@ def run_all(names: list[str], data: Path, out: Path, work: Path, budget_minutes:
         print(f"[gpu_paper_runs] {run.name}: trained {rec['epochs_done']} epochs in "
               f"{rec['train_wall_s']:.0f} s (best val {rec['best_val_nme_iod']}); evaluating in "
               "the background", flush=True)
-    for rec, proc, t1 in evals:
-        limit = max(30.0, deadline + 20 - time.time()) if timed else None
-        try:
-            proc.wait(limit)
-        except subprocess.TimeoutExpired:
-            _stop(proc, 10)
-        rec["eval_wall_s"] = round(time.time() - t1, 1)
-        res = _read_json(work / rec["name"] / EVAL_JSON)
-        if proc.returncode == 0 and res is not None:
-            rec.update(nme_iod_common=res["nme_iod"], fr_common=res["fr"], auc_common=res["auc"],
-                       n_common=res["n_images"])
-            rec.setdefault("status", "ok")
-        else:
-            rec.setdefault("status", f"evaluation failed (exit {proc.returncode}): see eval.log")
+    _collect_evals(evals, work, deadline if timed else None)
     import torch
 
     summary = {

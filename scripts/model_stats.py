@@ -4,9 +4,10 @@
         [--threads 2]
     python scripts/model_stats.py --variants hourglass stacks=1,2,4 channels=64,128,256 [--time]
 
-One row per (model, configuration): ``defaults`` is the factory's own defaults (the paper-scale
-setting where a model follows a paper), each ``configs/*.yaml`` naming the model gives a row with
-its ``input_size`` and ``model_args`` (built with ``pretrained=False``: nothing is downloaded),
+One row per (model, configuration): ``defaults`` is the factory's own defaults with 68 points
+(the paper-scale setting where a model follows a paper), each ``configs/*.yaml`` naming the model
+gives a row with its ``input_size``, ``model_args`` and its scheme's point count (built with
+``pretrained=False``: nothing is downloaded),
 ``--smoke`` adds the test-suite's tiny setting. ``--variants MODEL KEY=V1,V2 ...`` instead gives
 one row per combination of the listed constructor arguments (values parsed as YAML scalars) on
 top of the factory defaults, e.g. seed 001's size table: stacks x channels of the hourglass.
@@ -35,6 +36,7 @@ import torch  # noqa: E402
 
 from faceland.models import SMOKE_KWARGS, create_model, list_models  # noqa: E402
 from faceland.profiling import count_flops, median_ms, parameter_count  # noqa: E402
+from faceland.schemes import get_scheme  # noqa: E402
 from faceland.training import load_config  # noqa: E402
 
 
@@ -54,7 +56,7 @@ def stats(name: str, repeats: int = 0, **kwargs) -> tuple[float, float, float | 
 
 def _row(name: str, label: str, repeats: int, **kwargs) -> tuple:
     """One table row ``(model, config, input, params M, fp32 MB, GFLOPs[, ms])``."""
-    p, g, ms, n = stats(name, repeats, num_points=68, **kwargs)
+    p, g, ms, n = stats(name, repeats, **{"num_points": 68, **kwargs})
     row = (name, label, n, f"{p:.2f}", f"{p * 4 / 1.048576:.1f}", f"{g:.2f}")
     return row + ((f"{ms:.1f}",) if repeats else ())
 
@@ -66,7 +68,8 @@ def rows(config_dir: Path, names: list[str], smoke: bool = False, verbose: bool 
     configs: dict[str, list[tuple[str, dict]]] = {}
     for path in sorted(config_dir.glob("*.yaml")):
         cfg = load_config(path)
-        kw = {**cfg.model_args, "input_size": cfg.input_size, "pretrained": False}
+        kw = {**cfg.model_args, "input_size": cfg.input_size, "pretrained": False,
+              "num_points": get_scheme(cfg.scheme).num_points}
         configs.setdefault(cfg.model, []).append((path.name, kw))
     out = []
     for name in names:

@@ -177,6 +177,32 @@ def test_profiling_counts_conv_and_deformable_flops() -> None:
                                                                                            "b"}
 
 
+def test_profiling_counts_attention_and_every_registered_model() -> None:
+    """count_flops sees attention's matrix products (PyTorch's CPU attention kernel is not in
+    the counter's table) and runs on every model, RePFormer included (it failed under
+    no_grad: "Expected gradient function to be set")."""
+    from faceland.profiling import count_flops
+
+    class Attention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mha = torch.nn.MultiheadAttention(3, 1, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = x.flatten(2).transpose(1, 2)  # (1, L, 3) tokens
+            return self.mha(t, t, t, need_weights=False)[0]
+
+    n, e = 4, 3
+    tokens = n * n
+    # in-projection (Q, K, V), Q K^T, A V, out-projection; 2 FLOPs per multiply-add
+    expected = (2 * tokens * e * 3 * e + 2 * tokens * tokens * e + 2 * tokens * tokens * e
+                + 2 * tokens * e * e)
+    assert count_flops(Attention().eval(), n) == expected
+    for name in list_models():
+        model = create_model(name, **SMOKE_KWARGS[name]).eval()
+        assert count_flops(model) > 0, name
+
+
 @pytest.mark.parametrize("name,legacy", [
     ("hourglass", {"block": "bottleneck", "stem_blocks": 2, "attention_reduction": None}),
     ("repformer", {"top_memory": "attention", "key_pos": False}),

@@ -58,13 +58,25 @@ def count_flops(model: torch.nn.Module, input_size: int | None = None) -> int:
 
     Returns:
         Operations (2 per multiply-add), deformable convolutions included.
+
+    The forward runs with autograd on (no ``torch.no_grad``), in the model's current mode:
+    under ``no_grad`` an eval-mode ``nn.MultiheadAttention`` / ``TransformerEncoderLayer`` takes
+    PyTorch's fused fast path, which the counter does not see, and the counter's module tracker
+    fails on RePFormer ("Expected gradient function to be set"). PyTorch's CPU kernel of
+    ``scaled_dot_product_attention`` (``_scaled_dot_product_flash_attention_for_cpu``) is not in
+    the counter's table; its two matrix products (``Q K^T`` and ``A V``) are added here with
+    the counter's own formula, as the GPU kernels' are.
     """
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def cpu_attention(query, key, value, *_args, out_shape=None, **_kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
 
     n = int(input_size or model.input_size)
     x = torch.rand(1, 3, n, n)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         model(x)
     return int(counter.get_total_flops()) + _deform_flops(model, x)
 
