@@ -23,6 +23,7 @@ import torch
 
 from faceland.export import OnnxLandmarkModel, export_onnx
 from faceland.models import create_model
+from faceland.outputs import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 # peers.py: benchmark-only re-creations (PFLD, MobileNetV3) with random weights, not library code
@@ -75,7 +76,7 @@ def main() -> None:
            "candidates": rows}
     print(json.dumps(out, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

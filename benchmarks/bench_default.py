@@ -39,6 +39,7 @@ from faceland.data.formats import read_image
 from faceland.export import OnnxLandmarkModel
 from faceland.geometry import crop_affine, landmark_box, warp_crop
 from faceland.inference import FaceLandmarker
+from faceland.outputs import atomic_write_text
 from faceland.profiling import benchmark_metadata, interleaved_medians
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,23 +56,15 @@ def _peer(net: torch.nn.Module, d: str, name: str):
     return OnnxLandmarkModel(path)  # same session settings as faceland's
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--previous", default="faceland-300w-mnv2-integral-128")
-    ap.add_argument("--root", default=str(REPO.parent / "shared/data/300w"))
-    ap.add_argument("--detectors", default="res10_ssd", help="comma-separated detector names")
-    ap.add_argument("--repeats", type=int, default=200)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-
-    rec = load_300w(args.root, "common")[0]
+def landmark_path_ms(rec, model: str, previous: str, repeats: int) -> tuple[dict, FaceLandmarker]:
+    """Median ms per face of faceland's landmark path (crop + model), its parts, the previous
+    default and the PFLD / MobileNetV3 re-creations, interleaved on one 300W face; returns
+    ``(ms, the landmarker of model)``."""
     img = read_image(rec.image)
     box = landmark_box(rec.points)
-    new = FaceLandmarker(args.model, detector=None)
-    new_torch = FaceLandmarker(args.model, detector=None, runtime="torch")
-    old = FaceLandmarker(args.previous, detector=None)
+    new = FaceLandmarker(model, detector=None)
+    new_torch = FaceLandmarker(model, detector=None, runtime="torch")
+    old = FaceLandmarker(previous, detector=None)
     n = new.input_size
 
     mean = np.array([0.485, 0.456, 0.406], np.float32) * 255
@@ -97,25 +90,47 @@ def main() -> None:
             "pfld_112_landmarks": peer_path(pfld),
             "mnv3_small_112_landmarks": peer_path(mnv3),
         }
-        ms = interleaved_medians(fns, args.repeats)
+        ms = interleaved_medians(fns, repeats)
         # Eager PyTorch alone, after the others: its OpenMP threads keep spinning after each
         # call and would slow whatever ran next in an interleaved round.
         with torch.no_grad():
             ms.update(interleaved_medians(
                 {"faceland_landmarks_torch": lambda: new_torch.landmarks_from_boxes(img, [box])},
-                max(20, args.repeats // 4)))
+                max(20, repeats // 4)))
+    return ms, new
 
+
+def photo_ms(model: str, detectors: list[str], repeats: int) -> dict:
+    """Per detector: faces found and median ms of predict / detect on the README photo in a
+    640 x 480 frame."""
     photo = read_image(REPO / "assets/astronaut.jpg")
     canvas = np.zeros((480, 640, 3), np.uint8)
     canvas[:, 64:576] = cv2.resize(photo, (512, 480), interpolation=cv2.INTER_AREA)
     photo_ms = {}
-    for det in args.detectors.split(","):
-        lm = FaceLandmarker(args.model, detector=det)
+    for det in detectors:
+        lm = FaceLandmarker(model, detector=det)
         found = len(lm.predict(canvas))
         photo_ms[det] = {"faces": found, **interleaved_medians(
             {"predict_ms": lambda lm=lm: lm.predict(canvas),
-             "detect_ms": lambda lm=lm: lm.detect(canvas)}, max(20, args.repeats // 4), 3)}
+             "detect_ms": lambda lm=lm: lm.detect(canvas)}, max(20, repeats // 4), 3)}
+    return photo_ms
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--previous", default="faceland-300w-mnv2-integral-128")
+    ap.add_argument("--root", default=str(REPO.parent / "shared/data/300w"))
+    ap.add_argument("--detectors", default="res10_ssd", help="comma-separated detector names")
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+
+    rec = load_300w(args.root, "common")[0]
+    ms, new = landmark_path_ms(rec, args.model, args.previous, args.repeats)
+    n = new.input_size
+    photo = photo_ms(args.model, args.detectors.split(","), args.repeats)
     peer = min(ms["pfld_112_landmarks"], ms["mnv3_small_112_landmarks"])
     out = {
         **benchmark_metadata(shlex.join(["python", *sys.argv])),
@@ -123,11 +138,11 @@ def main() -> None:
         "image": str(rec.key), "ms_per_face": ms,
         "ratio_vs_pfld": round(ms["faceland_landmarks"] / ms["pfld_112_landmarks"], 3),
         "ratio_vs_fastest_peer": round(ms["faceland_landmarks"] / peer, 3),
-        "photo_640x480": photo_ms,
+        "photo_640x480": photo,
     }
     print(json.dumps(out, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from faceland.data.formats import read_image
 from faceland.detectors import create_detector
 from faceland.export import OnnxLandmarkModel, export_onnx
 from faceland.inference import FaceLandmarker
+from faceland.outputs import atomic_write_text
 from faceland.profiling import benchmark_metadata, count_flops, median_ms, parameter_count
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def main() -> None:
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

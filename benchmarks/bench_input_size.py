@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from faceland.outputs import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -52,7 +54,7 @@ def main() -> None:
             net.load_state_dict(model.state_dict())
             path = Path(d) / f"default-{n}.onnx"
             export_onnx(net.eval(), path)
-            path.with_suffix(".json").write_text(json.dumps(
+            atomic_write_text(path.with_suffix(".json"), json.dumps(
                 {"config": {"name": card.config["name"], **cfg}, "enlarge": card.enlarge,
                  "scheme": card.scheme or "68"}))
             lms[n] = FaceLandmarker(path, detector=None)
@@ -67,7 +69,7 @@ def main() -> None:
            "sizes": rows}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

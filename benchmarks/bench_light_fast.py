@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from faceland.outputs import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -140,7 +142,7 @@ def main() -> None:
     print(json.dumps(med, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

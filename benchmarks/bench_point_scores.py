@@ -48,6 +48,7 @@ from faceland.geometry import (
     warp_crop,
 )
 from faceland.metrics import confidence_quality, normalizing_distance
+from faceland.outputs import atomic_write_text
 from faceland.profiling import benchmark_metadata
 from faceland.schemes import get_scheme
 from faceland.training import load_config, train_val_records
@@ -138,7 +139,7 @@ def main() -> None:
            "box": "ground-truth landmark box x1.25", "model": card.get("name"),
            "results": results, "face_level_scores": faces}
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
         print("wrote", args.json)
 
 

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from faceland.outputs import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
@@ -93,7 +95,7 @@ def main() -> None:
             print(f"{len(mtfl)} MTFL photos: {f['wall_s']:.1f} s ({f['images_per_s']} img/s), "
                   f"peak {f['peak_rss_mb']} MB (300 photos: {n['peak_rss_mb']} MB)")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
         print("wrote", args.json)
 
 

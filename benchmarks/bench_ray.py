@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from faceland.outputs import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -48,7 +50,7 @@ def main() -> None:
     finally:
         ray.shutdown()
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
         print("wrote", args.json)
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceland.outputs import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "300w"
 
@@ -94,7 +96,7 @@ def main() -> None:
            "rows": rows}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ from faceland.data.formats import read_image
 from faceland.geometry import apply_affine, landmark_box, nearest_box
 from faceland.inference import FaceLandmarker
 from faceland.metrics import nme, nmj
+from faceland.outputs import atomic_write_text
 from faceland.profiling import benchmark_metadata
 from faceland.schemes import get_scheme
 from faceland.smoothing import LandmarkSmoother
@@ -388,7 +389,7 @@ def main() -> None:
            "smoother_params": SMOOTHER_PARAMS, "smoother_params_no_flow": SMOOTHER_PARAMS_NO_FLOW,
            "default_smoothing": DEFAULT_SMOOTHING, "results": results}
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
         print("wrote", args.json)
 
 

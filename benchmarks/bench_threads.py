@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from faceland.outputs import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -62,7 +64,7 @@ def main() -> None:
     doc = {**benchmark_metadata(shlex.join(["python", *sys.argv])), "runs": res}
     print(json.dumps(doc, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 
 from faceland.losses import l1_loss
 from faceland.models import create_model
+from faceland.outputs import atomic_write_text
 from faceland.profiling import benchmark_metadata
 
 
@@ -57,7 +58,7 @@ def main() -> None:
            "bf16_speedup": round(ips["bf16-mixed"] / ips["fp32"], 2)}
     print(json.dumps(out, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

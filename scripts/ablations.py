@@ -21,6 +21,7 @@ from pathlib import Path
 
 from make_results import ablation_tables  # scripts/ is on sys.path when run as a script
 
+from faceland.outputs import atomic_write_text
 from faceland.training import load_config, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +88,7 @@ def run_row(study: str, row: str, data: str, minutes: float) -> dict:
         r = copy.deepcopy(run_row(src_study, src_row, data, minutes))
         r["ablation"].update(study=study, row=row, overrides=over,
                              same_run_as=f"{src_study}/{src_row}")
-        result.write_text(json.dumps(r, indent=1))
+        atomic_write_text(result, json.dumps(r, indent=1))
     elif not result.exists():
         weights = train(row_config(study, row, data, minutes))
         subprocess.run(["faceland", "evaluate", "--dataset", "300w", "--root", data,
@@ -133,7 +134,7 @@ def annotate(result: Path, study: str, row: str, base_path: str, over: dict) -> 
         }
         # Commands are run from the repository root: store them with relative paths.
         r["protocol"]["command"] = r["protocol"]["command"].replace(f"{REPO}/", "")
-        result.write_text(json.dumps(r, indent=1))
+        atomic_write_text(result, json.dumps(r, indent=1))
     return r
 
 

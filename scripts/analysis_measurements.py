@@ -143,6 +143,40 @@ def _wrap(d: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+def _mtfl_yaws(lm: FaceLandmarker, recs, idx) -> tuple:
+    """Predicted yaw, MTFL pose class and face of each record in ``idx`` found by ``lm``, and
+    the number missed."""
+    y, c, faces, missed = [], [], [], 0
+    for i in idx:
+        r = recs[i]
+        img = read_image(r.image)
+        f = _nearest(lm.predict(img), r.points)
+        if f is None or f.pose is None:
+            missed += 1
+            continue
+        y.append(f.pose["yaw"])
+        c.append(int(r.meta["pose"]))
+        faces.append(f)
+    return np.array(y), np.array(c), faces, missed
+
+
+def _fit_thresholds(y: np.ndarray, c: np.ndarray) -> list[float]:
+    """Per boundary between classes a and a + 1: the best pairwise balanced accuracy."""
+    out = []
+    for a in range(1, 5):
+        ya, yb = y[c == a], y[c == a + 1]
+        cand = np.unique(np.concatenate([ya, yb]))
+        score = [(ya < t).mean() + (yb >= t).mean() for t in cand]
+        out.append(float(cand[int(np.argmax(score))]))
+    return out
+
+
+def _balanced(y: np.ndarray, c: np.ndarray, th: list[float]) -> float:
+    """Balanced accuracy of the five classes that thresholds ``th`` give to yaws ``y``."""
+    pred = 1 + np.searchsorted(np.array(th), y, side="right")
+    return float(np.mean([(pred[c == k] == k).mean() for k in range(1, 6)]))
+
+
 def mtfl_section(lm: FaceLandmarker, root: Path) -> dict:
     """(b) yaw against MTFL's five pose classes."""
     train = load_mtfl(root, "train")
@@ -156,35 +190,7 @@ def mtfl_section(lm: FaceLandmarker, root: Path) -> dict:
     sel = [i for i in range(len(train)) if cls_tr[i] != 3] + sorted(
         rng.choice(np.where(cls_tr == 3)[0], 1000, replace=False).tolist())
 
-    def yaws(recs, idx):
-        y, c, faces, missed = [], [], [], 0
-        for i in idx:
-            r = recs[i]
-            img = read_image(r.image)
-            f = _nearest(lm.predict(img), r.points)
-            if f is None or f.pose is None:
-                missed += 1
-                continue
-            y.append(f.pose["yaw"])
-            c.append(int(r.meta["pose"]))
-            faces.append(f)
-        return np.array(y), np.array(c), faces, missed
-
-    def fit_thresholds(y, c):
-        """Per boundary between classes a and a + 1: the best pairwise balanced accuracy."""
-        out = []
-        for a in range(1, 5):
-            ya, yb = y[c == a], y[c == a + 1]
-            cand = np.unique(np.concatenate([ya, yb]))
-            score = [(ya < t).mean() + (yb >= t).mean() for t in cand]
-            out.append(float(cand[int(np.argmax(score))]))
-        return out
-
-    def balanced(y, c, th):
-        pred = 1 + np.searchsorted(np.array(th), y, side="right")
-        return float(np.mean([(pred[c == k] == k).mean() for k in range(1, 6)]))
-
-    y_tr, c_tr, f_tr, miss_tr = yaws(train, sel)
+    y_tr, c_tr, f_tr, miss_tr = _mtfl_yaws(lm, train, sel)
     # candidate point sets, on train only: balanced class accuracy of each set with its own
     # train thresholds (in-sample); POSE_POINTS leaves the mouth corners out for pitch (a smile
     # raises them), at a small cost in yaw classes here
@@ -195,9 +201,9 @@ def mtfl_section(lm: FaceLandmarker, root: Path) -> dict:
     selection = {}
     for name, idx in sets.items():
         ys = np.array([head_pose(f.landmarks, f.image_size, idx)["yaw"] for f in f_tr])
-        selection[name] = round(balanced(ys, c_tr, fit_thresholds(ys, c_tr)), 4)
-    thresholds = fit_thresholds(y_tr, c_tr)
-    y_te, c_te, _, miss_te = yaws(test, range(len(test)))
+        selection[name] = round(_balanced(ys, c_tr, _fit_thresholds(ys, c_tr)), 4)
+    thresholds = _fit_thresholds(y_tr, c_tr)
+    y_te, c_te, _, miss_te = _mtfl_yaws(lm, test, range(len(test)))
     pred = 1 + np.searchsorted(np.array(thresholds), y_te, side="right")
     conf = np.zeros((5, 5), int)
     for t, p in zip(c_te, pred, strict=True):

@@ -67,6 +67,8 @@ SRC = REPO / "src"
 if str(SRC) not in sys.path:  # a device machine runs the checkout without installing it
     sys.path.insert(0, str(SRC))
 
+from faceland.outputs import atomic_write_text  # noqa: E402  (after the path above)
+
 
 @dataclasses.dataclass(frozen=True)
 class Run:
@@ -381,7 +383,7 @@ def run_all(names: list[str], data: Path, out: Path, work: Path, budget_minutes:
 
 
 def write_summary(summary: dict, out: Path) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     lines = [f"# GPU paper runs ({summary['device']})", "",
              f"Budget {summary['budget_minutes']} min, total wall {summary['total_wall_minutes']} "
              f"min, torch {summary['torch']}, data {summary['data']}.", "",
@@ -396,7 +398,7 @@ def write_summary(summary: dict, out: Path) -> None:
                      f"{f('best_val_nme_iod', '{:.3f}')}"
                      f" | {f('nme_iod_common', '{:.3f}')} | {f('fr_common', '{:.4f}')} | "
                      f"{f('auc_common', '{:.4f}')} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,7 +494,7 @@ def unpack(src: Path, dest: Path) -> list[Path]:
             card = w.with_suffix(".json")
             meta = json.loads(card.read_text())
             meta["weights_sha256"] = weights_hash(w)
-            card.write_text(json.dumps(meta, indent=2) + "\n")
+            atomic_write_text(card, json.dumps(meta, indent=2) + "\n")
         out.append(w)
     return out
 
@@ -659,7 +661,8 @@ def loader_rate(cfg, data: Path, images: int) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line: ``run``, ``unpack``, ``estimate`` and ``loader``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train + evaluate the runs")
@@ -692,7 +695,11 @@ def main(argv: list[str] | None = None) -> int:
     lo.add_argument("--data", required=True)
     lo.add_argument("--runs", nargs="+", default=list(DEVICE_RUNS), choices=list(RUNS))
     lo.add_argument("--images", type=int, default=256)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.cmd == "run":
         data = Path(args.data).resolve()
         if not data.is_dir():

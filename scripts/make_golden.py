@@ -16,6 +16,7 @@ from pathlib import Path
 
 from faceland.data.formats import read_image
 from faceland.inference import FaceLandmarker
+from faceland.outputs import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "data" / "golden_astronaut.json"
@@ -41,7 +42,7 @@ def main() -> None:
             "landmarks": [[round(float(x), 4), round(float(y), 4)] for x, y in pts[0]],
             "point_scores": None if scores is None else [round(float(s), 6) for s in scores[0]]}
         print(name)
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(OUT, json.dumps(doc, indent=1) + "\n")
     print("wrote", OUT)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from faceland.data.datasets import FaceRecord, load_300w
 from faceland.geometry import apply_affine, crop_affine, invert_affine, landmark_box
+from faceland.outputs import atomic_write_text
 
 
 def box_frame(points: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
            "box_definition": "tight ground-truth landmark box, square side max(w, h)",
            "command": shlex.join(cmd), "landmarks": table}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc) + "\n")
+    atomic_write_text(args.out, json.dumps(doc) + "\n")
     print(f"wrote {args.out} ({len(table)} faces)")
     return 0
 

@@ -48,6 +48,7 @@ from faceland.geometry import (
     nearest_box,
     warp_crop,
 )
+from faceland.outputs import atomic_write_text
 from faceland.schemes import convert_points, get_scheme
 
 CROP = 512  # side of the crop given to MediaPipe for the gt protocol, pixels
@@ -121,6 +122,30 @@ def predict468(fm, image: np.ndarray, gt_box: np.ndarray, boxes: str) -> np.ndar
     return None if m is None else apply_affine(m, invert_affine(a))
 
 
+def time_mediapipe(mp, image: str) -> str:
+    """Median milliseconds of MediaPipe (detector + mesh) on ``image`` over 30 runs, in words."""
+    from faceland.profiling import median_ms
+
+    img = read_image(image)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=10,
+                                         refine_landmarks=False) as fm:
+        ms = median_ms(lambda: fm.process(img), 30, warmup=3)
+    return (f"mediapipe {mp.__version__} face mesh on {image} {img.shape[1]}x{img.shape[0]}: "
+            f"{ms:.1f} ms per image (median of 30)")
+
+
+def fitted_map_report(mean: np.ndarray, perm468: np.ndarray, n_fit: int) -> str:
+    """``--fit-map``'s output: the symmetric 468 -> 68 map chosen from ``(68, 468)`` mean
+    distances (IOD units) and the mesh's flip pairs."""
+    best = fit_symmetric_map(mean, perm468)
+    pairs = [(i, int(j)) for i, j in enumerate(perm468) if i < j]
+    return (f"fitted on {n_fit} faces; mean distance of the chosen vertex (IOD units): "
+            f"{mean[np.arange(68), best].mean():.4f} (unconstrained nearest: "
+            f"{mean.min(axis=1).mean():.4f})\n"
+            "68 map: (" + ", ".join(str(int(v)) for v in best) + ")\n"
+            f"468 flip pairs ({len(pairs)}): {pairs}")
+
+
 def main() -> None:
     import mediapipe as mp
 
@@ -136,14 +161,7 @@ def main() -> None:
                          "(in IOD units) over the split; use on train only")
     args = ap.parse_args()
     if args.time:
-        from faceland.profiling import median_ms
-
-        img = read_image(args.time)
-        with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=10,
-                                             refine_landmarks=False) as fm:
-            ms = median_ms(lambda: fm.process(img), 30, warmup=3)
-        print(f"mediapipe {mp.__version__} face mesh on {args.time} {img.shape[1]}x{img.shape[0]}: "
-              f"{ms:.1f} ms per image (median of 30)")
+        print(time_mediapipe(mp, args.time))
         return
     records = load_300w(args.root, args.split)
     scheme = get_scheme("68")
@@ -167,14 +185,7 @@ def main() -> None:
                 print(f"  {i + 1}/{len(records)}", file=sys.stderr, flush=True)
         perm468 = mesh_flip_permutation(fm, frontal) if args.fit_map else None
     if args.fit_map:
-        mean = dist_sum / max(n_fit, 1)
-        best = fit_symmetric_map(mean, perm468)
-        print(f"fitted on {n_fit} faces; mean distance of the chosen vertex (IOD units): "
-              f"{mean[np.arange(68), best].mean():.4f} (unconstrained nearest: "
-              f"{mean.min(axis=1).mean():.4f})")
-        print("68 map: (" + ", ".join(str(int(v)) for v in best) + ")")
-        pairs = [(i, int(j)) for i, j in enumerate(perm468) if i < j]
-        print(f"468 flip pairs ({len(pairs)}): {pairs}")
+        print(fitted_map_report(dist_sum / max(n_fit, 1), perm468, n_fit))
         return
     if args.out is None:
         ap.error("--out is required unless --fit-map")
@@ -190,7 +201,7 @@ def main() -> None:
         "landmarks": preds,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc) + "\n")
+    atomic_write_text(args.out, json.dumps(doc) + "\n")
     print(f"wrote {args.out}: {sum(v is not None for v in preds.values())} of {len(preds)} faces")
 
 

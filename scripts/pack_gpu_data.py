@@ -38,6 +38,7 @@ import numpy as np
 
 from faceland.data.datasets import W300_SPLITS, load_300w
 from faceland.data.formats import read_image, write_pts
+from faceland.outputs import atomic_write_text
 
 #: The splits the GPU runs read: training (with its validation share) and the common test set.
 SPLITS = ("train", "common")
@@ -103,7 +104,7 @@ def pack(src: Path, out: Path, size: int = 256, enlarge: float = 1.25, context: 
                 "n_images": sum(counts.values()), "bytes": total, "size": size,
                 "enlarge": enlarge, "context_train": context, "context_test": test_context,
                 "format": fmt, "quality": quality, "max_per_folder": max_per_folder}
-    (out / "PACKED.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(out / "PACKED.json", json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 

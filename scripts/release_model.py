@@ -20,7 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faceland.checkpoint import weights_hash
+from faceland.checkpoint import weights_hash, write_card
+from faceland.outputs import atomic_write_text
 from faceland.pretrained import WEIGHTS_DIR as WEIGHTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def write_onnx(dst: Path, card: dict) -> None:
     card["onnx"] = {"file": onnx_path.name, "weights_sha256": card["weights_sha256"],
                     "sha256": weights_hash(onnx_path), "graph_version": GRAPH_VERSION,
                     "graph": graph}
-    dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(dst.with_suffix(".json"), card)
 
 
 def main() -> None:
@@ -100,7 +101,7 @@ def main() -> None:
         timer = ckpt["callbacks"].get("Timer", {}).get("time_elapsed", {})
         t["train_wall_minutes_total"] = round(timer["train"] / 60, 1) if "train" in timer \
             else t["wall_minutes_this_invocation"]
-    dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(dst.with_suffix(".json"), card)
     write_onnx(dst, card)
 
     results, commands = {}, {}
@@ -113,7 +114,7 @@ def main() -> None:
         results["ytf_gt"], commands["ytf_gt"] = _evaluate(args.name, args.ytf, "gt", out, "ytf")
     card["results"] = results
     card["result_commands"] = commands
-    dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(dst.with_suffix(".json"), card)
 
     print(json.dumps(results, indent=2))
     if args.default:
@@ -142,10 +143,8 @@ def _initialisation(t: dict) -> str:
     return "random (trained from scratch)"
 
 
-def write_readme_card(name: str, card: dict, dst: Path, results: dict, commands: dict) -> None:
-    """Replace the README's model-card section with this model's card."""
-    t = card["training"]
-    gt, det = results["300w_common_gt"], results["300w_common_detector"]
+def _data_text(t: dict) -> str:
+    """The card's "training data" cell from its ``training`` block."""
     data = (f"300W train images available here: {t['n_train'] + t['n_val']} of the official 3148 "
             f"(AFW 337, Helen train 870, LFPW train 805); {t['n_train']} train / {t['n_val']} "
             f"validation (model selection, seed {t['seed']})")
@@ -155,13 +154,24 @@ def write_readme_card(name: str, card: dict, dst: Path, results: dict, commands:
                  f"pseudo-labels of `{t['init']['source']}` (flip test, weight "
                  f"{m.get('pseudo_weight', 0.5)}) and their real 5 points (weight "
                  f"{m.get('five_weight', 1.0)})")
-    aug = t["augment"]
+    return data
+
+
+def _augment_text(aug: dict) -> str:
+    """The augmentations of a training config, in words."""
     extra = [k for k in ("downscale", "jpeg", "motion_blur", "defocus", "noise") if aug.get(k)]
-    aug_text = (f"rotation +-{aug.get('rotation', 30)} deg, scale, shift, flip"
-                + (f" (respecting the labels' left-right bias b = {aug['flip_x_offset']} of the crop)"
-                   if aug.get("flip_x_offset") else "")
-                + ", colour, blur, erasing" + (", " + ", ".join(extra).replace("_", " ")
-                                               if extra else ""))
+    return (f"rotation +-{aug.get('rotation', 30)} deg, scale, shift, flip"
+            + (f" (respecting the labels' left-right bias b = {aug['flip_x_offset']} of the crop)"
+               if aug.get("flip_x_offset") else "")
+            + ", colour, blur, erasing" + (", " + ", ".join(extra).replace("_", " ")
+                                           if extra else ""))
+
+
+def write_readme_card(name: str, card: dict, dst: Path, results: dict, commands: dict) -> None:
+    """Replace the README's model-card section with this model's card."""
+    t = card["training"]
+    gt, det = results["300w_common_gt"], results["300w_common_detector"]
+    data, aug_text = _data_text(t), _augment_text(t["augment"])
     det_key = _detector_of(commands["300w_common_detector"])
     det_name = {"retinaface": "RetinaFace-MobileNet0.25", "res10_ssd": "res10 SSD"}.get(det_key,
                                                                                           det_key)
@@ -206,7 +216,7 @@ et al., TPAMI 2020). {card['terms']}
                       text, flags=re.S)
     else:
         text = text.replace("MODEL_CARD_PLACEHOLDER", section)
-    readme.write_text(text)
+    atomic_write_text(readme, text)
 
 
 if __name__ == "__main__":

@@ -231,3 +231,24 @@ def test_cards_saved_before_the_fidelity_pass_still_load(tmp_path, name, legacy)
         torch.testing.assert_close(loaded(x)["coords"], model(x)["coords"])
     resaved, _ = load_model(save_model(loaded, tmp_path / "again"))
     assert all(resaved.config[k] == v for k, v in legacy.items())
+
+
+def test_write_card_checks_fields_and_refuses_links(tmp_path) -> None:
+    """checkpoint.write_card (used by save_model and scripts/release_model.py): fields checked
+    before anything is written, the card's order, never through a symbolic link."""
+    from faceland.checkpoint import write_card
+    from faceland.errors import FormatError
+    from faceland.outputs import UnsafeOutputError
+
+    path = write_card(tmp_path / "m.json", {"name": "m", "config": {"name": "integral"},
+                                             "scheme": "68", "input_size": 128})
+    assert list(json.loads(path.read_text())) == ["config", "scheme", "input_size", "name"]
+    with pytest.raises(FormatError, match="input_size"):
+        write_card(tmp_path / "bad.json", {"config": {"name": "integral"}, "input_size": -3})
+    assert not (tmp_path / "bad.json").exists()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "link.json").symlink_to(victim)
+    with pytest.raises(UnsafeOutputError):
+        write_card(tmp_path / "link.json", {"config": {"name": "integral"}})
+    assert victim.read_text() == "keep"

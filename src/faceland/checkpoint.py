@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # torch is imported only to build or save a model, not to rea
 
 __all__ = ["save_model", "load_model", "read_card", "resolve_weights", "default_model_path",
            "weights_hash", "DEFAULT_MODEL", "ModelCard", "LAYOUT_VERSION", "LAYOUT_1_DEFAULTS",
-           "MIN_INPUT_SIZE", "MAX_INPUT_SIZE", "MAX_ENLARGE"]
+           "MIN_INPUT_SIZE", "MAX_INPUT_SIZE", "MAX_ENLARGE", "write_card"]
 
 #: Version of the architectures' defaults a card is written against. Cards without it (saved
 #: before the 2026-12 fidelity pass, docs/fidelity.md) get the earlier defaults filled in by
@@ -240,7 +240,7 @@ def save_model(model: LandmarkModel, path: str | Path, card: dict | ModelCard | 
     """
     from safetensors.torch import save_file
 
-    from faceland.outputs import atomic_path, atomic_write_text
+    from faceland.outputs import atomic_path
 
     path = Path(path).with_suffix(".safetensors")
     given = card.to_dict() if isinstance(card, ModelCard) else dict(card or {})
@@ -248,10 +248,27 @@ def save_model(model: LandmarkModel, path: str | Path, card: dict | ModelCard | 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp))
-    meta = {**typed.to_dict(), "weights_sha256": weights_hash(path),
-            "layout_version": LAYOUT_VERSION}
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    typed.weights_sha256, typed.layout_version = weights_hash(path), LAYOUT_VERSION
+    write_card(path.with_suffix(".json"), typed)
     return path
+
+
+def write_card(path: str | Path, card: dict | ModelCard) -> Path:
+    """Write a model card JSON (``NAME.json`` beside the weights) atomically and never through
+    a link (:mod:`faceland.outputs`), its fields checked first and written in the card's order;
+    returns the path.
+
+    Raises:
+        faceland.errors.FormatError: not a card, or a field of the wrong type or range
+            (:meth:`ModelCard.from_dict`), before anything is written.
+        OSError: the file cannot be written.
+    """
+    from faceland.outputs import atomic_write_text
+
+    p = Path(path)
+    typed = ModelCard.from_dict(card.to_dict() if isinstance(card, ModelCard) else card, p)
+    atomic_write_text(p, json.dumps(typed.to_dict(), indent=2) + "\n")
+    return p
 
 
 def weights_hash(path: str | Path) -> str:
