@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceland.export import OnnxLandmarkModel, export_onnx
+from faceland.export import export_onnx
 from faceland.models import create_model
 from faceland.outputs import atomic_write_text
+from faceland.runtimes import OnnxLandmarkModel
 
 REPO = Path(__file__).resolve().parents[1]
 # peers.py: benchmark-only re-creations (PFLD, MobileNetV3) with random weights, not library code
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_default import _peer  # noqa: E402
-from peers import PFLDBackbone  # noqa: E402
+from peers import PFLDBackbone, peer_graph  # noqa: E402
 
 from faceland.profiling import (  # noqa: E402
     benchmark_metadata,
@@ -63,7 +63,7 @@ def main() -> None:
             ort = OnnxLandmarkModel(export_onnx(m, Path(d) / f"c{i}.onnx"))
             crop = np.random.default_rng(0).integers(0, 256, (1, n, n, 3), dtype=np.uint8)
             fns[name] = lambda ort=ort, crop=crop: ort.predict_crops(crop)
-        pfld = _peer(PFLDBackbone(), d, "pfld")
+        pfld = peer_graph(PFLDBackbone(), d, "pfld")
         x = np.random.default_rng(0).random((1, 3, 112, 112), dtype=np.float32)
         fns["PFLD 1x re-creation, 112 px (reference)"] = lambda: pfld.session.run(None,
                                                                                    {"input": x})

@@ -36,24 +36,16 @@ import torch
 
 from faceland.data.datasets import load_300w
 from faceland.data.formats import read_image
-from faceland.export import OnnxLandmarkModel
 from faceland.geometry import crop_affine, landmark_box, warp_crop
 from faceland.inference import FaceLandmarker
 from faceland.outputs import atomic_write_text
 from faceland.profiling import benchmark_metadata, interleaved_medians
+from faceland.runtimes import OnnxLandmarkModel
 
 REPO = Path(__file__).resolve().parents[1]
 # peers.py: benchmark-only re-creations (PFLD, MobileNetV3) with random weights, not library code
 sys.path.insert(0, str(REPO / "benchmarks"))
-from peers import PFLDBackbone, mobilenet_v3_small_112  # noqa: E402
-
-
-def _peer(net: torch.nn.Module, d: str, name: str):
-    path = Path(d) / f"{name}.onnx"
-    torch.onnx.export(net.eval(), (torch.rand(1, 3, 112, 112),), str(path),
-                      input_names=["input"], output_names=["out"], opset_version=17,
-                      dynamo=False)
-    return OnnxLandmarkModel(path)  # same session settings as faceland's
+from peers import PFLDBackbone, mobilenet_v3_small_112, peer_graph  # noqa: E402
 
 
 def landmark_path_ms(rec, model: str, previous: str, repeats: int) -> tuple[dict, FaceLandmarker]:
@@ -79,8 +71,8 @@ def landmark_path_ms(rec, model: str, previous: str, repeats: int) -> tuple[dict
         return run
 
     with tempfile.TemporaryDirectory() as d:
-        pfld = _peer(PFLDBackbone(), d, "pfld")
-        mnv3 = _peer(mobilenet_v3_small_112(), d, "mnv3s")
+        pfld = peer_graph(PFLDBackbone(), d, "pfld")
+        mnv3 = peer_graph(mobilenet_v3_small_112(), d, "mnv3s")
         crop = warp_crop(img, crop_affine(box, n, new.enlarge), n)[None]
         fns = {
             "faceland_landmarks": lambda: new.landmarks_from_boxes(img, [box]),

@@ -28,10 +28,11 @@ import torch
 from faceland.checkpoint import load_model
 from faceland.data.formats import read_image
 from faceland.detectors import create_detector
-from faceland.export import OnnxLandmarkModel, export_onnx
+from faceland.export import export_onnx
 from faceland.inference import FaceLandmarker
 from faceland.outputs import atomic_write_text
 from faceland.profiling import benchmark_metadata, count_flops, median_ms, parameter_count
+from faceland.runtimes import OnnxLandmarkModel
 
 REPO = Path(__file__).resolve().parents[1]
 

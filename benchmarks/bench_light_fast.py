@@ -42,19 +42,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _pfld(d: str, runtime: str):
-    import torch
+    sys.path.insert(0, str(REPO / "benchmarks"))  # peers.py: benchmark-only re-creations
+    from peers import PFLDBackbone, peer_graph
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from peers import PFLDBackbone
-
-    from faceland.export import OnnxLandmarkModel
-
-    path = Path(d) / "pfld.onnx"
-    if not path.exists():
-        torch.onnx.export(PFLDBackbone().eval(), (torch.rand(1, 3, 112, 112),), str(path),
-                          input_names=["input"], output_names=["out"], opset_version=17,
-                          dynamo=False)
-    return OnnxLandmarkModel(path, runtime=runtime)
+    return peer_graph(PFLDBackbone(), d, "pfld", runtime)
 
 
 def _video_ms(lm, frames: list[np.ndarray]) -> tuple[float, int]:

@@ -16,11 +16,13 @@ Nothing here is used by the library.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torchvision
 from torch import nn
 
-__all__ = ["PFLDBackbone", "mobilenet_v3_small_112"]
+__all__ = ["PFLDBackbone", "mobilenet_v3_small_112", "peer_graph"]
 
 
 def _cbr(cin: int, cout: int, k: int, s: int, groups: int = 1) -> nn.Sequential:
@@ -67,3 +69,17 @@ class PFLDBackbone(nn.Module):
 def mobilenet_v3_small_112() -> nn.Module:
     """torchvision MobileNetV3-small with 136 outputs (68 x 2), for 112 px input."""
     return torchvision.models.mobilenet_v3_small(num_classes=136)
+
+
+def peer_graph(net: nn.Module, folder: str | Path, name: str, runtime: str = "onnx"):
+    """``net`` (a 112 px peer) exported to ``folder/name.onnx`` (once) and opened with
+    faceland's runtime settings (:class:`faceland.runtimes.OnnxLandmarkModel`: same threads and
+    denormal flushing as faceland's own graphs); input ``input`` ``(B, 3, 112, 112)``."""
+    from faceland.runtimes import OnnxLandmarkModel
+
+    path = Path(folder) / f"{name}.onnx"
+    if not path.exists():
+        torch.onnx.export(net.eval(), (torch.rand(1, 3, 112, 112),), str(path),
+                          input_names=["input"], output_names=["out"], opset_version=17,
+                          dynamo=False)
+    return OnnxLandmarkModel(path, runtime=runtime)

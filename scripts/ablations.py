@@ -17,9 +17,8 @@ import argparse
 import copy
 import json
 import subprocess
+import sys
 from pathlib import Path
-
-from make_results import ablation_tables  # scripts/ is on sys.path when run as a script
 
 from faceland.outputs import atomic_write_text
 from faceland.training import load_config, train
@@ -108,8 +107,9 @@ def main() -> None:
     for row in STUDIES[args.study][1]:
         if not args.rows or row in args.rows:
             run_row(args.study, row, args.data, args.minutes)
-    out_dir = REPO / "docs" / "results" / "ablations"
-    print("\n".join(ablation_tables(out_dir, study=args.study)))
+    # the study's table, as docs/results.md will show it (scripts run each other as commands)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_results.py"), "--ablation",
+                    args.study], check=True, cwd=REPO)
 
 
 def annotate(result: Path, study: str, row: str, base_path: str, over: dict) -> dict:

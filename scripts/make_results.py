@@ -549,7 +549,12 @@ def main() -> None:
     ap.add_argument("--check", action="store_true",
                     help="only check that every reproducible row's commands parse, its weights "
                          "resolve and its configs build (no evaluation); exit 1 on an error")
+    ap.add_argument("--ablation", metavar="STUDY",
+                    help="only print the table of this ablation study (scripts/ablations.py)")
     args = ap.parse_args()
+    if args.ablation:
+        print("\n".join(ablation_tables(args.results / "ablations", study=args.ablation)))
+        return
     if args.check:
         sys.exit(_print_check(args.results))
     if args.rerun:

@@ -98,11 +98,7 @@ def test_model_stats_variants_count_parameters() -> None:
 
 
 def test_shared_ablation_runs_resolve_to_the_same_config() -> None:
-    sys.path.insert(0, str(SCRIPTS))  # ablations.py imports make_results from scripts/
-    try:
-        abl = _load("ablations")
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    abl = _load("ablations")  # scripts import the library only, not each other
 
     assert abl.SAME_RUN
     for (study, row), (src_study, src_row) in abl.SAME_RUN.items():
@@ -237,3 +233,19 @@ def test_check_mode_reports_what_would_not_run(tmp_path: Path) -> None:
                             "its training run: `faceland train configs/hourglass_cpu.yaml --set "
                             "epochs=3`"]
     assert report.counts["training commands"] == 2
+
+
+def test_scripts_and_benchmarks_import_the_library_not_each_other() -> None:
+    """Issue 28: scripts import faceland, not each other (a script runs another as a command);
+    benchmarks share only benchmarks/peers.py (the peer re-creations, not library code)."""
+    import ast
+
+    repo = SCRIPTS.parent
+    for folder, allowed in ((SCRIPTS, set()), (repo / "benchmarks", {"peers"})):
+        names = {p.stem for p in folder.glob("*.py")}
+        for path in folder.glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                mods = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                        [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                bad = {m.split(".")[0] for m in mods} & (names - allowed)
+                assert not bad, f"{path.name} imports {bad}"
