@@ -23,7 +23,7 @@ import torch
 
 from faceland.export import export_onnx
 from faceland.models import create_model
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.runtimes import OnnxLandmarkModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def main() -> None:
            "candidates": rows}
     print(json.dumps(out, indent=2))
     if args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+        atomic_write_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from faceland.data.datasets import load_300w
 from faceland.data.formats import read_image
 from faceland.geometry import crop_affine, landmark_box, warp_crop
 from faceland.inference import FaceLandmarker
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.profiling import benchmark_metadata, interleaved_medians
 from faceland.runtimes import OnnxLandmarkModel
 
@@ -134,7 +134,7 @@ def main() -> None:
     }
     print(json.dumps(out, indent=2))
     if args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+        atomic_write_json(args.json, out)
 
 
 if __name__ == "__main__":

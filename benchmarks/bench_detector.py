@@ -39,7 +39,7 @@ from faceland.data.datasets import load_300w, load_ytf
 from faceland.data.formats import read_image
 from faceland.detectors import create_detector
 from faceland.geometry import landmark_box
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.profiling import benchmark_metadata
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def main() -> None:
     out["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
     if args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+        atomic_write_json(args.json, out)
 
 
 if __name__ == "__main__":

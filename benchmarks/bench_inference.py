@@ -30,7 +30,7 @@ from faceland.data.formats import read_image
 from faceland.detectors import create_detector
 from faceland.export import export_onnx
 from faceland.inference import FaceLandmarker
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.profiling import benchmark_metadata, count_flops, median_ms, parameter_count
 from faceland.runtimes import OnnxLandmarkModel
 
@@ -85,8 +85,7 @@ def main() -> None:
     out = {k: round(v, 3) if isinstance(v, float | np.floating) else v for k, v in res.items()}
     print(json.dumps(out, indent=2))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+        atomic_write_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,8 +68,7 @@ def main() -> None:
     doc = {**benchmark_metadata(shlex.join(["python", *sys.argv])), "validation_faces": len(val),
            "sizes": rows}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
+        atomic_write_json(args.json, doc)
 
 
 if __name__ == "__main__":

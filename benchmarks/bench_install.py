@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.profiling import benchmark_metadata
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,8 +79,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     doc = {**benchmark_metadata(shlex.join(["python", *sys.argv])), "installs": res}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(doc, indent=2) + "\n")
+    atomic_write_json(args.out, doc)
     print(json.dumps(res, indent=2))
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,8 +132,7 @@ def main() -> None:
            "median_of_rounds": med}
     print(json.dumps(med, indent=2))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
+        atomic_write_json(args.json, doc)
 
 
 if __name__ == "__main__":

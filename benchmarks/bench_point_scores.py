@@ -26,7 +26,6 @@ photos (wild faces; a seeded sample).
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -48,7 +47,7 @@ from faceland.geometry import (
     warp_crop,
 )
 from faceland.metrics import confidence_quality, normalizing_distance
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.profiling import benchmark_metadata
 from faceland.schemes import get_scheme
 from faceland.training import load_config, train_val_records
@@ -139,7 +138,7 @@ def main() -> None:
            "box": "ground-truth landmark box x1.25", "model": card.get("name"),
            "results": results, "face_level_scores": faces}
     if args.json:
-        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
+        atomic_write_json(args.json, doc)
         print("wrote", args.json)
 
 

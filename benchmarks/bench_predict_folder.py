@@ -16,7 +16,6 @@ revision of faceland in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -95,7 +94,7 @@ def main() -> None:
             print(f"{len(mtfl)} MTFL photos: {f['wall_s']:.1f} s ({f['images_per_s']} img/s), "
                   f"peak {f['peak_rss_mb']} MB (300 photos: {n['peak_rss_mb']} MB)")
     if args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+        atomic_write_json(args.json, out)
         print("wrote", args.json)
 
 

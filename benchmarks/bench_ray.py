@@ -11,13 +11,12 @@ its own actors, so their model loading is included.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +49,7 @@ def main() -> None:
     finally:
         ray.shutdown()
     if args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+        atomic_write_json(args.json, out)
         print("wrote", args.json)
 
 

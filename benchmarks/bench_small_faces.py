@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "300w"
@@ -95,8 +95,7 @@ def main() -> None:
                         "min_face": lm.detector.min_face, "large_side": lm.detector.large_side},
            "rows": rows}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
+        atomic_write_json(args.json, doc)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,6 @@ second of ``process`` alone (rendering excluded), all modes timed in the same ru
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import sys
@@ -63,7 +62,7 @@ from faceland.data.formats import read_image
 from faceland.geometry import apply_affine, landmark_box, nearest_box
 from faceland.inference import FaceLandmarker
 from faceland.metrics import nme, nmj
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.profiling import benchmark_metadata
 from faceland.schemes import get_scheme
 from faceland.smoothing import LandmarkSmoother
@@ -389,7 +388,7 @@ def main() -> None:
            "smoother_params": SMOOTHER_PARAMS, "smoother_params_no_flow": SMOOTHER_PARAMS_NO_FLOW,
            "default_smoothing": DEFAULT_SMOOTHING, "results": results}
     if args.json:
-        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
+        atomic_write_json(args.json, doc)
         print("wrote", args.json)
 
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def main() -> None:
     doc = {**benchmark_metadata(shlex.join(["python", *sys.argv])), "runs": res}
     print(json.dumps(doc, indent=2))
     if args.json:
-        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
+        atomic_write_json(args.json, doc)
 
 
 if __name__ == "__main__":

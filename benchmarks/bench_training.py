@@ -22,7 +22,7 @@ import torch
 
 from faceland.losses import l1_loss
 from faceland.models import create_model
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.profiling import benchmark_metadata
 
 
@@ -58,7 +58,7 @@ def main() -> None:
            "bf16_speedup": round(ips["bf16-mixed"] / ips["fp32"], 2)}
     print(json.dumps(out, indent=2))
     if args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+        atomic_write_json(args.json, out)
 
 
 if __name__ == "__main__":

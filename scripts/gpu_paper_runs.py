@@ -67,7 +67,7 @@ SRC = REPO / "src"
 if str(SRC) not in sys.path:  # a device machine runs the checkout without installing it
     sys.path.insert(0, str(SRC))
 
-from faceland.outputs import atomic_write_text  # noqa: E402  (after the path above)
+from faceland.outputs import atomic_write_json, atomic_write_text  # noqa: E402  (after the path above)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,7 +383,7 @@ def run_all(names: list[str], data: Path, out: Path, work: Path, budget_minutes:
 
 
 def write_summary(summary: dict, out: Path) -> None:
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_json(out / "summary.json", summary, indent=1)
     lines = [f"# GPU paper runs ({summary['device']})", "",
              f"Budget {summary['budget_minutes']} min, total wall {summary['total_wall_minutes']} "
              f"min, torch {summary['torch']}, data {summary['data']}.", "",
@@ -494,7 +494,7 @@ def unpack(src: Path, dest: Path) -> list[Path]:
             card = w.with_suffix(".json")
             meta = json.loads(card.read_text())
             meta["weights_sha256"] = weights_hash(w)
-            atomic_write_text(card, json.dumps(meta, indent=2) + "\n")
+            atomic_write_json(card, meta)
         out.append(w)
     return out
 

@@ -11,12 +11,11 @@ graph fails loudly. Run this only for an intended change, and say why in the com
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from faceland.data.formats import read_image
 from faceland.inference import FaceLandmarker
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "data" / "golden_astronaut.json"
@@ -42,7 +41,7 @@ def main() -> None:
             "landmarks": [[round(float(x), 4), round(float(y), 4)] for x, y in pts[0]],
             "point_scores": None if scores is None else [round(float(s), 6) for s in scores[0]]}
         print(name)
-    atomic_write_text(OUT, json.dumps(doc, indent=1) + "\n")
+    atomic_write_json(OUT, doc, indent=1)
     print("wrote", OUT)
 
 

@@ -20,7 +20,6 @@ that side; each test face gets it scaled and moved into its own box. Points are 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 
 from faceland.data.datasets import FaceRecord, load_300w
 from faceland.geometry import apply_affine, crop_affine, invert_affine, landmark_box
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 
 
 def box_frame(points: np.ndarray) -> np.ndarray:
@@ -60,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"system": "mean-shape-300w-train", "scheme": "68", "box_source": "gt",
            "box_definition": "tight ground-truth landmark box, square side max(w, h)",
            "command": shlex.join(cmd), "landmarks": table}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(doc) + "\n")
+    atomic_write_json(args.out, doc, indent=None)
     print(f"wrote {args.out} ({len(table)} faces)")
     return 0
 

@@ -31,7 +31,6 @@ MediaPipe's normalised coordinates are taken as pixel-edge fractions: ``x * W - 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -48,7 +47,7 @@ from faceland.geometry import (
     nearest_box,
     warp_crop,
 )
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 from faceland.schemes import convert_points, get_scheme
 
 CROP = 512  # side of the crop given to MediaPipe for the gt protocol, pixels
@@ -200,8 +199,7 @@ def main() -> None:
         "command": shlex.join(["python", "scripts/mediapipe_predictions.py", *sys.argv[1:]]),
         "landmarks": preds,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(doc) + "\n")
+    atomic_write_json(args.out, doc, indent=None)
     print(f"wrote {args.out}: {sum(v is not None for v in preds.values())} of {len(preds)} faces")
 
 

@@ -29,7 +29,6 @@ re-evaluated on the original images before they are reported (docs/gpu.md).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -38,7 +37,7 @@ import numpy as np
 
 from faceland.data.datasets import W300_SPLITS, load_300w
 from faceland.data.formats import read_image, write_pts
-from faceland.outputs import atomic_write_text
+from faceland.outputs import atomic_write_json
 
 #: The splits the GPU runs read: training (with its validation share) and the common test set.
 SPLITS = ("train", "common")
@@ -104,7 +103,7 @@ def pack(src: Path, out: Path, size: int = 256, enlarge: float = 1.25, context: 
                 "n_images": sum(counts.values()), "bytes": total, "size": size,
                 "enlarge": enlarge, "context_train": context, "context_test": test_context,
                 "format": fmt, "quality": quality, "max_per_folder": max_per_folder}
-    atomic_write_text(out / "PACKED.json", json.dumps(manifest, indent=1) + "\n")
+    atomic_write_json(out / "PACKED.json", manifest, indent=1)
     return manifest
 
 

@@ -263,11 +263,11 @@ def write_card(path: str | Path, card: dict | ModelCard) -> Path:
             (:meth:`ModelCard.from_dict`), before anything is written.
         OSError: the file cannot be written.
     """
-    from faceland.outputs import atomic_write_text
+    from faceland.outputs import atomic_write_json
 
     p = Path(path)
     typed = ModelCard.from_dict(card.to_dict() if isinstance(card, ModelCard) else card, p)
-    atomic_write_text(p, json.dumps(typed.to_dict(), indent=2) + "\n")
+    atomic_write_json(p, typed.to_dict())
     return p
 
 

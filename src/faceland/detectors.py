@@ -80,8 +80,9 @@ class FaceDetector:
         return self.calibration.apply(box)
 
     def from_landmark_box(self, box: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`to_landmark_box`: a landmark box -> the square box this detector
-        would report for that face (image pixels, 0-based pixel centres)."""
+        """Inverse of :meth:`to_landmark_box`: a landmark box -> the box this detector would
+        report for that face, of its typical height / width (:attr:`BoxCalibration.aspect`;
+        image pixels, 0-based pixel centres)."""
         return self.calibration.invert(box)
 
 

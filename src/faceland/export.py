@@ -18,11 +18,12 @@ records the same weights hash, else exports once into a cache folder keyed by th
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from faceland.outputs import atomic_write_json
 
 # The runner and session settings live in faceland.runtimes; kept importable from here.
 from faceland.runtimes import ALLOW_SPINNING, OnnxLandmarkModel, ort_session  # noqa: F401
@@ -99,7 +100,7 @@ def export_onnx(model: LandmarkModel, path: str | Path, card: dict | None = None
             os.unlink(tmp)
     if card is not None:
         meta = {k: v for k, v in card.items() if not k.startswith("_")}  # dict or ModelCard
-        p.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        atomic_write_json(p.with_suffix(".json"), meta)
     return p
 
 

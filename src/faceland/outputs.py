@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,7 @@ __all__ = [
     "UnsafeOutputError",
     "append_file",
     "atomic_write_bytes",
+    "atomic_write_json",
     "atomic_write_text",
     "check_not_inputs",
     "check_output_file",
@@ -148,6 +150,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write_bytes` of UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: object, indent: int | None = 2) -> Path:
+    """:func:`atomic_write_text` of ``obj`` as JSON (``indent`` spaces, ``None``: one line) and
+    a final newline."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
 @contextlib.contextmanager

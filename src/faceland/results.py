@@ -209,13 +209,13 @@ class EvalResult:
 
     def write(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON (inf / NaN written as ``null``), atomically
-        (:func:`faceland.outputs.atomic_write_text`); returns the path.
+        (:func:`faceland.outputs.atomic_write_json`); returns the path.
 
         Raises:
             faceland.outputs.UnsafeOutputError: ``path`` is a symbolic link or a directory.
             OSError: the file cannot be written (the temporary file is removed).
         """
-        from faceland.outputs import atomic_write_text
+        from faceland.outputs import atomic_write_json
 
         def clean(o: Any) -> Any:
             if isinstance(o, float) and not math.isfinite(o):
@@ -226,7 +226,7 @@ class EvalResult:
                 return [clean(v) for v in o]
             return o
 
-        return atomic_write_text(path, json.dumps(clean(self.to_dict()), indent=2) + "\n")
+        return atomic_write_json(path, clean(self.to_dict()))
 
     @property
     def name(self) -> str:

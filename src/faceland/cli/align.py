@@ -21,7 +21,6 @@ before the model loads), ``--out`` left out of the input walk.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -96,7 +95,7 @@ def _write(path: Path, target: Path, img: np.ndarray, faces, args) -> int:
 
     from faceland.face_analysis import align_face, template_points
     from faceland.geometry import invert_affine
-    from faceland.outputs import atomic_write_bytes, atomic_write_text, source_record
+    from faceland.outputs import atomic_write_bytes, atomic_write_json, source_record
 
     entries = []
     for k, f in enumerate(faces):
@@ -116,7 +115,7 @@ def _write(path: Path, target: Path, img: np.ndarray, faces, args) -> int:
            "size": int(args.size), "template": args.template,
            "template_points": np.round(template_points(args.size, args.template), 4).tolist(),
            "faces": entries, "source": source_record(path)}
-    atomic_write_text(_json_name(target), json.dumps(doc) + "\n")
+    atomic_write_json(_json_name(target), doc, indent=None)
     return len(entries)
 
 

@@ -149,7 +149,7 @@ def _write_outputs(path: Path, target: Path, img: np.ndarray, faces, args, sink=
     import cv2
 
     from faceland.inference import result_json
-    from faceland.outputs import atomic_write_bytes, atomic_write_text, source_record
+    from faceland.outputs import atomic_write_bytes, atomic_write_json, source_record
     from faceland.visualize import draw_faces
 
     doc = result_json(path, img, faces)
@@ -163,7 +163,7 @@ def _write_outputs(path: Path, target: Path, img: np.ndarray, faces, args, sink=
         sink.write(json.dumps(doc) + "\n")
         sink.flush()
     else:
-        atomic_write_text(_out(target, ".json"), json.dumps(doc) + "\n")
+        atomic_write_json(_out(target, ".json"), doc, indent=None)
 
 
 def _complete(path: Path, target: Path, args) -> bool:

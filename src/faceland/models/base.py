@@ -85,8 +85,9 @@ class LandmarkModel(nn.Module):
         """The landmark-runtime call (:class:`faceland.runtimes.LandmarkRunner`), eager
         PyTorch on the model's device: ``(B, N, N, 3)`` uint8 RGB crops -> ``(B, K, 2)`` float32
         normalised crop coordinates and ``(B, K)`` float32 scores (or ``None``)."""
-        t = torch.from_numpy(np.ascontiguousarray(crops)).float().div_(255.0).permute(0, 3, 1, 2)
-        c, s = self.predict_with_scores(t.to(self.pixel_mean.device))
+        from faceland.data.crops import image_to_tensor
+
+        c, s = self.predict_with_scores(image_to_tensor(crops).to(self.pixel_mean.device))
         return (c.float().cpu().numpy(), None if s is None else s.float().cpu().numpy())
 
 
